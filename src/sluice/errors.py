@@ -1,0 +1,88 @@
+"""One rooted error hierarchy for Sluice.
+
+::
+
+    SluiceError
+    ├── ConfigError                 settings or files that cannot be used; carries every problem
+    │   └── WorkflowError           a workflow definition that does not validate
+    ├── NotFoundError               an event, workflow or other named thing does not exist
+    ├── StoreError                  the store failed or holds something it cannot read
+    ├── AdmissionError              work refused at the door (full queue, guard closed)
+    └── StepError                   a step failed; ``retryable`` and ``retry_after`` steer retries
+        ├── BudgetExceededError     a step or event time budget was used up
+        └── StepOutputError         a step returned something that is not a JSON object
+
+Retry behaviour is carried on the error itself (``retryable``, ``retry_after``) so the
+runtime never has to guess from exception types it does not own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SluiceError(Exception):
+    """Root of every error Sluice raises on purpose."""
+
+
+class ConfigError(SluiceError):
+    """Settings or files that cannot be used.
+
+    ``problems`` lists every problem found, each prefixed with the path of the offending field
+    (``steps[2].pool: unknown pool 'gpu'``), so a user fixes them all in one pass.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        text = message if not self.problems else message + "\n  " + "\n  ".join(self.problems)
+        super().__init__(text)
+
+
+class WorkflowError(ConfigError):
+    """A workflow definition that does not validate."""
+
+
+class NotFoundError(SluiceError):
+    """An event, workflow or other named thing does not exist."""
+
+
+class StoreError(SluiceError):
+    """The store failed, or holds data it cannot read."""
+
+
+class AdmissionError(SluiceError):
+    """Work refused at the door; ``retry_after`` tells the caller when to come back."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StepError(SluiceError):
+    """A step failed.
+
+    ``retryable`` says whether running the step again may help; ``retry_after`` (seconds) is
+    a lower bound on the delay before the next attempt, e.g. from a provider's ``Retry-After``.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class BudgetExceededError(StepError):
+    """A time budget was used up; ``budget`` names which one (``step`` or ``event``)."""
+
+    def __init__(self, message: str, *, budget: str, retryable: bool) -> None:
+        super().__init__(message, retryable=retryable)
+        self.budget = budget
+
+
+class StepOutputError(StepError):
+    """A step returned something that is not a JSON object; running it again will not help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
