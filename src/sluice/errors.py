@@ -8,6 +8,7 @@
     ├── NotFoundError               an event, workflow or other named thing does not exist
     ├── StoreError                  the store failed or holds something it cannot read
     ├── AdmissionError              work refused at the door (full queue, guard closed)
+    ├── InvalidInputError           an event's input does not match its workflow's schema
     └── StepError                   a step failed; ``retryable`` and ``retry_after`` steer retries
         ├── BudgetExceededError     a step or event time budget was used up
         └── StepOutputError         a step returned something that is not a JSON object
@@ -56,6 +57,15 @@ class AdmissionError(SluiceError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidInputError(SluiceError):
+    """An event's input does not match its workflow's input schema; ``problems`` lists all."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        text = message if not self.problems else message + "\n  " + "\n  ".join(self.problems)
+        super().__init__(text)
 
 
 class StepError(SluiceError):

@@ -1,0 +1,100 @@
+"""Builds the object graph of one Sluice app from its settings, with one async lifecycle.
+
+::
+
+    settings = load_settings(Path("examples/hello"))
+    async with SluiceApp.from_settings(settings) as app:
+        event_id = await app.runtime.submit("hello", {"name": "Ada"})
+        record = await app.runtime.wait(event_id, timeout=5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluice.config import AppSettings
+from sluice.errors import ConfigError
+from sluice.runtime.engine import Runtime
+from sluice.store.base import Store
+from sluice.store.codec import PayloadCodec
+from sluice.store.sqlite import SqliteStore
+from sluice.workflow.registry import WorkflowRegistry
+
+
+def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Store:
+    """The store named by ``settings.store``."""
+    if settings.store.startswith("sqlite:///"):
+        return SqliteStore(
+            settings.sqlite_path(),
+            codec=codec,
+            synchronous=settings.runtime.synchronous,
+            max_batch=settings.runtime.max_batch,
+        )
+    raise ConfigError(f"store: unsupported URL {settings.store!r} (expected sqlite:///PATH)")
+
+
+@dataclass
+class SluiceApp:
+    """The store, the workflows and the runtime of one process, started and stopped together."""
+
+    settings: AppSettings
+    store: Store
+    registry: WorkflowRegistry
+    runtime: Runtime
+    services: Mapping[str, Any] = field(default_factory=dict)
+    started: bool = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AppSettings,
+        *,
+        run_pools: Collection[str] | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        services: Mapping[str, Any] | None = None,
+        registry: WorkflowRegistry | None = None,
+        codec: PayloadCodec | None = None,
+    ) -> SluiceApp:
+        """Load the workflows and wire store and runtime; nothing starts until :meth:`start`."""
+        if registry is None:
+            if settings.workflows_dir is None:
+                raise ConfigError("no workflow directory configured")
+            registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
+        store = build_store(settings, codec)
+        wired = dict(services or {})
+        runtime = Runtime(
+            store,
+            registry,
+            settings.pools,
+            settings.runtime,
+            services=wired,
+            run_pools=run_pools,
+            concurrency=concurrency,
+        )
+        return cls(settings, store, registry, runtime, wired)
+
+    async def start(self) -> None:
+        """Open the store and start the pools."""
+        await self.store.open()
+        try:
+            await self.runtime.start()
+        except BaseException:
+            await self.store.aclose()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop the pools, then close the store."""
+        if self.started:
+            self.started = False
+            await self.runtime.stop()
+            await self.store.aclose()
+
+    async def __aenter__(self) -> SluiceApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

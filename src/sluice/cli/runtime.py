@@ -1,0 +1,201 @@
+"""Runtime commands: ``serve``, ``worker``, ``run`` and ``runs list/show/replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from sluice.app import SluiceApp
+from sluice.config import load_settings
+from sluice.errors import SluiceError
+from sluice.ingress.http import run_view
+from sluice.store.base import EventState
+
+AppDir = Annotated[Path, typer.Option("--app", help="App directory (holds sluice.yaml).")]
+
+
+def _fail(exc: SluiceError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _print(obj: Any) -> None:
+    typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def serve(
+    app_dir: Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml).")] = Path(),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[bool, typer.Option(help="Run the worker pools in this process.")] = True,
+    limit_concurrency: Annotated[
+        int, typer.Option(help="Most HTTP requests in flight; more get 503.")
+    ] = 1000,
+) -> None:
+    """Serve the HTTP API, with the worker pools in the same process by default."""
+    import uvicorn
+
+    from sluice.ingress.http import create_http_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings(app_dir)
+        app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
+    except SluiceError as exc:
+        _fail(exc)
+        return
+    uvicorn.run(
+        create_http_app(app),
+        host=host,
+        port=port,
+        log_level="warning",
+        limit_concurrency=limit_concurrency,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def worker(
+    app_dir: Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml).")] = Path(),
+    pool: Annotated[
+        list[str] | None, typer.Option("--pool", help="Pool to run (repeatable; default all).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Override the pool's concurrency in this process.")
+    ] = None,
+) -> None:
+    """Run worker pools only (no HTTP), until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def main() -> None:
+        settings = load_settings(app_dir)
+        pools = pool or list(settings.pools)
+        caps = dict.fromkeys(pools, concurrency) if concurrency else None
+        app = SluiceApp.from_settings(settings, run_pools=pools, concurrency=caps)
+        async with app:
+            typer.echo(f"worker {app.runtime.owner} running pools: {', '.join(pools)}")
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except SluiceError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        pass
+
+
+def run(
+    workflow: Annotated[str, typer.Argument(help="Workflow name.")],
+    input_file: Annotated[
+        Path, typer.Option("--input", help="JSON file with the input ('-' for stdin).")
+    ],
+    app_dir: AppDir = Path(),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 60.0,
+    tenant: Annotated[str, typer.Option(help="Tenant to run as.")] = "default",
+) -> None:
+    """Run one event through a workflow in this process and print the result."""
+
+    async def main() -> int:
+        raw = sys.stdin.buffer.read() if str(input_file) == "-" else input_file.read_bytes()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            typer.echo(f"error: {input_file} is not JSON: {exc}", err=True)
+            return 2
+        async with SluiceApp.from_settings(load_settings(app_dir)) as app:
+            event_id = await app.runtime.submit(workflow, data, tenant=tenant)
+            record = await app.runtime.wait(event_id, timeout)
+        _print(run_view(record))
+        return 0 if record.state is EventState.DONE else 1
+
+    try:
+        code = asyncio.run(main())
+    except (SluiceError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+runs_app = typer.Typer(help="Inspect and replay runs (events) in the store.", no_args_is_help=True)
+
+
+async def _with_app(app_dir: Path, fn: Any) -> Any:
+    app = SluiceApp.from_settings(load_settings(app_dir), run_pools=())
+    await app.store.open()
+    try:
+        return await fn(app)
+    finally:
+        await app.store.aclose()
+
+
+@runs_app.command("list")
+def runs_list(
+    app_dir: AppDir = Path(),
+    state: Annotated[
+        EventState | None, typer.Option(help="Only runs in this state (e.g. dead).")
+    ] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List runs, newest first."""
+
+    async def go(app: SluiceApp) -> None:
+        for rec in await app.store.list_events(state, workflow, limit):
+            error = f"  {rec.error}" if rec.error else ""
+            typer.echo(f"{rec.id}  {rec.workflow}@{rec.version}  {rec.state.value}{error}")
+
+    try:
+        asyncio.run(_with_app(app_dir, go))
+    except SluiceError as exc:
+        _fail(exc)
+
+
+@runs_app.command("show")
+def runs_show(event_id: str, app_dir: AppDir = Path()) -> None:
+    """Show one run: status, step timings, result or error."""
+
+    async def go(app: SluiceApp) -> None:
+        _print(run_view(await app.store.get_event(event_id)))
+
+    try:
+        asyncio.run(_with_app(app_dir, go))
+    except SluiceError as exc:
+        _fail(exc)
+
+
+@runs_app.command("replay")
+def runs_replay(
+    event_ids: Annotated[list[str], typer.Argument(help="Dead runs to replay.")],
+    app_dir: AppDir = Path(),
+) -> None:
+    """Requeue dead runs with a fresh budget (a running server or worker picks them up)."""
+
+    async def go(app: SluiceApp) -> int:
+        failed = 0
+        for event_id in event_ids:
+            if await app.runtime.replay(event_id):
+                typer.echo(f"{event_id}: requeued")
+            else:
+                typer.echo(f"{event_id}: not dead, left as it is", err=True)
+                failed += 1
+        return failed
+
+    try:
+        failed = asyncio.run(_with_app(app_dir, go))
+    except SluiceError as exc:
+        _fail(exc)
+        return
+    raise typer.Exit(1 if failed else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the runtime commands to the ``sluice`` command."""
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(run)
+    app.add_typer(runs_app, name="runs")

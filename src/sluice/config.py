@@ -1,0 +1,166 @@
+"""Typed, immutable settings.
+
+The app config is ``APP_DIR/sluice.yaml``; the environment is read once, here, through an
+injectable mapping (``SLUICE_STORE`` overrides ``store``). Everything downstream receives these
+objects and never reads files or the environment itself.
+
+Example::
+
+    store: sqlite:///.sluice/sluice.db      # relative paths are relative to APP_DIR
+    workflows: workflows                    # directory of workflow YAML files
+    pools:
+      retrieval: {concurrency: 8, queue_limit: 5000}
+      inference: {concurrency: 4, queue_limit: 5000}
+    runtime:
+      lease_ms: 30000        # a claimed job returns to the queue if its owner stops beating
+      heartbeat_ms: 1000
+      poll_ms: 50            # how often idle workers look for work written by other processes
+      synchronous: full      # SQLite durability: full (survives power loss) or normal
+
+Sections this module does not know (``models``, ``prices``, ...) are kept in ``extra`` for the
+subsystems that own them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluice.errors import ConfigError
+
+CONFIG_FILE = "sluice.yaml"
+DEFAULT_STORE = "sqlite:///.sluice/sluice.db"
+_KNOWN_SECTIONS = {"store", "workflows", "pools", "runtime"}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """A named worker pool: at most ``concurrency`` steps at once, ``queue_limit`` waiting."""
+
+    name: str
+    concurrency: int = 4
+    queue_limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Timing knobs of the dispatcher and the store."""
+
+    lease_ms: int = 30_000
+    heartbeat_ms: int = 1_000
+    poll_ms: int = 50
+    synchronous: str = "full"
+    max_batch: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    """Everything needed to build one Sluice app."""
+
+    app_dir: Path
+    store: str = DEFAULT_STORE
+    workflows_dir: Path | None = None
+    pools: Mapping[str, PoolSettings] = field(default_factory=dict)
+    runtime: RuntimeSettings = RuntimeSettings()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def sqlite_path(self) -> Path:
+        """The SQLite database file named by ``store`` (relative paths resolve in app_dir)."""
+        prefix = "sqlite:///"
+        if not self.store.startswith(prefix):
+            raise ConfigError(f"store: {self.store!r} is not a sqlite:/// URL")
+        path = Path(self.store[len(prefix) :])
+        return path if path.is_absolute() else self.app_dir / path
+
+
+def _int_field(raw: Mapping[str, Any], key: str, where: str, problems: list[str]) -> None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        problems.append(f"{where}.{key}: must be a positive integer, got {value!r}")
+
+
+def parse_settings(
+    raw: Mapping[str, Any], app_dir: Path, environ: Mapping[str, str] | None = None
+) -> AppSettings:
+    """Validate a parsed config mapping and build :class:`AppSettings`.
+
+    Every problem is collected before raising, so one error lists them all.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    pools: dict[str, PoolSettings] = {}
+    raw_pools = raw.get("pools") or {}
+    if not isinstance(raw_pools, Mapping):
+        problems.append("pools: must be a mapping of pool name to settings")
+        raw_pools = {}
+    for name, given in raw_pools.items():
+        spec = given or {}
+        if not isinstance(spec, Mapping):
+            problems.append(f"pools.{name}: must be a mapping")
+            continue
+        for key in spec:
+            if key not in ("concurrency", "queue_limit"):
+                problems.append(f"pools.{name}.{key}: unknown setting")
+        _int_field(spec, "concurrency", f"pools.{name}", problems)
+        _int_field(spec, "queue_limit", f"pools.{name}", problems)
+        pools[str(name)] = PoolSettings(
+            name=str(name),
+            concurrency=int(spec.get("concurrency", 4)),
+            queue_limit=int(spec.get("queue_limit", 10_000)),
+        )
+    raw_runtime = raw.get("runtime") or {}
+    runtime = RuntimeSettings()
+    if not isinstance(raw_runtime, Mapping):
+        problems.append("runtime: must be a mapping")
+    else:
+        known = set(RuntimeSettings.__dataclass_fields__)
+        for key in raw_runtime:
+            if key not in known:
+                problems.append(f"runtime.{key}: unknown setting")
+        for key in ("lease_ms", "heartbeat_ms", "poll_ms", "max_batch"):
+            _int_field(raw_runtime, key, "runtime", problems)
+        sync = raw_runtime.get("synchronous", "full")
+        if sync not in ("full", "normal"):
+            problems.append(f"runtime.synchronous: must be 'full' or 'normal', got {sync!r}")
+        if not problems:
+            runtime = RuntimeSettings(**{k: raw_runtime[k] for k in raw_runtime if k in known})
+    store = env.get("SLUICE_STORE") or raw.get("store") or DEFAULT_STORE
+    if not isinstance(store, str):
+        problems.append("store: must be a URL string")
+    workflows = raw.get("workflows", "workflows")
+    if not isinstance(workflows, str):
+        problems.append("workflows: must be a directory path")
+        workflows = "workflows"
+    if problems:
+        raise ConfigError(f"invalid app config in {app_dir / CONFIG_FILE}", problems)
+    wf_dir = Path(workflows)
+    return AppSettings(
+        app_dir=app_dir,
+        store=str(store),
+        workflows_dir=wf_dir if wf_dir.is_absolute() else app_dir / wf_dir,
+        pools=pools,
+        runtime=runtime,
+        extra={k: v for k, v in raw.items() if k not in _KNOWN_SECTIONS},
+    )
+
+
+def load_settings(app_dir: Path, environ: Mapping[str, str] | None = None) -> AppSettings:
+    """Read ``APP_DIR/sluice.yaml`` (optional) and the environment into settings."""
+    app_dir = app_dir.resolve()
+    if not app_dir.is_dir():
+        raise ConfigError(f"app directory {app_dir} does not exist")
+    path = app_dir / CONFIG_FILE
+    raw: Any = {}
+    if path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    return parse_settings(raw, app_dir, environ)

@@ -1,0 +1,28 @@
+"""Errors as ``application/problem+json`` (RFC 9457) with stable ``type`` URIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+TYPE_BASE = "https://sluice.dev/problems/"
+
+
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem response; ``kind`` becomes the stable ``type`` URI's last segment."""
+    body = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )

@@ -1,0 +1,238 @@
+"""The runtime: accepts events, runs the pools of this process, and keeps leases alive.
+
+One :class:`Runtime` per process. ``serve`` runs every pool next to the HTTP server;
+``worker --pool`` runs some pools only; ``serve --no-workers`` runs none and only accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import jsonschema
+import orjson
+
+from sluice.config import PoolSettings, RuntimeSettings
+from sluice.errors import AdmissionError, ConfigError, InvalidInputError
+from sluice.ids import new_event_id
+from sluice.runtime.executor import StepExecutor
+from sluice.runtime.pool import PoolWorker
+from sluice.store.base import EventRecord, EventState, Job, NewEvent, Store
+from sluice.workflow.loader import format_path
+from sluice.workflow.model import Workflow
+from sluice.workflow.registry import WorkflowRegistry
+
+log = logging.getLogger("sluice.runtime")
+_FINAL = (EventState.DONE, EventState.DEAD)
+
+
+class Runtime:
+    """Owns the pools of this process and the way in for new events."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: WorkflowRegistry,
+        pools: Mapping[str, PoolSettings],
+        settings: RuntimeSettings | None = None,
+        services: Mapping[str, Any] | None = None,
+        run_pools: Collection[str] | None = None,
+        concurrency: Mapping[str, int] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.pools = dict(pools)
+        self.settings = settings or RuntimeSettings()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_event_id()[-8:]}"
+        self._pending: Counter[str] = Counter()
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._validators: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+        self._executor = StepExecutor(store, registry, services or {}, self._settled)
+        wanted = set(self.pools) if run_pools is None else set(run_pools)
+        unknown = wanted - set(self.pools)
+        if unknown:
+            raise ConfigError(f"unknown pool(s): {', '.join(sorted(unknown))}")
+        feeds = registry.pools_fed_by()
+        poll_s = self.settings.poll_ms / 1000
+        self.workers: dict[str, PoolWorker] = {}
+        for name in sorted(wanted):
+            budgets = [s.budget_ms for wf in registry for s in wf.steps if s.pool == name]
+            lease_s = (max(budgets, default=0) + self.settings.lease_ms) / 1000
+            self.workers[name] = PoolWorker(
+                self.pools[name], store, self._executor, self.owner, lease_s, poll_s,
+                blocked=self._blocked_by(feeds.get(name, set())),
+                concurrency=(concurrency or {}).get(name),
+            )  # fmt: skip
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Announce this owner, reclaim what dead owners left, and start the pools."""
+        await self.store.heartbeat(self.owner)
+        await self.store.reclaim(self._stale_after_s)
+        for worker in self.workers.values():
+            worker.start()
+        self._maintenance = asyncio.create_task(self._maintain(), name="runtime-maintenance")
+
+    async def stop(self) -> None:
+        """Stop claiming, drain running steps briefly, and hand back what is left."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()))
+        released = await self.store.release(self.owner)
+        if released:
+            log.info("released %d leased jobs on shutdown", released)
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def _stale_after_s(self) -> float:
+        return 5 * self.settings.heartbeat_ms / 1000
+
+    async def _maintain(self) -> None:
+        beat_s = self.settings.heartbeat_ms / 1000
+        while True:
+            await asyncio.sleep(beat_s)
+            try:
+                await self.store.heartbeat(self.owner)
+                if await self.store.reclaim(self._stale_after_s):
+                    for worker in self.workers.values():
+                        worker.wake()
+                self._refresh_depths(await self.store.queue_depths())
+            except Exception:
+                log.exception("runtime maintenance failed")
+
+    def _refresh_depths(self, depths: Mapping[str, int]) -> None:
+        current = getattr(self.store, "depths", None)
+        if isinstance(current, Counter):
+            current.clear()
+            current.update(depths)
+
+    # admission -----------------------------------------------------------------------------
+    def queue_depth(self, pool: str) -> int:
+        """Ready jobs of ``pool`` as this process knows them, plus accepts in flight."""
+        depths = getattr(self.store, "depths", {})
+        return int(depths.get(pool, 0)) + self._pending[pool]
+
+    def _blocked_by(self, downstream: set[str]) -> Any:
+        def blocked() -> bool:
+            return any(self.queue_depth(p) >= self.pools[p].queue_limit for p in downstream)
+
+        return blocked
+
+    def validate(self, workflow: Workflow, data: Any) -> None:
+        """Check ``data`` against the workflow's input schema; list every problem."""
+        key = (workflow.name, workflow.version)
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = jsonschema.Draft202012Validator(workflow.input_schema)
+            self._validators[key] = validator
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+        if errors:
+            raise InvalidInputError(
+                f"input does not match the schema of workflow {workflow.name!r}",
+                [f"{format_path(e.absolute_path)}: {e.message}" for e in errors],
+            )
+
+    async def submit(
+        self,
+        workflow_name: str,
+        data: Any,
+        tenant: str = "default",
+        event_id: str | None = None,
+    ) -> str:
+        """Validate, admit and durably accept one event; return its id."""
+        workflow = self.registry.get(workflow_name)
+        self.validate(workflow, data)
+        pool = workflow.first_pool
+        limit = self.pools[pool].queue_limit
+        if self.queue_depth(pool) >= limit:
+            raise AdmissionError(
+                f"pool {pool!r} has {limit} events waiting (its queue_limit); retry later",
+                retry_after=1.0,
+            )
+        now = time.time()
+        event = NewEvent(
+            id=event_id or new_event_id(),
+            workflow=workflow.name,
+            version=workflow.version,
+            tenant=tenant,
+            input=orjson.dumps(data),
+            first_pool=pool,
+            created_at=now,
+            deadline=now + workflow.budget_ms / 1000,
+        )
+        self._pending[pool] += 1
+        try:
+            await self.store.insert_event(event)
+        finally:
+            self._pending[pool] -= 1
+        worker = self.workers.get(pool)
+        if worker is not None:
+            worker.wake()
+        return event.id
+
+    # completion ----------------------------------------------------------------------------
+    def _settled(self, job: Job, finished: bool, next_pool: str | None) -> None:
+        if next_pool is not None and (worker := self.workers.get(next_pool)) is not None:
+            worker.wake()
+        if finished:
+            for fut in self._waiters.pop(job.event_id, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait(self, event_id: str, timeout: float) -> EventRecord:
+        """Wait up to ``timeout`` seconds for the event to finish; return it as it stands."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.store.get_event(event_id)
+            left = deadline - time.monotonic()
+            if record.state in _FINAL or left <= 0:
+                return record
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(event_id, []).append(fut)
+            try:
+                # Poll too: another process may finish the event without telling us.
+                await asyncio.wait_for(fut, min(left, 0.2))
+            except TimeoutError:
+                pass
+            finally:
+                waiters = self._waiters.get(event_id)
+                if waiters is not None and fut in waiters:
+                    waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[event_id]
+
+    async def replay(self, event_id: str) -> bool:
+        """Requeue a dead event with a fresh budget."""
+        record = await self.store.get_event(event_id, with_steps=False)
+        workflow = self.registry.get(record.workflow, record.version)
+        ok = await self.store.replay(event_id, time.time() + workflow.budget_ms / 1000)
+        for worker in self.workers.values():
+            worker.wake()
+        return ok
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per pool: cap, in flight, the most ever in flight, jobs started, queue depth."""
+        return {
+            name: {
+                "concurrency": w.concurrency,
+                "in_flight": w.in_flight,
+                "max_in_flight": w.max_in_flight,
+                "started": w.started,
+                "queue_depth": self.queue_depth(name),
+            }
+            for name, w in self.workers.items()
+        }

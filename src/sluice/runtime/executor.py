@@ -1,0 +1,173 @@
+"""Running one claimed job: time budgets, output checks, and what happens on failure.
+
+A step runs under ``min(step budget, time left in the event's budget)``. On success its output
+(which must be a JSON object) and the next job are committed together. On failure the job is
+retried with jittered exponential backoff while the step has retries left and the event's
+budget allows the wait; otherwise it is dead-lettered with an error that says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+
+from sluice.errors import (
+    BudgetExceededError,
+    NotFoundError,
+    StepError,
+    StepOutputError,
+)
+from sluice.runtime.backoff import backoff_delay
+from sluice.store.base import Completion, Job, Store
+from sluice.workflow.context import StepContext
+from sluice.workflow.model import Step, Workflow
+from sluice.workflow.registry import WorkflowRegistry
+
+log = logging.getLogger("sluice.runtime")
+
+# Called after a job's fate is committed: (job, finished event?, next pool or None).
+Settled = Callable[[Job, bool, str | None], None]
+
+
+class StepExecutor:
+    """Runs claimed jobs against the registry's workflows and commits their outcome."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: WorkflowRegistry,
+        services: Mapping[str, Any],
+        on_settled: Settled,
+        backoff: Callable[[int, float | None], float] | None = None,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._services = services
+        self._on_settled = on_settled
+        self._backoff = backoff or (
+            lambda attempt, after: backoff_delay(attempt, retry_after=after)
+        )
+
+    async def execute(self, job: Job) -> None:
+        """Run ``job`` and commit its result, retry or dead letter."""
+        try:
+            workflow = self._registry.get(job.workflow, job.version)
+        except NotFoundError as exc:
+            await self._bury(job, f"{exc}; load that workflow version to replay this event")
+            return
+        step = workflow.steps[job.step]
+        if job.attempts > step.retries + 1:
+            # Only possible when leases were lost, i.e. the step kept killing its worker.
+            await self._bury(job, f"step {step.name!r}: gave up after {job.attempts - 1} attempts")
+            return
+        started = time.time()
+        remaining = job.deadline - started
+        if remaining <= 0:
+            await self._bury(
+                job, f"step {step.name!r}: event budget of {workflow.budget_ms} ms used up"
+            )
+            return
+        try:
+            output = await self._run(job, workflow, step, started, remaining)
+        except StepError as exc:
+            await self._fail(job, workflow, step, exc)
+            return
+        next_pool = (
+            workflow.steps[job.step + 1].pool if job.step + 1 < len(workflow.steps) else None
+        )
+        completion = Completion(
+            job=job,
+            step_name=step.name,
+            output=output,
+            started_at=started,
+            finished_at=time.time(),
+            next_pool=next_pool,
+        )
+        await self._store.complete(completion)
+        self._on_settled(job, next_pool is None, next_pool)
+
+    async def _run(
+        self, job: Job, workflow: Workflow, step: Step, started: float, remaining: float
+    ) -> bytes:
+        ctx = StepContext(
+            event_id=job.event_id,
+            workflow=job.workflow,
+            version=job.version,
+            tenant=job.tenant,
+            step=step.name,
+            attempt=job.attempts,
+            options=step.options,
+            deadline=job.deadline,
+            logger=log,
+            services=self._services,
+        )
+        step_budget = step.budget_ms / 1000
+        try:
+            data = orjson.loads(job.input)
+        except orjson.JSONDecodeError as exc:
+            raise StepOutputError(f"stored input of step {step.name!r} is not JSON: {exc}") from exc
+        limit = min(step_budget, remaining)
+        try:
+            async with asyncio.timeout(limit) as scope:
+                out: Awaitable[Any] = step.fn(ctx, data)
+                result = await out
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise StepError(f"step {step.name!r}: {exc or 'timed out'}") from exc
+            if step_budget <= remaining:
+                raise BudgetExceededError(
+                    f"step {step.name!r} overran its step budget of {step.budget_ms} ms",
+                    budget="step",
+                    retryable=True,
+                ) from None
+            raise BudgetExceededError(
+                f"step {step.name!r} overran the event budget of {workflow.budget_ms} ms",
+                budget="event",
+                retryable=False,
+            ) from None
+        except StepError:
+            raise
+        except Exception as exc:
+            raise StepError(f"step {step.name!r} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, dict):
+            raise StepOutputError(
+                f"step {step.name!r} returned {type(result).__name__}; a step must return a"
+                " JSON object (dict)"
+            )
+        try:
+            return orjson.dumps(result)
+        except TypeError as exc:
+            raise StepOutputError(
+                f"step {step.name!r} returned data that cannot be stored as JSON: {exc}"
+            ) from exc
+
+    async def _fail(self, job: Job, workflow: Workflow, step: Step, exc: StepError) -> None:
+        message = str(exc)
+        if not exc.retryable:
+            await self._bury(job, f"{message} (not retryable)")
+            return
+        if job.attempts > step.retries:
+            await self._bury(job, f"{message} (no retries left after {job.attempts} attempts)")
+            return
+        delay = self._backoff(job.attempts, exc.retry_after)
+        run_at = time.time() + delay
+        if run_at >= job.deadline:
+            await self._bury(
+                job,
+                f"{message} (a retry in {delay * 1000:.0f} ms would pass the event budget of"
+                f" {workflow.budget_ms} ms)",
+            )
+            return
+        log.info("retrying %s step %s in %.3fs: %s", job.event_id, step.name, delay, message)
+        await self._store.retry(job, run_at, message)
+        self._on_settled(job, False, job.pool)
+
+    async def _bury(self, job: Job, message: str) -> None:
+        log.warning("event %s dead: %s", job.event_id, message)
+        await self._store.bury(job, message)
+        self._on_settled(job, True, None)

@@ -1,0 +1,167 @@
+"""The Store protocol: system of record and queue in one.
+
+Events, jobs and step results live in one database so the event and its first job, and a
+step's result and the next job, are each written in one transaction. Delivery is at least
+once; a step result is keyed by (event, step), so a re-run after a crash cannot produce a
+second result or a second next job. Payloads cross this boundary as plaintext bytes; the store
+applies its :class:`~sluice.store.codec.PayloadCodec` on the way in and out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class EventState(StrEnum):
+    """Where an event stands."""
+
+    ACCEPTED = "accepted"  # durable, not finished
+    DONE = "done"  # every step succeeded; ``result`` holds the last step's output
+    DEAD = "dead"  # a step failed for good; ``error`` says why; ``sluice runs replay`` retries
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to accept, with everything its first job needs."""
+
+    id: str
+    workflow: str
+    version: str
+    tenant: str
+    input: bytes
+    first_pool: str
+    created_at: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed unit of work: run step ``step`` of the event on ``input``."""
+
+    id: int
+    event_id: str
+    step: int
+    pool: str
+    workflow: str
+    version: str
+    tenant: str
+    attempts: int
+    input: bytes
+    ready_at: float
+    deadline: float
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A step's successful output; ``next_pool`` is None when the step was the last one."""
+
+    job: Job
+    step_name: str
+    output: bytes
+    started_at: float
+    finished_at: float
+    next_pool: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A committed step result."""
+
+    step: int
+    name: str
+    attempts: int
+    queued_at: float
+    started_at: float
+    finished_at: float
+    output: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event as stored, with its step results when asked for."""
+
+    id: str
+    workflow: str
+    version: str
+    tenant: str
+    state: EventState
+    created_at: float
+    deadline: float
+    finished_at: float | None
+    error: str | None
+    input: bytes
+    result: bytes | None
+    steps: Sequence[StepRecord] = field(default_factory=tuple)
+
+
+class Store(Protocol):
+    """What the runtime needs from a store. Every implementation passes one contract suite."""
+
+    async def open(self) -> None:
+        """Connect and apply migrations."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush pending writes and release connections."""
+        ...
+
+    async def insert_event(self, event: NewEvent) -> None:
+        """Write the event and its first job in one transaction."""
+        ...
+
+    async def claim(self, pool: str, limit: int, owner: str, lease_s: float) -> list[Job]:
+        """Lease up to ``limit`` ready jobs of ``pool`` to ``owner``."""
+        ...
+
+    async def complete(self, completion: Completion) -> bool:
+        """Record a step result and the next job (or finish the event) in one transaction.
+
+        Returns False when the result was already recorded (a re-run): nothing changes.
+        """
+        ...
+
+    async def retry(self, job: Job, run_at: float, error: str) -> None:
+        """Put a failed job back in its queue, to run not before ``run_at``."""
+        ...
+
+    async def bury(self, job: Job, error: str) -> None:
+        """Dead-letter the job and its event with ``error``."""
+        ...
+
+    async def heartbeat(self, owner: str) -> None:
+        """Tell other processes that ``owner`` is alive (its leases stay valid)."""
+        ...
+
+    async def release(self, owner: str) -> int:
+        """Return every job leased by ``owner`` to its queue (clean shutdown)."""
+        ...
+
+    async def reclaim(self, stale_after_s: float) -> int:
+        """Return jobs whose lease expired or whose owner stopped beating to their queues."""
+        ...
+
+    async def replay(self, event_id: str, deadline: float) -> bool:
+        """Requeue a dead event's failed job with a fresh budget; False if it is not dead."""
+        ...
+
+    async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
+        """Return one event; raises NotFoundError."""
+        ...
+
+    async def list_events(
+        self, state: EventState | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[EventRecord]:
+        """Newest events first, optionally filtered."""
+        ...
+
+    async def event_states(self, event_ids: Sequence[str]) -> Mapping[str, EventState]:
+        """States of the given events (unknown ids are absent)."""
+        ...
+
+    async def queue_depths(self) -> Mapping[str, int]:
+        """Ready jobs per pool, counted in the database."""
+        ...

@@ -1,0 +1,98 @@
+"""SQLite schema and migrations, applied in order and recorded in ``schema_version``."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sluice.errors import StoreError
+
+# Each entry upgrades the schema by one version. Never edit a released entry; append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        input BLOB NOT NULL,
+        result BLOB,
+        error TEXT,
+        created_at REAL NOT NULL,
+        deadline REAL NOT NULL,
+        finished_at REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX events_state ON events(state, created_at);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        pool TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        input BLOB NOT NULL,
+        ready_at REAL NOT NULL,
+        run_at REAL NOT NULL,
+        deadline REAL NOT NULL,
+        owner TEXT,
+        lease_until REAL,
+        last_error TEXT,
+        UNIQUE (event_id, step)
+    );
+    CREATE INDEX jobs_ready ON jobs(pool, run_at) WHERE state = 'ready';
+    CREATE INDEX jobs_leased ON jobs(owner, lease_until) WHERE state = 'leased';
+    CREATE TABLE step_results (
+        event_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        queued_at REAL NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        output BLOB NOT NULL,
+        PRIMARY KEY (event_id, step)
+    ) WITHOUT ROWID;
+    CREATE TABLE owners (
+        owner TEXT PRIMARY KEY,
+        beat_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database (0 for a new one)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, each in its own transaction; return the resulting version.
+
+    ``BEGIN IMMEDIATE`` takes the write lock first, so two processes starting at once apply
+    each migration exactly once.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = schema_version(conn)
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"database schema version {current} is newer than this Sluice "
+                    f"({len(MIGRATIONS)}); upgrade Sluice"
+                )
+            if current == len(MIGRATIONS):
+                conn.execute("COMMIT")
+                return current
+            for statement in MIGRATIONS[current].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version(version) VALUES (?)", (current + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,41 @@
+"""What a step sees: the event, its tenant, the step's options, a logger and the services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """Passed to every step as ``ctx``.
+
+    ``services`` holds the downstream clients the app wired (models, indexes, caches, outbound
+    HTTP), by name; steps look up what they need instead of building it themselves.
+    ``deadline`` is the event's overall deadline on the ``time.time()`` clock.
+    """
+
+    event_id: str
+    workflow: str
+    version: str
+    tenant: str
+    step: str
+    attempt: int
+    options: Mapping[str, Any]
+    deadline: float
+    logger: logging.Logger
+    services: Mapping[str, Any] = field(default_factory=dict)
+
+    def service(self, name: str) -> Any:
+        """Return the service wired under ``name``, with a clear error when it is missing."""
+        from sluice.errors import StepError
+
+        try:
+            return self.services[name]
+        except KeyError:
+            raise StepError(
+                f"step {self.step!r} needs service {name!r}, which the app did not wire",
+                retryable=False,
+            ) from None
