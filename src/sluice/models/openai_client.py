@@ -1,0 +1,306 @@
+"""An async client for OpenAI-compatible chat endpoints.
+
+One :class:`OpenAIClient` talks to OpenAI, vLLM, Ollama or a llama.cpp server, chosen by
+``base_url`` (``https://api.openai.com/v1``, ``http://gpu-1:8000/v1``,
+``http://localhost:11434/v1``, ...). It keeps one pooled aiohttp session (a pooled httpx client
+relays an order of magnitude fewer requests per second at 64 connections; see
+``bench/http_client.py``), bounds every call by a timeout and every answer by a size, asks for
+structured output with ``response_format: json_schema`` and validates the answer itself, because
+not every server enforces the schema.
+
+Failures become :class:`~sluice.errors.StepError`, so the runtime's retry policy needs no
+knowledge of HTTP:
+
+=====================================  ==========  ============================================
+failure                                retryable   ``retry_after``
+=====================================  ==========  ============================================
+429, 408, 409, 425, any 5xx            yes         ``Retry-After`` / ``retry-after-ms``, if sent
+timeout, connection refused or reset   yes         none
+400, 401, 403, 404, 422, other 4xx     no          none
+answer not JSON or not valid against   no          none (:class:`ModelOutputError`)
+the schema, malformed envelope
+=====================================  ==========  ============================================
+
+:class:`~sluice.models.chat_model.ChatModel` puts this client behind the
+:class:`~sluice.models.base.Model` protocol for classification.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import jsonschema
+import orjson
+
+from sluice.errors import ConfigError, StepError
+from sluice.models.base import Usage
+from sluice.models.prices import PriceTable
+
+_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+class ModelOutputError(StepError):
+    """A model answered, but not with what was asked; asking again the same way will not help.
+
+    ``content`` keeps the raw answer for debugging; it is left out of the message because it
+    may echo the input.
+    """
+
+    def __init__(self, message: str, content: str = "") -> None:
+        super().__init__(message, retryable=False)
+        self.content = content
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Where and how to reach one OpenAI-compatible endpoint."""
+
+    base_url: str
+    api_key: str | None = None
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    max_connections: int = 64
+    max_response_bytes: int = 4 * 1024 * 1024
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """One chat completion: its text, the parsed JSON when a schema was given, usage and cost."""
+
+    model: str
+    content: str
+    output: Mapping[str, Any] | None
+    usage: Usage
+    cost: float
+    latency_ms: float
+    system_fingerprint: str | None = None
+
+
+class JsonOutput:
+    """A JSON Schema the answer must satisfy, checked once and compiled once."""
+
+    def __init__(self, schema: Mapping[str, Any], name: str = "answer", strict: bool = True):
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ConfigError(f"invalid output schema {name!r}: {exc.message}") from exc
+        self.schema = schema
+        self.name = name
+        self.strict = strict
+        self._validator = jsonschema.Draft202012Validator(schema)
+
+    def response_format(self) -> dict[str, Any]:
+        """The ``response_format`` field that asks the server for this schema."""
+        spec = {"name": self.name, "schema": self.schema, "strict": self.strict}
+        return {"type": "json_schema", "json_schema": spec}
+
+    def parse(self, content: str) -> dict[str, Any]:
+        """Parse and validate an answer; raise :class:`ModelOutputError` when it does not fit."""
+        try:
+            value = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise ModelOutputError(f"answer is not JSON ({exc})", content) from exc
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+            raise ModelOutputError(
+                f"answer does not match schema {self.name!r} at {where}: {error.message}", content
+            )
+        if not isinstance(value, dict):
+            raise ModelOutputError("answer is not a JSON object", content)
+        return value
+
+
+class OpenAIClient:
+    """A pooled async client for one OpenAI-compatible endpoint; use ``async with`` or aclose()."""
+
+    def __init__(self, settings: ClientSettings, *, prices: PriceTable | None = None) -> None:
+        self.settings = settings
+        self.prices = prices
+        self._base = settings.base_url.rstrip("/")
+        self._headers = {"Content-Type": "application/json", **dict(settings.headers)}
+        if settings.api_key:
+            self._headers["Authorization"] = f"Bearer {settings.api_key}"
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> OpenAIClient:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections; the client cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def chat(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        output: JsonOutput | None = None,
+        params: Mapping[str, Any] | None = None,
+        price_as: str | None = None,
+        timeout_s: float | None = None,
+    ) -> ChatResponse:
+        """Ask for one chat completion.
+
+        ``output`` asks for and validates structured output; ``params`` (``temperature``,
+        ``max_tokens``, ``seed``, ...) go into the request body as they are; ``price_as`` names
+        the price entry when it differs from the provider's model id.
+        """
+        body: dict[str, Any] = {"model": model, "messages": list(messages), **(params or {})}
+        if output is not None:
+            body["response_format"] = output.response_format()
+        started = time.perf_counter()
+        answer = await self._request("POST", "/chat/completions", body, timeout_s)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        content, usage = _read_completion(answer)
+        parsed = output.parse(content) if output is not None else None
+        priced = price_as or model
+        cost = self.prices.cost(priced, usage) if self.prices is not None else 0.0
+        fingerprint = answer.get("system_fingerprint")
+        return ChatResponse(
+            model=str(answer.get("model") or model),
+            content=content,
+            output=parsed,
+            usage=usage,
+            cost=cost,
+            latency_ms=latency_ms,
+            system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        )
+
+    async def models(self) -> list[str]:
+        """Ids of the models the endpoint serves (``GET /models``)."""
+        answer = await self._request("GET", "/models", None, None)
+        data = answer.get("data")
+        if not isinstance(data, list):
+            raise ModelOutputError("GET /models: answer has no 'data' list")
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise StepError("the model client is closed", retryable=False)
+        if self._session is None:
+            limit = self.settings.max_connections
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        return self._session
+
+    async def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None, timeout_s: float | None
+    ) -> dict[str, Any]:
+        session = self._ensure_session()
+        url = self._base + path
+        total = timeout_s if timeout_s is not None else self.settings.timeout_s
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=self.settings.connect_timeout_s)
+        data = orjson.dumps(body) if body is not None else None
+        try:
+            async with session.request(method, url, data=data, timeout=timeout) as response:
+                raw = await _read_bounded(response, self.settings.max_response_bytes)
+                status, headers = response.status, response.headers
+        except TimeoutError as exc:
+            raise StepError(f"{method} {url}: no answer within {total:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        if status >= 400:
+            retryable = status >= 500 or status in _RETRYABLE_4XX
+            raise StepError(
+                f"{method} {url} answered {status}: {_error_message(raw)}",
+                retryable=retryable,
+                retry_after=parse_retry_after(headers) if retryable else None,
+            )
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ModelOutputError(f"{method} {url}: answer body is not JSON") from exc
+        if not isinstance(answer, dict):
+            raise ModelOutputError(f"{method} {url}: answer body is not a JSON object")
+        return answer
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        seconds = _non_negative(millis)
+        if seconds is not None:
+            return seconds / 1000.0
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    seconds = _non_negative(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _non_negative(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    # A misbehaving server must not make us buffer an unbounded body.
+    if response.content_length is not None:
+        if response.content_length > limit:
+            raise StepError(f"answer of {response.content_length} bytes exceeds {limit}")
+        return await response.read()
+    chunks = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks += chunk
+        if len(chunks) > limit:
+            raise StepError(f"answer exceeds {limit} bytes")
+    return bytes(chunks)
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:300].decode("utf-8", "replace") or "(empty body)"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and "message" in error:
+        return str(error["message"])[:300]
+    return str(error or body)[:300]
+
+
+def _read_completion(answer: Mapping[str, Any]) -> tuple[str, Usage]:
+    try:
+        message = answer["choices"][0]["message"]
+        content = message["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ModelOutputError("completion has no choices[0].message.content") from exc
+    if not isinstance(content, str):
+        refusal = message.get("refusal") if isinstance(message, dict) else None
+        reason = f"refused: {refusal}" if refusal else "content is not text"
+        raise ModelOutputError(f"completion {reason}")
+    usage = answer.get("usage")
+    if not isinstance(usage, dict):
+        return content, Usage()
+    return content, Usage(
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+    )
