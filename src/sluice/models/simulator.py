@@ -7,7 +7,8 @@ confidence become the JSON content), and misbehaves on purpose:
 - latency drawn from a log-normal distribution fitted to a p50 and a p95 (``p50_ms=0``: instant);
 - a share of 500s (``error_rate``), of 429s with ``Retry-After`` (``throttle_rate``) and of
   answers that break the requested schema (``invalid_rate``);
-- 429 beyond ``max_concurrency`` requests in flight, as a saturated provider does.
+- 429 beyond ``max_concurrency`` requests in flight, as a saturated provider does;
+- 401 without ``Authorization: Bearer <api_key>`` when an ``api_key`` is set.
 
 It never passes for a real provider: every response carries ``x-sluice-simulator: 1`` and
 completions say ``system_fingerprint: "sluice-simulator"``. ``GET /sim/stats`` returns the
@@ -54,6 +55,7 @@ class SimulatorSettings:
     retry_after_s: float = 1.0
     max_concurrency: int = 0
     answer_cache_size: int = 4096
+    api_key: str | None = None
     seed: int | None = None
 
     def problems(self) -> list[str]:
@@ -153,6 +155,9 @@ class ModelSimulator:
     async def _complete(self, request: Request) -> Response:
         stats, settings = self.stats, self.settings
         stats.requests += 1
+        if not self._authorized(request):
+            stats.bad_requests += 1
+            return _error(401, "invalid_request_error", "missing or wrong API key")
         if settings.max_concurrency and stats.in_flight >= settings.max_concurrency:
             stats.throttled += 1
             stats.over_capacity += 1
@@ -213,7 +218,13 @@ class ModelSimulator:
         headers = {"Retry-After": f"{self.settings.retry_after_s:g}"}
         return _error(429, "rate_limit_error", message, headers)
 
+    def _authorized(self, request: Request) -> bool:
+        key = self.settings.api_key
+        return key is None or request.headers.get("authorization") == f"Bearer {key}"
+
     async def _models(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _error(401, "invalid_request_error", "missing or wrong API key")
         data = [{"id": self.model.name, "object": "model", "created": 0, "owned_by": FINGERPRINT}]
         return _json(200, {"object": "list", "data": data})
 
