@@ -74,9 +74,7 @@ class TestStructuredOutput:
     async def test_usage_is_read_and_priced(self, serve: Serve) -> None:
         """Tokens come from the answer's usage and cost from the price table."""
         async with serve() as server, client(server) as http:
-            answer = await http.chat(
-                "sim-small", QUESTION, output=JsonOutput(label_schema(LABELS))
-            )
+            answer = await http.chat("sim-small", QUESTION, output=JsonOutput(label_schema(LABELS)))
         assert answer.usage.input_tokens > 0
         assert answer.usage.output_tokens > 0
         expected = PRICES["sim-small"].cost(answer.usage)
@@ -136,7 +134,7 @@ class TestErrors:
     async def test_timeout_is_retryable(self, serve: Serve) -> None:
         """No answer within the timeout becomes a retryable StepError."""
         async with serve(p50_ms=500, p95_ms=500) as server, client(server) as http:
-            with pytest.raises(StepError, match="no answer within 0.1 s") as caught:
+            with pytest.raises(StepError, match=r"no answer within 0\.1 s") as caught:
                 await http.chat("sim-small", QUESTION, timeout_s=0.1)
         assert caught.value.retryable is True
 
