@@ -115,16 +115,14 @@ class Runtime:
                 log.exception("runtime maintenance failed")
 
     def _refresh_depths(self, depths: Mapping[str, int]) -> None:
-        current = getattr(self.store, "depths", None)
-        if isinstance(current, Counter):
-            current.clear()
-            current.update(depths)
+        current = self.store.depths
+        current.clear()
+        current.update(depths)
 
     # admission -----------------------------------------------------------------------------
     def queue_depth(self, pool: str) -> int:
         """Ready jobs of ``pool`` as this process knows them, plus accepts in flight."""
-        depths = getattr(self.store, "depths", {})
-        return int(depths.get(pool, 0)) + self._pending[pool]
+        return self.store.depths[pool] + self._pending[pool]
 
     def _blocked_by(self, downstream: set[str]) -> Any:
         def blocked() -> bool:

@@ -9,6 +9,7 @@ applies its :class:`~sluice.store.codec.PayloadCodec` on the way in and out.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -99,7 +100,15 @@ class EventRecord:
 
 
 class Store(Protocol):
-    """What the runtime needs from a store. Every implementation passes one contract suite."""
+    """What the runtime needs from a store. Every implementation passes one contract suite.
+
+    ``depths`` is the ready-job count per pool as this process knows it: kept exact for the
+    process's own writes (updated after each commit) and reset from :meth:`queue_depths` by the
+    runtime now and then, for other processes' writes. Admission reads it on every accept, so it
+    must cost nothing to read.
+    """
+
+    depths: Counter[str]
 
     async def open(self) -> None:
         """Connect and apply migrations."""

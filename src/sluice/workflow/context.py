@@ -28,6 +28,16 @@ class StepContext:
     logger: logging.Logger
     services: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def idempotency_key(self) -> str:
+        """A key unique to this step of this event, the same on every attempt.
+
+        Delivery is at least once: a step may run again after a crash. A step with an outside
+        effect passes this key downstream (an ``Idempotency-Key`` header, a unique column) so the
+        effect happens once.
+        """
+        return f"{self.event_id}:{self.step}"
+
     def service(self, name: str) -> Any:
         """Return the service wired under ``name``, with a clear error when it is missing."""
         from sluice.errors import StepError
