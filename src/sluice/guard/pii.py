@@ -16,6 +16,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sluice.errors import ConfigError
 from sluice.guard.ip_addresses import IpRecognizer
 from sluice.guard.national_ids import uk_nino_recognizer, us_ssn_recognizer
 from sluice.guard.phones import phone_recognizer
@@ -95,11 +96,19 @@ class PiiMasker:
         *,
         extra: Sequence[Recognizer] = (),
     ) -> None:
-        wanted = DEFAULT_TYPES if types is None else tuple(PiiType(t) for t in types)
-        unknown = [t for t in wanted if t not in _BUILT_IN and t not in {r.pii_type for r in extra}]
-        if unknown:
-            # Asking for a type nobody can recognize would silently let it through.
-            raise ValueError(f"no recognizer for {', '.join(unknown)}: pass one with extra=(...)")
+        names = [str(t) for t in types] if types is not None else list(DEFAULT_TYPES)
+        known = {t.value for t in PiiType}
+        problems = [f"types: unknown PII type {name!r}" for name in names if name not in known]
+        wanted = [PiiType(name) for name in names if name in known]
+        extra_types = {recognizer.pii_type for recognizer in extra}
+        # Asking for a type nobody can recognize would silently let it through.
+        problems += [
+            f"types: no recognizer for {t.value} is installed; pass one with extra=(...)"
+            for t in wanted
+            if t not in _BUILT_IN and t not in extra_types
+        ]
+        if problems:
+            raise ConfigError("cannot build the PII masker", problems)
         self._recognizers: list[Recognizer] = [_BUILT_IN[t]() for t in DEFAULT_TYPES if t in wanted]
         self._recognizers.extend(extra)
 
