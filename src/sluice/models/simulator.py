@@ -11,9 +11,11 @@ confidence become the JSON content), and misbehaves on purpose:
 - 401 without ``Authorization: Bearer <api_key>`` when an ``api_key`` is set.
 
 It never passes for a real provider: every response carries ``x-sluice-simulator: 1`` and
-completions say ``system_fingerprint: "sluice-simulator"``. ``GET /sim/stats`` returns the
-counters a drill checks (requests, 429s, errors, highest concurrency); ``POST /sim/reset``
-zeroes them. Usage tokens are estimated at four characters a token.
+completions say ``system_fingerprint: "sluice-simulator"``. Delayed answers state the delay in
+``x-sluice-latency-ms``, so a drill can tell simulated latency from its own overhead.
+``GET /sim/stats`` returns the counters a drill checks (requests, 429s, errors, highest
+concurrency); ``POST /sim/reset`` zeroes them. Usage tokens are estimated at four characters a
+token.
 """
 
 from __future__ import annotations
@@ -184,9 +186,10 @@ class ModelSimulator:
         delay_ms = self.latency.sample_ms(self._rng)
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000.0)
+        delay = {"x-sluice-latency-ms": f"{delay_ms:.1f}"}
         if roll < settings.throttle_rate + settings.error_rate:
             stats.errors += 1
-            return _error(500, "server_error", "simulated server error")
+            return _error(500, "server_error", "simulated server error", delay)
         try:
             result = await self._predict(text, labels)
         except Exception as exc:  # noqa: BLE001 - any model failure is the provider's 500
@@ -199,7 +202,8 @@ class ModelSimulator:
         stats.ok += 1
         content = orjson.dumps(answer).decode()
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
-        return _json(200, _completion(body.get("model") or self.model.name, content, prompt_chars))
+        model = body.get("model") or self.model.name
+        return _json(200, _completion(model, content, prompt_chars), delay)
 
     async def _predict(self, text: str, labels: tuple[str, ...] | None) -> ModelResult:
         # The answering model is deterministic, so repeated questions (a load test replays a

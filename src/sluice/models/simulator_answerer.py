@@ -41,7 +41,12 @@ class TfidfAnswerer:
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
             LogisticRegression(C=c, max_iter=1000),
         )
-        pipeline.fit([e.text for e in examples], [e.label for e in examples])
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+
+        # A few hundred rows fit in under a second on one thread; BLAS threads contending for
+        # the cores of a shared machine made the same fit six times slower.
+        with threadpool_limits(limits=1):
+            pipeline.fit([e.text for e in examples], [e.label for e in examples])
         return cls(pipeline, name=name, version=f"tfidf-lr-{len(examples)}")
 
     @classmethod
