@@ -1,0 +1,1 @@
+"""Tests of sluice.guard: PII masking and encryption at rest."""
