@@ -98,6 +98,7 @@ def save_head(directory: Path, head: TrainedHead) -> None:
             **head.meta,
             "format": ARTIFACT_FORMAT,
             "labels": head.labels,
+            "blocks": list(head.weights),
             "weights": head.weights,
             "temperature": head.temperature,
         }
@@ -122,7 +123,8 @@ def load_head(directory: Path) -> TrainedHead:
         meta = json.loads((directory / META_FILE).read_text())
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ArtifactError(f"{directory}: artifact format {meta.get('format')} unsupported")
-        weights = {str(k): float(v) for k, v in meta["weights"].items()}
+        # JSON objects are written with sorted keys; "blocks" keeps the stacking order.
+        weights = {str(block): float(meta["weights"][block]) for block in meta["blocks"]}
         with np.load(directory / "head.npz") as arrays:
             coefs = [np.asarray(arrays[f"coef_{block}"]) for block in weights]
             intercept = np.asarray(arrays["intercept"])

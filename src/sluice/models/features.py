@@ -130,6 +130,7 @@ class FeatureSet:
             raise ConfigError(f"unknown feature blocks {unknown}; known: {list(BLOCKS)}")
         self.weights = {block: float(weights[block]) for block in BLOCKS if block in weights}
         self.vectorizers: dict[str, Any] = dict(vectorizers or {})
+        self._analyzers: dict[str, Any] = {}
 
     @property
     def blocks(self) -> list[str]:
@@ -163,6 +164,45 @@ class FeatureSet:
                 matrix = _embed(block, texts)
             matrices.append(matrix * weight if weight != 1.0 else matrix)
         return matrices
+
+    def transform_one(self, text: str) -> list[Any]:
+        """One text's features per block, on a path tuned for single requests.
+
+        Embedding blocks give a dense weighted vector; TF-IDF blocks give a pair
+        ``(column indices, values)``, computed directly from the fitted vocabulary and IDF
+        (scikit-learn's ``transform`` costs about a millisecond per call in overhead alone).
+        The numbers equal those of :meth:`transform`.
+        """
+
+        parts: list[Any] = []
+        for block, weight in self.weights.items():
+            if block in FITTED_BLOCKS:
+                parts.append(self._tfidf_one(block, text, weight))
+            else:
+                parts.append(_embed(block, [text])[0] * weight)
+        return parts
+
+    def _tfidf_one(self, block: str, text: str, weight: float) -> tuple[Any, Any]:
+        import numpy as np
+
+        vectorizer = self.vectorizers[block]
+        analyzer = self._analyzers.get(block)
+        if analyzer is None:
+            analyzer = self._analyzers[block] = vectorizer.build_analyzer()
+        vocabulary = vectorizer.vocabulary_
+        counts: dict[int, int] = {}
+        for token in analyzer(text):
+            column = vocabulary.get(token)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        # Same arithmetic as TfidfVectorizer(sublinear_tf=True, norm="l2").
+        values = np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1
+        values *= vectorizer.idf_[columns]
+        norm = float(np.sqrt(values @ values))
+        if norm:
+            values *= weight / norm
+        return columns, values
 
     def widths(self, matrices: Sequence[Any]) -> list[int]:
         """Column count of each block's matrix."""

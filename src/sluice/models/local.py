@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.models.artifacts import TrainedHead, load_head
 from sluice.models.base import ModelRequest, ModelResult
 from sluice.models.calibration import softmax
-from sluice.models.features import FeatureSet
+from sluice.models.features import FITTED_BLOCKS, FeatureSet
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,11 @@ class LocalClassifier:
         self._head = head
         self._features = FeatureSet(head.weights, head.vectorizers)
         self._version = str(head.meta.get("version", "unversioned"))
+        # Row-major copies of sparse blocks' coefficients: one text gathers a few rows.
+        self._columns_first = [
+            coef.T.copy() if block in FITTED_BLOCKS else None
+            for block, coef in zip(head.weights, head.coefs, strict=True)
+        ]
         self.price_per_call = price_per_call
 
     @classmethod
@@ -95,6 +100,26 @@ class LocalClassifier:
             total += np.asarray(matrix @ coef.T)
         return total
 
+    def scores_one(self, text: str) -> NDArray[np.float64]:
+        """Raw head scores of one text (the single-request path; same numbers as ``scores``)."""
+        import numpy as np
+
+        total = self._head.intercept.astype(np.float64)
+        parts = self._features.transform_one(text)
+        for part, coef, rows in zip(parts, self._head.coefs, self._columns_first, strict=True):
+            if rows is None:
+                total += coef @ part
+            else:
+                columns, values = part
+                if len(columns):
+                    total += values @ rows[columns]
+        return total
+
+    def predict_one(self, text: str, labels: Sequence[str] | None = None) -> Prediction:
+        """Classify one text on the single-request path."""
+        probs = softmax(self.scores_one(text)[None, :], self._head.temperature)
+        return self._rank(probs, labels)[0]
+
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Calibrated probabilities, one row per text and one column per label."""
         return softmax(self.scores(texts), self._head.temperature)
@@ -103,11 +128,15 @@ class LocalClassifier:
         self, texts: Sequence[str], labels: Sequence[str] | None = None
     ) -> list[Prediction]:
         """Classify many texts at once (synchronous); ``labels`` restricts the answers."""
+
+        return self._rank(self.predict_proba(texts), labels)
+
+    def _rank(self, probs: NDArray[np.float64], labels: Sequence[str] | None) -> list[Prediction]:
         import numpy as np
 
-        probs = self.predict_proba(texts)
         if labels is not None:
-            allowed = np.array([label in set(labels) for label in self._head.labels])
+            wanted = set(labels)
+            allowed = np.array([label in wanted for label in self._head.labels])
             if allowed.any():
                 probs = probs * allowed
                 probs /= probs.sum(axis=1, keepdims=True)
@@ -125,7 +154,7 @@ class LocalClassifier:
 
     def _answer(self, request: ModelRequest) -> ModelResult:
         started = time.perf_counter()
-        (prediction,) = self.predict_batch([request.text], request.labels)
+        prediction = self.predict_one(request.text, request.labels)
         return ModelResult(
             model=self._name,
             output={"label": prediction.label, "top": [list(pair) for pair in prediction.top]},
@@ -144,3 +173,4 @@ class LocalClassifier:
     def warm_up(self) -> None:
         """Load encoders and touch every code path once, so the first request is not slow."""
         self.predict_batch(["warm up"])
+        self.predict_one("warm up")

@@ -1,0 +1,124 @@
+"""A cascade of models: ask the cheapest first, escalate only when it is unsure.
+
+Tiers are ordered from cheapest to most capable. Each tier but the last has a threshold: its
+answer is accepted when its confidence is at least the threshold, otherwise the next tier is
+asked. The last tier's answer is always final. Thresholds are tuned from a golden set with
+:func:`sluice.models.tuning.tune_thresholds`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sluice.errors import ConfigError
+from sluice.models.base import Model, ModelRequest, ModelResult
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One step of a cascade: a model and the confidence at which its answer is accepted."""
+
+    model: Model
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeResult:
+    """What a cascade did for one request.
+
+    ``result`` is the final answer; ``steps`` holds every tier's answer in the order asked;
+    ``latency_ms`` is the wall-clock time of the whole cascade.
+    """
+
+    result: ModelResult
+    steps: tuple[ModelResult, ...]
+    latency_ms: float
+
+    @property
+    def tiers_run(self) -> tuple[str, ...]:
+        """Names of the models that were asked, in order."""
+        return tuple(step.model for step in self.steps)
+
+    @property
+    def escalated(self) -> bool:
+        """Whether any tier past the first was asked."""
+        return len(self.steps) > 1
+
+    @property
+    def cost(self) -> float:
+        """Total cost of every call made."""
+        return sum(step.cost for step in self.steps)
+
+
+class Cascade:
+    """Ordered tiers of models; also a :class:`Model` itself, so it nests and caches alike.
+
+    ``run`` returns the full :class:`CascadeResult`; ``predict`` returns the final answer with
+    the cascade's total cost and latency and, in ``output``, the tiers that ran.
+    """
+
+    def __init__(self, tiers: Sequence[Tier], *, name: str = "cascade") -> None:
+        if not tiers:
+            raise ConfigError("a cascade needs at least one tier")
+        problems = [
+            f"tiers[{i}].threshold: must be within 0..1, got {tier.threshold}"
+            for i, tier in enumerate(tiers[:-1])
+            if not 0.0 <= tier.threshold <= 1.0
+        ]
+        if problems:
+            raise ConfigError("invalid cascade", problems)
+        self.tiers = tuple(tiers)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The cascade's name."""
+        return self._name
+
+    @property
+    def version(self) -> str:
+        """Every tier's model, version and threshold: a change to any is a new version."""
+        return "|".join(
+            f"{tier.model.name}@{tier.model.version}>={tier.threshold:g}" for tier in self.tiers
+        )
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """Thresholds of every tier but the last, in order."""
+        return tuple(tier.threshold for tier in self.tiers[:-1])
+
+    async def run(self, request: ModelRequest) -> CascadeResult:
+        """Ask tiers in order until one is confident enough (the last always is)."""
+        started = time.perf_counter()
+        steps: list[ModelResult] = []
+        last = len(self.tiers) - 1
+        for index, tier in enumerate(self.tiers):
+            result = await tier.model.predict(request)
+            steps.append(result)
+            if index == last or result.confidence >= tier.threshold:
+                break
+        return CascadeResult(
+            result=steps[-1],
+            steps=tuple(steps),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def predict(self, request: ModelRequest) -> ModelResult:
+        """The final answer, costed and timed for the whole cascade."""
+        outcome = await self.run(request)
+        final = outcome.result
+        return ModelResult(
+            model=final.model,
+            output={
+                **final.output,
+                "tiers": list(outcome.tiers_run),
+                "escalated": outcome.escalated,
+            },
+            label=final.label,
+            confidence=final.confidence,
+            usage=final.usage,
+            cost=outcome.cost,
+            latency_ms=outcome.latency_ms,
+        )
