@@ -12,7 +12,7 @@ import importlib
 import typer
 
 # Modules under sluice.cli that contribute commands, in help order.
-_COMMAND_MODULES = ("runtime", "simulate", "pii")
+_COMMAND_MODULES = ("runtime", "simulate", "pii", "models")
 
 
 def build_app() -> typer.Typer:
