@@ -1,0 +1,116 @@
+"""PostgreSQL schema and migrations, applied in order and recorded in ``schema_version``.
+
+Every table lives in one schema (``sluice`` unless the store URL names another with
+``?schema=NAME``), so several apps, or several test runs, can share a database. Migrations
+take a transaction-scoped advisory lock keyed by the schema name first: any number of
+processes may start at once and each migration is still applied exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from sluice.errors import StoreError
+
+# Each entry upgrades the schema by one version. Never edit a released entry; append a new one.
+# Times are seconds since the epoch (double precision), as in the SQLite store.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        id text PRIMARY KEY,
+        workflow text NOT NULL,
+        version text NOT NULL,
+        tenant text NOT NULL,
+        state text NOT NULL,
+        input bytea NOT NULL,
+        result bytea,
+        error text,
+        created_at double precision NOT NULL,
+        deadline double precision NOT NULL,
+        finished_at double precision
+    );
+    CREATE INDEX events_state ON events(state, created_at);
+    CREATE INDEX events_created ON events(created_at);
+    CREATE TABLE jobs (
+        id bigserial PRIMARY KEY,
+        event_id text NOT NULL,
+        step integer NOT NULL,
+        pool text NOT NULL,
+        workflow text NOT NULL,
+        version text NOT NULL,
+        tenant text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        input bytea NOT NULL,
+        ready_at double precision NOT NULL,
+        run_at double precision NOT NULL,
+        deadline double precision NOT NULL,
+        owner text,
+        lease_until double precision,
+        last_error text,
+        UNIQUE (event_id, step)
+    );
+    CREATE INDEX jobs_ready ON jobs(pool, run_at) WHERE state = 'ready';
+    CREATE INDEX jobs_leased ON jobs(owner, lease_until) WHERE state = 'leased';
+    CREATE TABLE step_results (
+        event_id text NOT NULL,
+        step integer NOT NULL,
+        name text NOT NULL,
+        attempts integer NOT NULL,
+        queued_at double precision NOT NULL,
+        started_at double precision NOT NULL,
+        finished_at double precision NOT NULL,
+        output bytea NOT NULL,
+        PRIMARY KEY (event_id, step)
+    );
+    CREATE TABLE owners (
+        owner text PRIMARY KEY,
+        beat_at double precision NOT NULL
+    );
+    """,
+)
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def schema_version(conn: asyncpg.Connection, schema: str) -> int:
+    """The version recorded in ``schema`` (0 when the schema or its table does not exist)."""
+    exists = await conn.fetchval(
+        "SELECT to_regclass($1) IS NOT NULL", f"{quote_ident(schema)}.schema_version"
+    )
+    if not exists:
+        return 0
+    value = await conn.fetchval(f"SELECT max(version) FROM {quote_ident(schema)}.schema_version")
+    return int(value or 0)
+
+
+async def migrate(conn: asyncpg.Connection, schema: str) -> int:
+    """Apply pending migrations to ``schema``, each in its own transaction; return the version."""
+    ident = quote_ident(schema)
+    while True:
+        async with conn.transaction():
+            # Serialises migrators of this schema across processes; released at commit.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"sluice:{schema}")
+            current = await schema_version(conn, schema)
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"database schema {schema!r} is at version {current}, newer than this "
+                    f"Sluice ({len(MIGRATIONS)}); upgrade Sluice"
+                )
+            if current == len(MIGRATIONS):
+                return current
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident}")
+            await conn.execute(f"SET LOCAL search_path TO {ident}")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
+            )
+            await conn.execute(MIGRATIONS[current])
+            await conn.execute("INSERT INTO schema_version(version) VALUES ($1)", current + 1)
+
+
+async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Remove ``schema`` and everything in it (tests and benchmarks clean up with this)."""
+    await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
