@@ -11,7 +11,7 @@ import pytest
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, Usage
-from sluice.models.chat_model import ChatModel, label_schema
+from sluice.models.chat_model import ChatModel, ChatModelBuilder, label_schema
 from sluice.models.openai_client import (
     ClientSettings,
     JsonOutput,
@@ -208,3 +208,50 @@ class TestChatModel:
         model = ChatModel(http, name="small", remote_model="gpt-4o-mini", version="3")
         assert (model.name, model.version) == ("small", "gpt-4o-mini@3")
         assert Usage() == Usage(0, 0)
+
+
+class TestBuilder:
+    async def test_openai_entries_build_through_the_registry(self, serve: Serve) -> None:
+        """`kind: openai` entries become ChatModels sharing one client per endpoint."""
+        from sluice.models.registry import build_models
+
+        async with serve(api_key="k") as server:
+            spec = {
+                "sim-small": {
+                    "kind": "openai",
+                    "base_url": server.base_url,
+                    "model": "gpt-sim",
+                    "api_key_env": "SIM_KEY",
+                    "labels": LABELS,
+                    "version": "2",
+                }
+            }
+            async with ChatModelBuilder(prices=PRICES, environ={"SIM_KEY": "k"}) as builder:
+                models = build_models(
+                    spec,
+                    Path("."),
+                    builders={"openai": builder},
+                    validators={"openai": builder.validate},
+                )
+                result = await models["sim-small"].predict(ModelRequest("card not arrived"))
+        assert models["sim-small"].version == "gpt-sim@2"
+        assert result.label in LABELS
+        assert result.cost > 0
+
+    def test_entry_problems_carry_their_paths(self) -> None:
+        """Every problem in an entry is reported with its path."""
+        builder = ChatModelBuilder(prices=PRICES, environ={})
+        entry = {
+            "kind": "openai",
+            "base_url": "localhost:8000",
+            "api_key_env": "MISSING",
+            "timeout_s": 0,
+            "temprature": 0,
+        }
+        assert builder.validate("models.big", entry) == [
+            "models.big.temprature: unknown key",
+            "models.big.base_url: required, an http(s) URL ending in /v1",
+            "models.big.api_key_env: environment variable MISSING is not set",
+            "models.big.timeout_s: must be a positive number of seconds",
+            "models.big: no price for it in prices.big",
+        ]

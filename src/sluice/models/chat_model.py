@@ -6,17 +6,38 @@ The model is asked for ``{"label": <one of the labels>, "confidence": <0..1>}`` 
 :attr:`ModelResult.confidence`, so the cascade treats a remote model like a local one. The
 confidence is the model's own estimate: it is not calibrated, and a cascade threshold tuned on a
 golden set accounts for that.
+
+:class:`ChatModelBuilder` builds them from ``kind: openai`` entries of the ``models:`` section
+(plug it into :func:`sluice.models.registry.build_models` as ``builders={"openai": b}`` and
+``validators={"openai": b.validate}``) and owns one pooled client per endpoint::
+
+    models:
+      large:
+        kind: openai
+        base_url: http://localhost:8900/v1   # OpenAI, vLLM, Ollama, llama.cpp, the simulator
+        model: gpt-4o-mini                   # the provider's id; default: the entry's name
+        api_key_env: OPENAI_API_KEY          # optional; read once from the injected environ
+        timeout_s: 20                        # optional, per call (default 30)
+        max_connections: 64                  # optional, per endpoint
+        params: {temperature: 0, max_tokens: 64}
+        version: "2"                         # bump when the prompt or provider model changes
+
+Prices come from the ``prices:`` section (:mod:`sluice.models.prices`), keyed by entry name.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, ModelResult
-from sluice.models.openai_client import JsonOutput, OpenAIClient
+from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
+from sluice.models.prices import PriceTable
 
 # Generation parameters a request may set; anything else in ModelRequest.params is ignored
 # here so that unrelated keys cannot change the provider call.
@@ -143,3 +164,87 @@ def _render(item: Mapping[str, Any]) -> str:
     else:
         line = "- " + json.dumps(dict(item), default=str, ensure_ascii=False)
     return line[:_MAX_CONTEXT_CHARS]
+
+
+_ENTRY_KEYS = frozenset(
+    {"kind", "base_url", "model", "api_key_env", "timeout_s", "max_connections", "params"}
+    | {"labels", "version"}
+)
+
+
+class ChatModelBuilder:
+    """Builds :class:`ChatModel` s from ``kind: openai`` entries; owns their clients.
+
+    One client (one connection pool) per endpoint and key, shared by the models on it. Use
+    ``async with`` or :meth:`aclose` to close them.
+    """
+
+    def __init__(
+        self, *, prices: PriceTable | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.prices = prices
+        self._environ = os.environ if environ is None else environ
+        self._clients: dict[tuple[str, str | None, int], OpenAIClient] = {}
+
+    def validate(self, path: str, entry: Mapping[str, Any]) -> list[str]:
+        """Problems with one entry, each prefixed with ``path``."""
+        problems = [f"{path}.{key}: unknown key" for key in sorted(set(entry) - _ENTRY_KEYS)]
+        url = entry.get("base_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(f"{path}.base_url: required, an http(s) URL ending in /v1")
+        for key in ("model", "api_key_env", "version"):
+            if key in entry and not (isinstance(entry[key], str) and entry[key]):
+                problems.append(f"{path}.{key}: must be a non-empty string")
+        env = entry.get("api_key_env")
+        if isinstance(env, str) and env and env not in self._environ:
+            problems.append(f"{path}.api_key_env: environment variable {env} is not set")
+        timeout = entry.get("timeout_s", 30)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            problems.append(f"{path}.timeout_s: must be a positive number of seconds")
+        connections = entry.get("max_connections", 64)
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            problems.append(f"{path}.max_connections: must be a positive integer")
+        if not isinstance(entry.get("params", {}), Mapping):
+            problems.append(f"{path}.params: must be a mapping of generation parameters")
+        labels = entry.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            problems.append(f"{path}.labels: must be a list of strings")
+        name = path.rsplit(".", 1)[-1]
+        if self.prices is not None and name not in self.prices:
+            problems.append(f"{path}: no price for it in prices.{name}")
+        return problems
+
+    def __call__(self, name: str, entry: Mapping[str, Any], app_dir: Path) -> ChatModel:
+        """Build the model for one validated entry (``app_dir`` is not needed)."""
+        del app_dir
+        env = entry.get("api_key_env")
+        api_key = self._environ.get(env) if env else None
+        connections = int(entry.get("max_connections", 64))
+        key = (str(entry["base_url"]), api_key, connections)
+        client = self._clients.get(key)
+        if client is None:
+            settings = ClientSettings(key[0], api_key=api_key, max_connections=connections)
+            client = self._clients[key] = OpenAIClient(settings, prices=self.prices)
+        return ChatModel(
+            client,
+            name=name,
+            remote_model=entry.get("model"),
+            version=str(entry.get("version", "1")),
+            labels=entry.get("labels"),
+            params=entry.get("params"),
+            timeout_s=float(entry.get("timeout_s", 30)),
+        )
+
+    async def aclose(self) -> None:
+        """Close every client built so far."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> ChatModelBuilder:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
