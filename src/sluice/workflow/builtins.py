@@ -34,7 +34,7 @@ async def pick(ctx: StepContext, data: JSONObject) -> JSONObject:
 
 _CORE: Mapping[str, StepFn] = {"noop": noop, "sleep": sleep, "pick": pick}
 # Built-ins that live in optional packages: name -> "module:function", imported on first use.
-_LAZY: Mapping[str, str] = {}
+_LAZY: Mapping[str, str] = {"retrieve": "sluice.retrieval.step:retrieve"}
 
 
 def builtin_steps() -> Mapping[str, StepFn | str]:

@@ -1,0 +1,38 @@
+"""Caches for model answers and retrieval results, over a small backend port.
+
+``CacheBackend`` is the port (async bytes get/set with TTL); ``MemoryBackend`` is the
+embedded LRU. ``ResponseCache`` / ``CachedModel`` cache model answers; ``RetrievalCache``
+caches neighbours. Both report ``stats()``.
+"""
+
+from sluice.cache.backend import BackendStats, CacheBackend, MemoryBackend
+from sluice.cache.config import (
+    RESPONSE_CACHE,
+    RETRIEVAL_CACHE,
+    CacheSettings,
+    build_caches,
+    parse_caches,
+)
+from sluice.cache.errors import CacheConfigError
+from sluice.cache.keys import normalize_prompt, response_key
+from sluice.cache.response import CachedModel, ResponseCache
+from sluice.cache.retrieval import RetrievalCache
+from sluice.cache.stats import CacheStats
+
+__all__ = [
+    "RESPONSE_CACHE",
+    "RETRIEVAL_CACHE",
+    "BackendStats",
+    "CacheBackend",
+    "CacheConfigError",
+    "CacheSettings",
+    "CacheStats",
+    "CachedModel",
+    "MemoryBackend",
+    "ResponseCache",
+    "RetrievalCache",
+    "build_caches",
+    "normalize_prompt",
+    "parse_caches",
+    "response_key",
+]

@@ -1,0 +1,50 @@
+"""Counters every cache reports through ``stats()``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sluice.cache.backend import BackendStats
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Hits and misses seen by one cache, with its backend's size and evictions."""
+
+    hits: int
+    misses: int
+    evictions: int
+    expirations: int
+    entries: int
+    bytes: int
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups (0 before the first lookup)."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters and the hit rate, for metrics and JSON."""
+        return {**asdict(self), "hit_rate": round(self.hit_rate, 6)}
+
+
+class Counters:
+    """Mutable hit and miss counts owned by one cache."""
+
+    __slots__ = ("hits", "misses")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def snapshot(self, backend: BackendStats) -> CacheStats:
+        """Combine the counts with what the backend reports."""
+        return CacheStats(
+            hits=self.hits,
+            misses=self.misses,
+            evictions=backend.evictions,
+            expirations=backend.expirations,
+            entries=backend.entries,
+            bytes=backend.bytes,
+        )
