@@ -163,7 +163,7 @@ class TestErrors:
     async def test_oversized_answer_is_refused(self, serve: Serve) -> None:
         """An answer larger than max_response_bytes is never buffered whole."""
         async with serve() as server, client(server, max_response_bytes=100) as http:
-            with pytest.raises(StepError, match="exceeds 100"):
+            with pytest.raises(ModelOutputError, match="exceeds 100"):
                 await http.chat("sim-small", QUESTION)
 
     def test_retry_after_forms(self) -> None:

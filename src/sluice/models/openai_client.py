@@ -18,7 +18,8 @@ failure                                retryable   ``retry_after``
 timeout, connection refused or reset   yes         none
 400, 401, 403, 404, 422, other 4xx     no          none
 answer not JSON or not valid against   no          none (:class:`ModelOutputError`)
-the schema, malformed envelope
+the schema, malformed envelope, larger
+than ``max_response_bytes``
 =====================================  ==========  ============================================
 
 :class:`~sluice.models.chat_model.ChatModel` puts this client behind the
@@ -266,13 +267,13 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
     # A misbehaving server must not make us buffer an unbounded body.
     if response.content_length is not None:
         if response.content_length > limit:
-            raise StepError(f"answer of {response.content_length} bytes exceeds {limit}")
+            raise ModelOutputError(f"answer of {response.content_length} bytes exceeds {limit}")
         return await response.read()
     chunks = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
         chunks += chunk
         if len(chunks) > limit:
-            raise StepError(f"answer exceeds {limit} bytes")
+            raise ModelOutputError(f"answer exceeds {limit} bytes")
     return bytes(chunks)
 
 
