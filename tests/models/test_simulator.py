@@ -101,11 +101,12 @@ class TestProtocol:
         async with asgi(simulator) as http:
             await http.post("/v1/chat/completions", json=completion())
             await http.post("/v1/chat/completions", json={"messages": []})
+            await http.post("/v1/chat/completions", json={"model": "no-messages"})
             stats = (await http.get("/sim/stats")).json()
             after = (await http.post("/sim/reset")).json()
-        assert stats["requests"] == 2
+        assert stats["requests"] == 3
         assert stats["ok"] == 1
-        assert stats["bad_requests"] == 1
+        assert stats["bad_requests"] == 2
         assert stats["max_concurrent"] == 1
         assert after["requests"] == 0
 

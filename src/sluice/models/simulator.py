@@ -176,7 +176,7 @@ class ModelSimulator:
         try:
             body = orjson.loads(await request.body())
             text, labels = _question(body)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
             stats.bad_requests += 1
             return _error(400, "invalid_request_error", f"invalid request: {exc}")
         roll = self._rng.random()
@@ -201,7 +201,9 @@ class ModelSimulator:
             answer["confidence"] = "high"  # the schema asks for a number: a typical slip
         stats.ok += 1
         content = orjson.dumps(answer).decode()
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+        prompt_chars = sum(
+            len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)
+        )
         model = body.get("model") or self.model.name
         return _json(200, _completion(model, content, prompt_chars), delay)
 
