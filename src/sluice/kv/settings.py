@@ -1,0 +1,46 @@
+"""Which KV an app uses: ``kv:`` in ``sluice.yaml`` or ``SLUICE_KV``, read at the edge.
+
+``memory://`` (the default) keeps state in the process. ``redis://HOST:PORT/DB`` shares it
+through Redis, falling back to in-process state while Redis is away (``?fallback=0`` turns the
+fallback off: calls then raise :class:`~sluice.kv.base.KVUnavailableError`). ``?prefix=NAME:``
+namespaces the keys (default ``sluice:``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sluice.config import AppSettings
+from sluice.errors import ConfigError
+from sluice.kv.base import KV
+from sluice.kv.fallback import FallbackKV
+from sluice.kv.memory import MemoryKV
+from sluice.kv.redis import RedisKV
+
+DEFAULT_KV = "memory://"
+
+
+def kv_url(settings: AppSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The KV URL: ``SLUICE_KV`` wins over ``kv:`` in the app's settings."""
+    env = os.environ if environ is None else environ
+    value = env.get("SLUICE_KV") or settings.extra.get("kv") or DEFAULT_KV
+    if not isinstance(value, str):
+        raise ConfigError("kv: must be a URL string (memory:// or redis://HOST:PORT/DB)")
+    return value
+
+
+def build_kv(url: str) -> KV:
+    """The KV named by ``url``; nothing connects until ``open()``."""
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return MemoryKV()
+    if parts.scheme in ("redis", "rediss"):
+        query = dict(parse_qsl(parts.query))
+        prefix = query.pop("prefix", "sluice:")
+        fallback = query.pop("fallback", "1") not in ("0", "false", "no")
+        redis_url = urlunsplit(parts._replace(query=urlencode(query)))
+        redis_kv = RedisKV(redis_url, prefix=prefix)
+        return FallbackKV(redis_kv, name=f"redis at {redis_kv.where}") if fallback else redis_kv
+    raise ConfigError(f"kv: unsupported URL {url!r} (expected memory:// or redis://HOST:PORT/DB)")
