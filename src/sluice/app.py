@@ -23,6 +23,30 @@ from sluice.store.sqlite import SqliteStore
 from sluice.workflow.registry import WorkflowRegistry
 
 
+def encryption_codec(settings: AppSettings) -> PayloadCodec | None:
+    """The AES-GCM codec when keys are configured, else None (payloads stored as they are).
+
+    Keys come from ``SLUICE_ENCRYPTION_KEYS`` (``id=base64 id=base64``) with
+    ``SLUICE_ENCRYPTION_ACTIVE``, or from the ``encryption`` section (``active`` and ``keys``,
+    inline keys being for tests and demos only).
+    """
+    from sluice.guard.crypto import AesGcmCodec, Keyring
+
+    section = settings.extra.get("encryption") or {}
+    keys = dict(section.get("keys") or {})
+    for pair in settings.env.get("SLUICE_ENCRYPTION_KEYS", "").split():
+        key_id, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError("SLUICE_ENCRYPTION_KEYS: expected 'id=base64' pairs")
+        keys[key_id] = value
+    if not keys:
+        return None
+    active = settings.env.get("SLUICE_ENCRYPTION_ACTIVE") or section.get("active")
+    if not active:
+        raise ConfigError("encryption: name the active key (encryption.active)")
+    return AesGcmCodec(Keyring.from_base64(keys, str(active)))
+
+
 def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Store:
     """The store named by ``settings.store``."""
     if settings.store.startswith("sqlite:///"):
@@ -32,7 +56,14 @@ def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Sto
             synchronous=settings.runtime.synchronous,
             max_batch=settings.runtime.max_batch,
         )
-    raise ConfigError(f"store: unsupported URL {settings.store!r} (expected sqlite:///PATH)")
+    if settings.store.startswith(("postgresql://", "postgres://")):
+        from sluice.store.postgres import PostgresStore  # only deployments that use it pay
+
+        return PostgresStore(settings.store, codec=codec, max_batch=settings.runtime.max_batch)
+    raise ConfigError(
+        f"store: unsupported URL {settings.store!r}"
+        " (expected sqlite:///PATH or postgresql://HOST/DB)"
+    )
 
 
 @dataclass
@@ -62,7 +93,7 @@ class SluiceApp:
             if settings.workflows_dir is None:
                 raise ConfigError("no workflow directory configured")
             registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
-        store = build_store(settings, codec)
+        store = build_store(settings, codec or encryption_codec(settings))
         wired = dict(services or {})
         runtime = Runtime(
             store,

@@ -68,6 +68,8 @@ class AppSettings:
     pools: Mapping[str, PoolSettings] = field(default_factory=dict)
     runtime: RuntimeSettings = RuntimeSettings()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The SLUICE_* environment variables as read at load: secrets and keys come from here.
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def sqlite_path(self) -> Path:
         """The SQLite database file named by ``store`` (relative paths resolve in app_dir)."""
@@ -146,6 +148,7 @@ def parse_settings(
         pools=pools,
         runtime=runtime,
         extra={k: v for k, v in raw.items() if k not in _KNOWN_SECTIONS},
+        env={k: v for k, v in env.items() if k.startswith("SLUICE_")},
     )
 
 

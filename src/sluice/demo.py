@@ -44,9 +44,12 @@ async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) 
     raise SystemExit("the server did not become ready in 20 s")
 
 
-async def drive(base_url: str, proc: subprocess.Popen[bytes], events: int, rate: float) -> int:
+async def drive(
+    base_url: str, key: str, proc: subprocess.Popen[bytes], events: int, rate: float
+) -> int:
     """Send ``events`` greet runs at ``rate``/s, wait for them, print the report."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    auth = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=auth) as client:
         await _wait_ready(client, proc)
         ids: list[str] = []
         refused = 0
@@ -94,13 +97,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         env_store = f"sqlite:///{Path(tmp) / 'demo.db'}"
+        env = {**os.environ, "SLUICE_STORE": env_store}
+        sluice = [sys.executable, "-m", "sluice"]
+        key = subprocess.run(
+            [*sluice, "apikey", "create", "--tenant", "demo", "--app", str(args.app_dir)],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
         print(f"starting sluice serve {args.app_dir} on port {port} (store {env_store})")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice", "serve", str(args.app_dir), "--port", str(port)],
-            env={**os.environ, "SLUICE_STORE": env_store},
-        )
+        proc = subprocess.Popen([*sluice, "serve", str(args.app_dir), "--port", str(port)], env=env)
         try:
-            code = asyncio.run(drive(f"http://127.0.0.1:{port}", proc, args.events, args.rate))
+            url = f"http://127.0.0.1:{port}"
+            code = asyncio.run(drive(url, key, proc, args.events, args.rate))
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -7,7 +7,10 @@
     │   └── WorkflowError           a workflow definition that does not validate
     ├── NotFoundError               an event, workflow or other named thing does not exist
     ├── StoreError                  the store failed or holds something it cannot read
+    ├── AuthError                   missing or invalid credentials (API key, webhook signature)
+    ├── IdempotencyConflictError    an idempotency key reused with a different request body
     ├── AdmissionError              work refused at the door (full queue, guard closed)
+    │   └── RateLimitedError        the tenant's rate limit is used up
     ├── InvalidInputError           an event's input does not match its workflow's schema
     └── StepError                   a step failed; ``retryable`` and ``retry_after`` steer retries
         ├── BudgetExceededError     a step or event time budget was used up
@@ -57,6 +60,18 @@ class AdmissionError(SluiceError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AuthError(SluiceError):
+    """Missing or invalid credentials: an API key or a webhook signature."""
+
+
+class IdempotencyConflictError(SluiceError):
+    """An idempotency key was reused with a different request body."""
+
+
+class RateLimitedError(AdmissionError):
+    """The caller's rate limit is used up; ``retry_after`` says when a token is free again."""
 
 
 class InvalidInputError(SluiceError):

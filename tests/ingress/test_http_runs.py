@@ -1,65 +1,71 @@
-"""The runs API over the in-process ASGI client: accept, wait, read back, refuse clearly."""
+"""API runs over HTTP: accept, wait, read back, and refuse clearly."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 
-import httpx
 import pytest
 
-from sluice.app import SluiceApp
-from sluice.config import load_settings
-from sluice.ingress.http import MAX_BODY_BYTES, create_http_app
-from tests.conftest import MakeApp
+from tests.ingress.conftest import Ingress
 
-CONFIG = """
-store: sqlite:///.sluice/http.db
-pools:
-  cpu: {concurrency: 4, queue_limit: 3}
-runtime: {poll_ms: 20}
-"""
-WORKFLOW = """
-name: echo
-input_schema:
-  type: object
-  required: [text]
-  properties: {text: {type: string}}
-steps:
-  - {name: pick, pool: cpu, uses: pick, options: {fields: [text]}}
-"""
+RUNS = "/v1/workflows/tickets/runs"
 
 
-@pytest.fixture
-async def client(make_app: MakeApp) -> AsyncIterator[tuple[httpx.AsyncClient, SluiceApp]]:
-    """An HTTP client bound to a started app."""
-    app = SluiceApp.from_settings(load_settings(make_app(CONFIG, {"echo.yaml": WORKFLOW})))
-    await app.start()
-    transport = httpx.ASGITransport(app=create_http_app(app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        yield http, app
-    await app.stop()
-
-
-async def test_accept_then_read_back(client: tuple[httpx.AsyncClient, SluiceApp]) -> None:
+async def test_accept_then_read_back(ingress: Ingress) -> None:
     """202 with an event id and a Location; the run reads back done with its result."""
-    http, app = client
-    resp = await http.post("/v1/workflows/echo/runs", json={"text": "hi", "extra": 1})
+    resp = await ingress.http.post(RUNS, json={"text": "hi"}, headers=ingress.auth())
     assert resp.status_code == 202
     event_id = resp.json()["event_id"]
     assert resp.headers["location"] == f"/v1/runs/{event_id}"
-    await app.runtime.wait(event_id, 5)
-    run = (await http.get(f"/v1/runs/{event_id}")).json()
+    assert resp.headers["x-correlation-id"]
+    await ingress.app.runtime.wait(event_id, 5)
+    run = (await ingress.http.get(f"/v1/runs/{event_id}", headers=ingress.auth())).json()
     assert run["status"] == "done"
     assert run["result"] == {"text": "hi"}
-    assert [s["step"] for s in run["steps"]] == ["pick"]
+    assert [s["step"] for s in run["steps"]] == ["keep"]
 
 
-async def test_wait_returns_the_result(client: tuple[httpx.AsyncClient, SluiceApp]) -> None:
+async def test_wait_returns_the_result(ingress: Ingress) -> None:
     """``?wait=`` answers 200 with the finished run."""
-    http, _ = client
-    resp = await http.post("/v1/workflows/echo/runs?wait=5", json={"text": "sync"})
+    resp = await ingress.http.post(f"{RUNS}?wait=5", json={"text": "x"}, headers=ingress.auth())
     assert resp.status_code == 200
-    assert resp.json()["result"] == {"text": "sync"}
+    assert resp.json()["result"] == {"text": "x"}
+
+
+async def test_runs_of_another_tenant_do_not_exist(ingress: Ingress) -> None:
+    """A tenant cannot read another tenant's run."""
+    resp = await ingress.http.post(RUNS, json={"text": "mine"}, headers=ingress.auth("acme"))
+    event_id = resp.json()["event_id"]
+    other = await ingress.http.get(f"/v1/runs/{event_id}", headers=ingress.auth("other"))
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "send an API key"),
+        ({"authorization": "Bearer nope"}, "invalid API key"),
+        ({"authorization": "Bearer sk_abcdef123456_wrongsecret"}, "invalid API key"),
+    ],
+)
+async def test_bad_credentials_are_401(
+    ingress: Ingress, headers: dict[str, str], detail: str
+) -> None:
+    """Missing, malformed and unknown keys are refused alike."""
+    resp = await ingress.http.post(RUNS, json={"text": "x"}, headers=headers)
+    assert resp.status_code == 401
+    assert detail in resp.json()["detail"]
+    assert resp.json()["correlation_id"] == resp.headers["x-correlation-id"]
+
+
+async def test_revoked_key_is_refused(ingress: Ingress) -> None:
+    """A revoked key stops working (at once in the process that revoked it, after cache TTL
+    elsewhere)."""
+    key_id = ingress.keys["other"].split("_")[1]
+    assert await ingress.app.store.revoke_api_key(key_id)
+    ingress.gateway.auth._cache.clear()  # the revoking process forgets its cached copy
+    resp = await ingress.http.post(RUNS, json={"text": "x"}, headers=ingress.auth("other"))
+    assert resp.status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -70,46 +76,99 @@ async def test_wait_returns_the_result(client: tuple[httpx.AsyncClient, SluiceAp
          "malformed-json"),
         ({"content": b"text=hi", "headers": {"content-type": "text/plain"}}, 415,
          "unsupported-media-type"),
-        ({"content": b"[" * (MAX_BODY_BYTES + 1), "headers": {"content-type": "application/json"}},
+        ({"content": b"[" * (2 << 20), "headers": {"content-type": "application/json"}},
          413, "payload-too-large"),
+        ({"content": b"[" * 40 + b"]" * 40, "headers": {"content-type": "application/json"}},
+         413, "payload-too-complex"),
+        ({"json": {"text": "x", "many": list(range(5000))}}, 413, "payload-too-complex"),
     ],
 )  # fmt: skip
 async def test_refusals_are_problem_documents(
-    client: tuple[httpx.AsyncClient, SluiceApp], kwargs: dict[str, object], status: int, kind: str
+    ingress: Ingress, kwargs: dict[str, object], status: int, kind: str
 ) -> None:
     """Each refusal has its status and a problem+json body with a stable type."""
-    http, _ = client
-    resp = await http.post("/v1/workflows/echo/runs", **kwargs)  # type: ignore[arg-type]
+    headers = {**ingress.auth(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    resp = await ingress.http.post(RUNS, headers=headers, **kwargs)  # type: ignore[arg-type]
     assert resp.status_code == status
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["type"].endswith("/" + kind)
 
 
-async def test_unknown_workflow_and_run(client: tuple[httpx.AsyncClient, SluiceApp]) -> None:
-    """Unknown names are 404 problems."""
-    http, _ = client
-    assert (await http.post("/v1/workflows/nope/runs", json={})).status_code == 404
-    assert (await http.get("/v1/runs/nope")).status_code == 404
-
-
-async def test_full_queue_is_503_with_retry_after(
-    client: tuple[httpx.AsyncClient, SluiceApp],
-) -> None:
-    """With the first pool's queue at its limit, new runs get 503 and Retry-After."""
-    http, app = client
-    await app.runtime.stop()  # no workers: the queue only fills
-    codes = [
-        (await http.post("/v1/workflows/echo/runs", json={"text": str(i)})).status_code
-        for i in range(4)
+async def test_invalid_input_lists_every_error_and_is_quarantined(ingress: Ingress) -> None:
+    """422 carries every validation error; the payload is kept in quarantine."""
+    resp = await ingress.http.post(RUNS, json={"text": "", "subject": 5}, headers=ingress.auth())
+    assert resp.status_code == 422
+    assert sorted(resp.json()["errors"]) == [
+        "subject: 5 is not of type 'string'",
+        "text: '' should be non-empty",
     ]
-    assert codes == [202, 202, 202, 503]
-    resp = await http.post("/v1/workflows/echo/runs", json={"text": "x"})
+    (item,) = await ingress.app.store.list_quarantine()
+    assert item.source == "api"
+    assert len(item.problems) == 2
+
+
+async def test_unknown_workflow_and_run(ingress: Ingress) -> None:
+    """Unknown names are 404 problems."""
+    resp = await ingress.http.post("/v1/workflows/nope/runs", json={}, headers=ingress.auth())
+    assert resp.status_code == 404
+    assert (await ingress.http.get("/v1/runs/nope", headers=ingress.auth())).status_code == 404
+
+
+async def test_rate_limit_is_429_with_retry_after(ingress: Ingress) -> None:
+    """A tenant past its bucket gets 429 and a Retry-After in whole seconds."""
+    codes = []
+    for i in range(3):
+        resp = await ingress.http.post(RUNS, json={"text": str(i)}, headers=ingress.auth("slow"))
+        codes.append(resp.status_code)
+    assert codes == [202, 202, 429]
     assert int(resp.headers["retry-after"]) >= 1
 
 
-async def test_health(client: tuple[httpx.AsyncClient, SluiceApp]) -> None:
-    """healthz is always ok; readyz reports the pools once started."""
-    http, _ = client
-    assert (await http.get("/healthz")).json() == {"status": "ok"}
-    ready = (await http.get("/readyz")).json()
-    assert ready["pools"]["cpu"]["concurrency"] == 4
+async def test_full_queue_is_503_with_retry_after(ingress: Ingress) -> None:
+    """With the first pool's queue at its limit (50), new runs get 503 and Retry-After."""
+    await ingress.app.runtime.stop()  # no workers: the queue only fills
+    codes = [
+        (await ingress.http.post(RUNS, json={"text": str(i)}, headers=ingress.auth())).status_code
+        for i in range(51)
+    ]
+    assert codes.count(202) == 50
+    assert codes[-1] == 503
+    resp = await ingress.http.post(RUNS, json={"text": "x"}, headers=ingress.auth())
+    assert int(resp.headers["retry-after"]) >= 1
+
+
+async def test_idempotency_key(ingress: Ingress) -> None:
+    """The same key returns the same receipt; with another body it is a 409."""
+    headers = {**ingress.auth(), "idempotency-key": "order-7"}
+    first = await ingress.http.post(RUNS, json={"text": "a"}, headers=headers)
+    again = await ingress.http.post(RUNS, json={"text": "a"}, headers=headers)
+    assert again.json()["event_id"] == first.json()["event_id"]
+    assert again.json()["duplicate"] is True
+    clash = await ingress.http.post(RUNS, json={"text": "b"}, headers=headers)
+    assert clash.status_code == 409
+    # Keys are per tenant: another tenant may use the same key.
+    other = await ingress.http.post(
+        RUNS, json={"text": "a"}, headers={**ingress.auth("other"), "idempotency-key": "order-7"}
+    )
+    assert other.json()["event_id"] != first.json()["event_id"]
+
+
+async def test_health_and_openapi(ingress: Ingress) -> None:
+    """healthz is always ok; readyz reports the pools; the OpenAPI document lists the paths."""
+    assert (await ingress.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await ingress.http.get("/readyz")).json()["pools"]["cpu"]["concurrency"] == 4
+    doc = (await ingress.http.get("/openapi.json")).json()
+    assert {"/v1/workflows/tickets/runs", "/v1/hooks/helpdesk", "/v1/runs/{event_id}"} <= set(
+        doc["paths"]
+    )
+    body = doc["paths"]["/v1/workflows/tickets/runs"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["required"] == ["text"]
+
+
+async def test_wait_is_bounded(ingress: Ingress) -> None:
+    """A run that does not finish within ?wait answers 202, not a hung request."""
+    await ingress.app.runtime.stop()
+    resp = await asyncio.wait_for(
+        ingress.http.post(f"{RUNS}?wait=0.3", json={"text": "x"}, headers=ingress.auth()), 5
+    )
+    assert resp.status_code == 202

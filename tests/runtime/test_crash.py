@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluice.app import SluiceApp
+from sluice.config import load_settings
+from sluice.ingress.apikeys import create_api_key
 from tests.conftest import MakeApp
 
 EVENTS = 10_000
@@ -91,13 +94,18 @@ async def test_sigkill_loses_nothing_and_repeats_no_effect(
     """SIGKILL at random points; every accepted event completes with one effect per step."""
     exec_log = tmp_path / "sink-executions.log"
     app_dir = make_app(CONFIG, {"crash.yaml": WORKFLOW % exec_log}, {"crash_steps.py": STEPS})
+    async with SluiceApp.from_settings(load_settings(app_dir), run_pools=()) as app:
+        _, key = await create_api_key(app.store, "t1")
     port = _free_port()
     server_log = tmp_path / "server.log"
     proc = _start(app_dir, port, server_log)
     accepted: dict[int, str] = {}
     rng = random.Random(7)
     kills = 0
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    auth = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth
+    ) as client:
         await _wait_healthy(client, proc)
         todo = iter(range(EVENTS))
 

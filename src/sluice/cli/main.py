@@ -12,7 +12,17 @@ import importlib
 import typer
 
 # Modules under sluice.cli that contribute commands, in help order.
-_COMMAND_MODULES = ("runtime", "simulate", "pii", "models")
+_COMMAND_MODULES = (
+    "runtime",
+    "apikeys",
+    "quarantine",
+    "encryption",
+    "simulate",
+    "pii",
+    "models",
+    "db",
+    "index",
+)
 
 
 def build_app() -> typer.Typer:

@@ -6,27 +6,17 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
 
 from sluice.app import SluiceApp
+from sluice.cli.common import AppDir, fail, print_json, with_store
 from sluice.config import load_settings
 from sluice.errors import SluiceError
 from sluice.ingress.http import run_view
 from sluice.store.base import EventState
-
-AppDir = Annotated[Path, typer.Option("--app", help="App directory (holds sluice.yaml).")]
-
-
-def _fail(exc: SluiceError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2)
-
-
-def _print(obj: Any) -> None:
-    typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
 
 
 def serve(
@@ -41,17 +31,19 @@ def serve(
     """Serve the HTTP API, with the worker pools in the same process by default."""
     import uvicorn
 
+    from sluice.ingress.gateway import Gateway
     from sluice.ingress.http import create_http_app
+    from sluice.ingress.settings import parse_ingress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings(app_dir)
         app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
+        gateway = Gateway(app, parse_ingress(settings))
     except SluiceError as exc:
-        _fail(exc)
-        return
+        raise fail(exc) from None
     uvicorn.run(
-        create_http_app(app),
+        create_http_app(app, gateway),
         host=host,
         port=port,
         log_level="warning",
@@ -84,7 +76,7 @@ def worker(
     try:
         asyncio.run(main())
     except SluiceError as exc:
-        _fail(exc)
+        raise fail(exc) from None
     except KeyboardInterrupt:
         pass
 
@@ -110,7 +102,7 @@ def run(
         async with SluiceApp.from_settings(load_settings(app_dir)) as app:
             event_id = await app.runtime.submit(workflow, data, tenant=tenant)
             record = await app.runtime.wait(event_id, timeout)
-        _print(run_view(record))
+        print_json(run_view(record))
         return 0 if record.state is EventState.DONE else 1
 
     try:
@@ -122,15 +114,6 @@ def run(
 
 
 runs_app = typer.Typer(help="Inspect and replay runs (events) in the store.", no_args_is_help=True)
-
-
-async def _with_app(app_dir: Path, fn: Any) -> Any:
-    app = SluiceApp.from_settings(load_settings(app_dir), run_pools=())
-    await app.store.open()
-    try:
-        return await fn(app)
-    finally:
-        await app.store.aclose()
 
 
 @runs_app.command("list")
@@ -149,10 +132,7 @@ def runs_list(
             error = f"  {rec.error}" if rec.error else ""
             typer.echo(f"{rec.id}  {rec.workflow}@{rec.version}  {rec.state.value}{error}")
 
-    try:
-        asyncio.run(_with_app(app_dir, go))
-    except SluiceError as exc:
-        _fail(exc)
+    with_store(app_dir, go)
 
 
 @runs_app.command("show")
@@ -160,12 +140,9 @@ def runs_show(event_id: str, app_dir: AppDir = Path()) -> None:
     """Show one run: status, step timings, result or error."""
 
     async def go(app: SluiceApp) -> None:
-        _print(run_view(await app.store.get_event(event_id)))
+        print_json(run_view(await app.store.get_event(event_id)))
 
-    try:
-        asyncio.run(_with_app(app_dir, go))
-    except SluiceError as exc:
-        _fail(exc)
+    with_store(app_dir, go)
 
 
 @runs_app.command("replay")
@@ -185,11 +162,7 @@ def runs_replay(
                 failed += 1
         return failed
 
-    try:
-        failed = asyncio.run(_with_app(app_dir, go))
-    except SluiceError as exc:
-        _fail(exc)
-        return
+    failed = with_store(app_dir, go)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -1,13 +1,14 @@
-"""The HTTP API of the runtime: start runs, read them back, health.
+"""The HTTP API: webhooks and API runs in, run status out, health and the OpenAPI document.
 
-``POST /v1/workflows/{name}/runs`` accepts a JSON object as the workflow's input and answers
-202 with ``{"event_id", "status"}`` once the event is durable; ``?wait=SECONDS`` (at most
-:data:`MAX_WAIT_S`) answers 200 with the result instead when it is ready in time.
+Handlers only translate between HTTP and the :class:`~sluice.ingress.gateway.Gateway`; every
+refusal is an ``application/problem+json`` document carrying the correlation id, which is
+also returned in the ``x-correlation-id`` header of every response.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,14 +17,27 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice.app import SluiceApp
-from sluice.errors import AdmissionError, InvalidInputError, NotFoundError
+from sluice.errors import (
+    AdmissionError,
+    AuthError,
+    IdempotencyConflictError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+    SluiceError,
+)
+from sluice.ids import new_event_id
+from sluice.ingress.gateway import Gateway
+from sluice.ingress.limits import shape_problem
+from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
-from sluice.store.base import EventRecord, EventState
+from sluice.store.base import EventRecord, EventState, Receipt
 
-MAX_BODY_BYTES = 1 << 20
 MAX_WAIT_S = 30.0
+_CID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -57,57 +71,134 @@ def run_view(record: EventRecord) -> dict[str, Any]:
     return view
 
 
-async def _read_json(request: Request) -> Any | Response:
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        return problem(415, "unsupported-media-type", "Unsupported Media Type",
-                       "send the input as application/json")  # fmt: skip
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return problem(413, "payload-too-large", "Payload Too Large",
-                           f"the body exceeds {MAX_BODY_BYTES} bytes")  # fmt: skip
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return problem(400, "malformed-json", "Malformed JSON", str(exc))
+class CorrelationMiddleware:
+    """Gives every request a correlation id (the caller's ``x-correlation-id`` if sane)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
+        cid = given if _CID.match(given) else new_event_id()
+        scope.setdefault("state", {})["cid"] = cid
+        header = (b"x-correlation-id", cid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
-def create_http_app(app: SluiceApp) -> Starlette:
+def _refusal(exc: SluiceError, cid: str) -> Response:
+    """The problem document for a refusal raised by the gateway."""
+    if isinstance(exc, RateLimitedError):
+        retry = {"Retry-After": str(max(1, round(exc.retry_after + 0.499)))}
+        return problem(
+            429, "rate-limited", "Too Many Requests", str(exc), retry, correlation_id=cid
+        )
+    if isinstance(exc, AdmissionError):
+        retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return problem(503, "overloaded", "Service Overloaded", str(exc), retry, correlation_id=cid)
+    if isinstance(exc, AuthError):
+        auth = {"WWW-Authenticate": "Bearer"}
+        return problem(401, "unauthorized", "Unauthorized", str(exc), auth, correlation_id=cid)
+    if isinstance(exc, IdempotencyConflictError):
+        return problem(409, "idempotency-conflict", "Conflict", str(exc), correlation_id=cid)
+    if isinstance(exc, InvalidInputError):
+        return problem(422, "invalid-input", "Invalid Input", str(exc).splitlines()[0],
+                       errors=exc.problems, correlation_id=cid)  # fmt: skip
+    if isinstance(exc, NotFoundError):
+        return problem(404, "not-found", "Not Found", str(exc), correlation_id=cid)
+    return problem(500, "internal", "Internal Error", "the request failed", correlation_id=cid)
+
+
+def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     """The ASGI application serving ``app``; its lifespan starts and stops ``app``."""
+    limits = gateway.settings.limits
+
+    async def read_body(request: Request, cid: str) -> bytes | Response:
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            return problem(415, "unsupported-media-type", "Unsupported Media Type",
+                           "send application/json", correlation_id=cid)  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return problem(413, "payload-too-large", "Payload Too Large",
+                           f"the body exceeds {limits.max_body_bytes} bytes",
+                           correlation_id=cid)  # fmt: skip
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                return problem(413, "payload-too-large", "Payload Too Large",
+                               f"the body exceeds {limits.max_body_bytes} bytes",
+                               correlation_id=cid)  # fmt: skip
+        return bytes(body)
+
+    def receipt_response(receipt: Receipt, cid: str) -> Response:
+        body: dict[str, Any] = {"event_id": receipt.event_id, "status": receipt.status}
+        if receipt.duplicate:
+            body["duplicate"] = True
+        return _json(body, 202, {"Location": f"/v1/runs/{receipt.event_id}"})
+
+    async def hook(request: Request) -> Response:
+        cid = request.state.cid
+        body = await read_body(request, cid)
+        if isinstance(body, Response):
+            return body
+        try:
+            receipt = await gateway.webhook(request.path_params["source"], request.headers, body)
+        except SluiceError as exc:
+            return _refusal(exc, cid)
+        return receipt_response(receipt, cid)
 
     async def start_run(request: Request) -> Response:
-        name = request.path_params["name"]
-        data = await _read_json(request)
-        if isinstance(data, Response):
-            return data
+        cid = request.state.cid
         try:
+            key = await gateway.auth.authenticate(request.headers.get("authorization"))
             wait_s = min(float(request.query_params.get("wait", 0)), MAX_WAIT_S)
+        except SluiceError as exc:
+            return _refusal(exc, cid)
         except ValueError:
-            return problem(400, "bad-parameter", "Bad Parameter", "wait must be a number")
+            return problem(400, "bad-parameter", "Bad Parameter", "wait must be a number",
+                           correlation_id=cid)  # fmt: skip
+        body = await read_body(request, cid)
+        if isinstance(body, Response):
+            return body
         try:
-            event_id = await app.runtime.submit(name, data)
-        except NotFoundError as exc:
-            return problem(404, "unknown-workflow", "Unknown Workflow", str(exc))
-        except InvalidInputError as exc:
-            return problem(422, "invalid-input", "Invalid Input", str(exc).splitlines()[0],
-                           errors=exc.problems)  # fmt: skip
-        except AdmissionError as exc:
-            retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
-            return problem(503, "overloaded", "Service Overloaded", str(exc), headers=retry)
-        location = {"Location": f"/v1/runs/{event_id}"}
-        if wait_s > 0:
-            record = await app.runtime.wait(event_id, wait_s)
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return problem(400, "malformed-json", "Malformed JSON", str(exc), correlation_id=cid)
+        if (too_big := shape_problem(data, limits)) is not None:
+            return problem(413, "payload-too-complex", "Payload Too Complex", too_big,
+                           correlation_id=cid)  # fmt: skip
+        try:
+            receipt = await gateway.api_run(
+                key.tenant, request.path_params["name"], body, data,
+                request.headers.get("idempotency-key"),
+            )  # fmt: skip
+        except SluiceError as exc:
+            return _refusal(exc, cid)
+        if wait_s > 0 and receipt.status == "accepted":
+            record = await app.runtime.wait(receipt.event_id, wait_s)
             if record.state is not EventState.ACCEPTED:
-                return _json(run_view(record), 200, location)
-        return _json({"event_id": event_id, "status": "accepted"}, 202, location)
+                return _json(run_view(record), 200, {"Location": f"/v1/runs/{record.id}"})
+        return receipt_response(receipt, cid)
 
     async def get_run(request: Request) -> Response:
+        cid = request.state.cid
         try:
+            key = await gateway.auth.authenticate(request.headers.get("authorization"))
             record = await app.store.get_event(request.path_params["event_id"])
-        except NotFoundError as exc:
-            return problem(404, "unknown-run", "Unknown Run", str(exc))
+            if record.tenant != key.tenant:  # another tenant's run does not exist for you
+                raise NotFoundError(f"no event {record.id!r}")
+        except SluiceError as exc:
+            return _refusal(exc, cid)
         return _json(run_view(record))
 
     async def healthz(request: Request) -> Response:
@@ -115,8 +206,14 @@ def create_http_app(app: SluiceApp) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         if not app.started:
-            return problem(503, "not-ready", "Not Ready", "the app is starting or stopping")
+            return problem(503, "not-ready", "Not Ready", "the app is starting or stopping",
+                           correlation_id=request.state.cid)  # fmt: skip
         return _json({"status": "ready", "pools": app.runtime.stats()})
+
+    document = openapi_document(app.registry, gateway.settings)
+
+    async def openapi(request: Request) -> Response:
+        return _json(document)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -126,12 +223,15 @@ def create_http_app(app: SluiceApp) -> Starlette:
         finally:
             await app.stop()
 
-    return Starlette(
+    starlette = Starlette(
         routes=[
+            Route("/v1/hooks/{source}", hook, methods=["POST"]),
             Route("/v1/workflows/{name}/runs", start_run, methods=["POST"]),
             Route("/v1/runs/{event_id}", get_run, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    return CorrelationMiddleware(starlette)

@@ -23,7 +23,15 @@ from sluice.errors import AdmissionError, ConfigError, InvalidInputError
 from sluice.ids import new_event_id
 from sluice.runtime.executor import StepExecutor
 from sluice.runtime.pool import PoolWorker
-from sluice.store.base import EventRecord, EventState, Job, NewEvent, Store
+from sluice.store.base import (
+    EventRecord,
+    EventState,
+    IdempotencyClaim,
+    Job,
+    NewEvent,
+    Receipt,
+    Store,
+)
 from sluice.workflow.loader import format_path
 from sluice.workflow.model import Workflow
 from sluice.workflow.registry import WorkflowRegistry
@@ -130,30 +138,18 @@ class Runtime:
 
         return blocked
 
-    def validate(self, workflow: Workflow, data: Any) -> None:
-        """Check ``data`` against the workflow's input schema; list every problem."""
+    def check_input(self, workflow: Workflow, data: Any) -> list[str]:
+        """Every way ``data`` fails the workflow's input schema, each with its path."""
         key = (workflow.name, workflow.version)
         validator = self._validators.get(key)
         if validator is None:
             validator = jsonschema.Draft202012Validator(workflow.input_schema)
             self._validators[key] = validator
         errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
-        if errors:
-            raise InvalidInputError(
-                f"input does not match the schema of workflow {workflow.name!r}",
-                [f"{format_path(e.absolute_path)}: {e.message}" for e in errors],
-            )
+        return [f"{format_path(e.absolute_path)}: {e.message}" for e in errors]
 
-    async def submit(
-        self,
-        workflow_name: str,
-        data: Any,
-        tenant: str = "default",
-        event_id: str | None = None,
-    ) -> str:
-        """Validate, admit and durably accept one event; return its id."""
-        workflow = self.registry.get(workflow_name)
-        self.validate(workflow, data)
+    def admit(self, workflow: Workflow) -> None:
+        """Refuse with AdmissionError when the workflow's first pool has a full queue."""
         pool = workflow.first_pool
         limit = self.pools[pool].queue_limit
         if self.queue_depth(pool) >= limit:
@@ -161,28 +157,58 @@ class Runtime:
                 f"pool {pool!r} has {limit} events waiting (its queue_limit); retry later",
                 retry_after=1.0,
             )
+
+    def new_event(
+        self, workflow: Workflow, data: Any, tenant: str, original: bytes | None = None
+    ) -> NewEvent:
+        """An event of ``workflow`` on ``data``, with its deadline from the workflow budget."""
         now = time.time()
-        event = NewEvent(
-            id=event_id or new_event_id(),
+        return NewEvent(
+            id=new_event_id(),
             workflow=workflow.name,
             version=workflow.version,
             tenant=tenant,
             input=orjson.dumps(data),
-            first_pool=pool,
+            first_pool=workflow.first_pool,
             created_at=now,
             deadline=now + workflow.budget_ms / 1000,
+            original=original,
         )
-        self._pending[pool] += 1
+
+    async def accept(self, event: NewEvent, idempotency: IdempotencyClaim | None = None) -> Receipt:
+        """Durably accept ``event`` (claiming its idempotency key); wake its first pool."""
+        self._pending[event.first_pool] += 1
         try:
-            await self.store.insert_event(event)
+            receipt = await self.store.insert_event(event, idempotency)
         finally:
-            self._pending[pool] -= 1
-        worker = self.workers.get(pool)
-        if worker is not None:
+            self._pending[event.first_pool] -= 1
+        worker = self.workers.get(event.first_pool)
+        if worker is not None and not receipt.duplicate:
             worker.wake()
-        return event.id
+        return receipt
+
+    async def submit(self, workflow_name: str, data: Any, tenant: str = "default") -> str:
+        """Validate, admit and durably accept one event; return its id.
+
+        The in-process way in (``sluice run``, tests, benchmarks); HTTP goes through the
+        ingress gateway, which adds authentication, rate limits, idempotency and quarantine.
+        """
+        workflow = self.registry.get(workflow_name)
+        problems = self.check_input(workflow, data)
+        if problems:
+            raise InvalidInputError(
+                f"input does not match the schema of workflow {workflow.name!r}", problems
+            )
+        self.admit(workflow)
+        receipt = await self.accept(self.new_event(workflow, data, tenant))
+        return receipt.event_id
 
     # completion ----------------------------------------------------------------------------
+    def wake(self, pool: str) -> None:
+        """Tell this process's workers of ``pool`` (if any) that work may be waiting."""
+        if (worker := self.workers.get(pool)) is not None:
+            worker.wake()
+
     def _settled(self, job: Job, finished: bool, next_pool: str | None) -> None:
         if next_pool is not None and (worker := self.workers.get(next_pool)) is not None:
             worker.wake()

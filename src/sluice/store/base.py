@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from sluice.store.codec import PayloadCodec
+
 
 class EventState(StrEnum):
     """Where an event stands."""
@@ -26,7 +28,10 @@ class EventState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to accept, with everything its first job needs."""
+    """An event to accept, with everything its first job needs.
+
+    ``original`` holds the unmasked input, kept (encrypted) only when the workflow asks.
+    """
 
     id: str
     workflow: str
@@ -36,6 +41,53 @@ class NewEvent:
     first_pool: str
     created_at: float
     deadline: float
+    original: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An idempotency key to claim in the same transaction as the event it names."""
+
+    tenant: str
+    key: str
+    request_hash: str
+    window_s: float = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the caller is told: the event (or quarantine entry), its status, and whether this
+    request repeated an earlier one with the same idempotency key."""
+
+    event_id: str
+    status: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineItem:
+    """A malformed event kept aside with the reason and its raw payload, never enqueued."""
+
+    id: str
+    source: str
+    workflow: str
+    tenant: str
+    reason: str
+    problems: tuple[str, ...]
+    payload: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: only a hash of its secret is kept."""
+
+    id: str
+    tenant: str
+    roles: tuple[str, ...]
+    secret_hash: str
+    created_at: float
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +161,7 @@ class Store(Protocol):
     """
 
     depths: Counter[str]
+    codec: PayloadCodec
 
     async def open(self) -> None:
         """Connect and apply migrations."""
@@ -118,8 +171,61 @@ class Store(Protocol):
         """Flush pending writes and release connections."""
         ...
 
-    async def insert_event(self, event: NewEvent) -> None:
-        """Write the event and its first job in one transaction."""
+    async def insert_event(
+        self, event: NewEvent, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Write the event and its first job in one transaction.
+
+        With ``idempotency``, the key is claimed in the same transaction: a live key with the
+        same request hash returns the original receipt and writes nothing; with another hash it
+        raises IdempotencyConflictError.
+        """
+        ...
+
+    async def quarantine(
+        self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Keep a malformed event aside (claiming its idempotency key like insert_event)."""
+        ...
+
+    async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
+        """Quarantined events, newest first."""
+        ...
+
+    async def get_quarantined(self, item_id: str) -> QuarantineItem:
+        """One quarantined event; raises NotFoundError."""
+        ...
+
+    async def drop_quarantined(self, item_id: str) -> bool:
+        """Delete a quarantined event; False if there was none."""
+        ...
+
+    async def promote_quarantined(self, item_id: str, event: NewEvent) -> Receipt:
+        """Accept a repaired quarantined event: insert it and delete the entry, atomically."""
+        ...
+
+    async def purge_idempotency(self, older_than: float) -> int:
+        """Forget idempotency keys claimed before ``older_than`` (epoch seconds)."""
+        ...
+
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new API key."""
+        ...
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """One API key; raises NotFoundError."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, newest first."""
+        ...
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False if it does not exist or was revoked already."""
+        ...
+
+    async def reencode_payloads(self, batch: int = 500) -> int:
+        """Rewrite every stored payload that the codec says needs it; return how many."""
         ...
 
     async def claim(self, pool: str, limit: int, owner: str, lease_s: float) -> list[Job]:

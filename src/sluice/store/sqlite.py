@@ -24,10 +24,10 @@ from sluice.store.base import (
     EventRecord,
     EventState,
     Job,
-    NewEvent,
     StepRecord,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
+from sluice.store.sqlite_ingress import SqliteIngressMixin
 from sluice.store.sqlite_schema import migrate
 from sluice.store.sqlite_writer import Delta, SqliteWriter
 
@@ -46,7 +46,7 @@ _EVENT_COLUMNS = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteIngressMixin):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(
@@ -126,30 +126,6 @@ class SqliteStore:
             raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
     # writes --------------------------------------------------------------------------------
-    async def insert_event(self, event: NewEvent) -> None:
-        """Write the event and its first job in one transaction."""
-        stored = self.codec.encode(event.input)
-
-        def op(conn: sqlite3.Connection, delta: Delta) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO events(id, workflow, version, tenant, state, input, created_at,"
-                    " deadline) VALUES (?, ?, ?, ?, 'accepted', ?, ?, ?)",
-                    (event.id, event.workflow, event.version, event.tenant, stored,
-                     event.created_at, event.deadline),
-                )  # fmt: skip
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(f"event {event.id} already exists") from exc
-            conn.execute(
-                "INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input,"
-                " ready_at, run_at, deadline) VALUES (?, 0, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
-                (event.id, event.first_pool, event.workflow, event.version, event.tenant, stored,
-                 event.created_at, event.created_at, event.deadline),
-            )  # fmt: skip
-            delta[event.first_pool] += 1
-
-        await self._write(op)
-
     async def claim(self, pool: str, limit: int, owner: str, lease_s: float) -> list[Job]:
         """Lease up to ``limit`` ready jobs of ``pool``, oldest first."""
 

@@ -60,6 +60,37 @@ MIGRATIONS: tuple[str, ...] = (
         beat_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    ALTER TABLE events ADD COLUMN original BLOB;
+    CREATE TABLE idempotency (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (tenant, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_age ON idempotency(created_at);
+    CREATE TABLE quarantine (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        problems TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

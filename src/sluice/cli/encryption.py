@@ -1,0 +1,37 @@
+"""``sluice encryption new-key/rotate``: keys for encryption at rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sluice.app import SluiceApp
+from sluice.cli.common import AppDir, with_store
+from sluice.guard.crypto import new_key
+
+encryption_app = typer.Typer(help="Encryption at rest.", no_args_is_help=True)
+
+
+@encryption_app.command("new-key")
+def new_key_command() -> None:
+    """Print a new random 256-bit key (base64) for SLUICE_ENCRYPTION_KEYS."""
+    typer.echo(new_key())
+
+
+@encryption_app.command("rotate")
+def rotate(app_dir: AppDir = Path()) -> None:
+    """Re-encrypt every stored payload sealed with a key other than the active one.
+
+    Add the new key to the keyring, make it active, run this, then remove the old key.
+    """
+
+    async def go(app: SluiceApp) -> int:
+        return await app.store.reencode_payloads()
+
+    typer.echo(f"re-encrypted {with_store(app_dir, go)} payloads")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sluice encryption``."""
+    app.add_typer(encryption_app, name="encryption")

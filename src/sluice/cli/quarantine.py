@@ -1,0 +1,103 @@
+"""``sluice quarantine list/show/replay/drop``: malformed events kept aside at ingress.
+
+Replay normalizes the raw payload again under the current mapping and schema, so fixing a
+source mapping or a workflow schema and replaying recovers the events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from sluice.app import SluiceApp
+from sluice.cli.common import AppDir, print_json, with_store
+from sluice.ingress.gateway import Gateway
+from sluice.ingress.settings import parse_ingress
+
+quarantine_app = typer.Typer(help="Inspect, replay and drop quarantined events.",
+                             no_args_is_help=True)  # fmt: skip
+
+
+@quarantine_app.command("list")
+def list_items(
+    app_dir: AppDir = Path(),
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List quarantined events with their reasons."""
+
+    async def go(app: SluiceApp) -> None:
+        for item in await app.store.list_quarantine(limit):
+            typer.echo(f"{item.id}  {item.source} -> {item.workflow}  {item.reason}")
+
+    with_store(app_dir, go)
+
+
+@quarantine_app.command("show")
+def show(item_id: str, app_dir: AppDir = Path()) -> None:
+    """Show one quarantined event: every problem and the raw payload."""
+
+    async def go(app: SluiceApp) -> None:
+        item = await app.store.get_quarantined(item_id)
+        try:
+            payload: object = orjson.loads(item.payload)
+        except orjson.JSONDecodeError:
+            payload = item.payload.decode("utf-8", "replace")
+        print_json({"id": item.id, "source": item.source, "workflow": item.workflow,
+                    "tenant": item.tenant, "problems": list(item.problems),
+                    "payload": payload})  # fmt: skip
+
+    with_store(app_dir, go)
+
+
+@quarantine_app.command("replay")
+def replay(
+    item_ids: Annotated[list[str] | None, typer.Argument(help="Entries to replay.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
+    app_dir: AppDir = Path(),
+) -> None:
+    """Normalize again; entries that now pass are accepted, the rest stay with new reasons."""
+
+    async def go(app: SluiceApp) -> int:
+        gateway = Gateway(app, parse_ingress(app.settings))
+        ids = list(item_ids or [])
+        if all_:
+            ids += [item.id for item in await app.store.list_quarantine(1_000_000)]
+        still = 0
+        for item_id in ids:
+            receipt, problems = await gateway.replay_quarantined(item_id)
+            if receipt is not None:
+                typer.echo(f"{item_id}: accepted as event {receipt.event_id}")
+            else:
+                still += 1
+                typer.echo(f"{item_id}: still malformed: {'; '.join(problems)}", err=True)
+        return still
+
+    if not item_ids and not all_:
+        typer.echo("error: name entries to replay, or pass --all", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(1 if with_store(app_dir, go) else 0)
+
+
+@quarantine_app.command("drop")
+def drop(item_ids: list[str], app_dir: AppDir = Path()) -> None:
+    """Delete quarantined events for good."""
+
+    async def go(app: SluiceApp) -> int:
+        missing = 0
+        for item_id in item_ids:
+            if await app.store.drop_quarantined(item_id):
+                typer.echo(f"{item_id}: dropped")
+            else:
+                missing += 1
+                typer.echo(f"{item_id}: not in quarantine", err=True)
+        return missing
+
+    raise typer.Exit(1 if with_store(app_dir, go) else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sluice quarantine``."""
+    app.add_typer(quarantine_app, name="quarantine")

@@ -1,0 +1,298 @@
+"""The ingress gateway: turns a request into an accepted, durable event or a clear refusal.
+
+The order matters and is cheapest-first: authenticate (or verify the webhook signature), answer
+a repeated idempotency key from memory, rate limit, admission (queue depth), then normalize
+(mapping, shape limits, JSON Schema). A malformed event is quarantined with its reason and raw
+payload, never enqueued. Text fields the workflow marks are PII-masked before the event is
+written, so nothing downstream - models, caches, logs - sees the originals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sluice.app import SluiceApp
+from sluice.errors import (
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    RateLimitedError,
+)
+from sluice.guard.crypto import AesGcmCodec
+from sluice.guard.pii import PiiMasker
+from sluice.ids import new_event_id
+from sluice.ingress.apikeys import ApiKeyAuth
+from sluice.ingress.limits import shape_problem
+from sluice.ingress.mapping import SourceMapping
+from sluice.ingress.ratelimit import MemoryRateLimiter, RateLimiter, RatePolicy
+from sluice.ingress.settings import IngressSettings, SourceSettings
+from sluice.ingress.signatures import WebhookVerifier
+from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
+from sluice.workflow.model import Workflow
+
+API_SOURCE = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class _Masking:
+    masker: PiiMasker
+    fields: tuple[str, ...]
+    keep_original: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    settings: SourceSettings
+    verifier: WebhookVerifier
+    mapping: SourceMapping
+
+
+class Gateway:
+    """Owns the checks of the way in; the HTTP layer only translates to and from HTTP."""
+
+    def __init__(
+        self,
+        app: SluiceApp,
+        settings: IngressSettings,
+        limiter: RateLimiter | None = None,
+        recent_receipts: int = 50_000,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.auth = ApiKeyAuth(app.store)
+        self._policy = RatePolicy(settings.rate_limits)
+        self._limiter = limiter or MemoryRateLimiter()
+        self._sources: dict[str, _Source] = {}
+        problems: list[str] = []
+        for name, src in settings.sources.items():
+            try:
+                app.registry.get(src.workflow)
+                self._sources[name] = _Source(
+                    src, WebhookVerifier(src.secrets), SourceMapping(src.mapping)
+                )
+            except (NotFoundError, ConfigError) as exc:
+                problems.append(f"sources.{name}: {exc}")
+        self._masking: dict[tuple[str, str], _Masking | None] = {}
+        for wf in app.registry:
+            try:
+                self._masking[(wf.name, wf.version)] = self._build_masking(wf)
+            except ConfigError as exc:
+                problems.append(f"workflow {wf.name}: {exc}")
+        if problems:
+            raise ConfigError("invalid ingress configuration", problems)
+        # Receipts of recent idempotent requests: repeats are answered without a write.
+        self._recent: OrderedDict[tuple[str, str], tuple[str, Receipt, float]] = OrderedDict()
+        self._recent_size = recent_receipts
+        # Idempotency keys being accepted right now: (request hash, the leader's receipt).
+        self._in_flight: dict[tuple[str, str], tuple[str, asyncio.Future[Receipt]]] = {}
+
+    def _build_masking(self, wf: Workflow) -> _Masking | None:
+        spec = wf.extra.get("pii")
+        if not spec:
+            return None
+        fields = tuple(spec.get("fields") or ())
+        if not fields:
+            raise ConfigError("pii.fields: list the text fields to mask")
+        keep = bool(spec.get("keep_original", False))
+        if keep and not isinstance(self.app.store.codec, AesGcmCodec):
+            raise ConfigError("pii.keep_original needs encryption at rest (an encryption key)")
+        return _Masking(PiiMasker(spec.get("types")), fields, keep)
+
+    # the two ways in --------------------------------------------------------------------------
+    async def api_run(
+        self, tenant: str, workflow_name: str, body: bytes, data: Any, key: str | None
+    ) -> Receipt:
+        """An authenticated API call's run; invalid input is quarantined and raised."""
+        wf = self.app.registry.get(workflow_name)
+        if key is None:
+            return await self._api_run(tenant, wf, body, data, None)
+        claim = self._claim(tenant, f"api:{wf.name}:{key}", body)
+        return await self._single_flight(
+            claim, lambda: self._api_run(tenant, wf, body, data, claim)
+        )
+
+    async def _api_run(
+        self, tenant: str, wf: Workflow, body: bytes, data: Any, claim: IdempotencyClaim | None
+    ) -> Receipt:
+        if claim is not None and (hit := self._recent_hit(claim)) is not None:
+            return hit
+        await self._limit(tenant, wf.name)
+        self.app.runtime.admit(wf)
+        problems = self._shape_and_schema(wf, data)
+        if problems:
+            await self._quarantine(API_SOURCE, wf, tenant, body, problems, claim)
+            raise InvalidInputError(
+                f"input does not match the schema of workflow {wf.name!r}", problems
+            )
+        return await self._accept(wf, tenant, data, claim)
+
+    async def webhook(self, source: str, headers: Mapping[str, str], body: bytes) -> Receipt:
+        """A signed webhook delivery; malformed payloads are quarantined (202 for the sender)."""
+        src = self._sources.get(source)
+        if src is None:
+            raise NotFoundError(f"unknown webhook source {source!r}")
+        msg_id = src.verifier.verify(headers, body)
+        claim = self._claim(src.settings.tenant, f"hook:{source}:{msg_id}", body)
+        return await self._single_flight(claim, lambda: self._webhook(src, body, claim))
+
+    async def _webhook(self, src: _Source, body: bytes, claim: IdempotencyClaim) -> Receipt:
+        tenant = src.settings.tenant
+        wf = self.app.registry.get(src.settings.workflow)
+        if (hit := self._recent_hit(claim)) is not None:
+            return hit
+        await self._limit(tenant, wf.name)
+        self.app.runtime.admit(wf)
+        data, problems = self.normalize(src, wf, body)
+        if problems:
+            return await self._quarantine(src.settings.name, wf, tenant, body, problems, claim)
+        return await self._accept(wf, tenant, data, claim)
+
+    def normalize(self, src: _Source | None, wf: Workflow, body: bytes) -> tuple[Any, list[str]]:
+        """Parse, map and validate a raw payload; return the input and every problem."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return None, [f"body is not JSON: {exc}"]
+        if src is not None:
+            payload, problems = src.mapping.apply(payload)
+            if problems:
+                return None, problems
+        return payload, self._shape_and_schema(wf, payload)
+
+    async def replay_quarantined(self, item_id: str) -> tuple[Receipt | None, list[str]]:
+        """Normalize a quarantined payload again under today's mapping and schema."""
+        item = await self.app.store.get_quarantined(item_id)
+        wf = self.app.registry.get(item.workflow)
+        src = self._sources.get(item.source)
+        if item.source != API_SOURCE and src is None:
+            return None, [f"webhook source {item.source!r} is no longer configured"]
+        data, problems = self.normalize(src, wf, item.payload)
+        if problems:
+            return None, problems
+        masked, original = self._mask(wf, data)
+        event = self.app.runtime.new_event(wf, masked, item.tenant, original)
+        receipt = await self.app.store.promote_quarantined(item_id, event)
+        self.app.runtime.wake(wf.first_pool)
+        return receipt, []
+
+    # the steps ------------------------------------------------------------------------------
+    async def _single_flight(
+        self, claim: IdempotencyClaim, work: Callable[[], Awaitable[Receipt]]
+    ) -> Receipt:
+        """Run ``work`` once for concurrent requests with one idempotency key and body.
+
+        Followers wait for the leader's receipt instead of each taking a queue slot and a
+        write. A follower with another body, or whose leader failed, takes the full path
+        itself (where the store answers the conflict or the retry).
+        """
+        key = (claim.tenant, claim.key)
+        leader = self._in_flight.get(key)
+        if leader is not None and leader[0] == claim.request_hash:
+            try:
+                receipt = await asyncio.shield(leader[1])
+            except Exception:  # noqa: BLE001 - the leader's error is the leader's to report
+                return await work()
+            return Receipt(receipt.event_id, receipt.status, duplicate=True)
+        if leader is not None:
+            return await work()
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = (claim.request_hash, future)
+        try:
+            receipt = await work()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: there may be no follower to do it
+            raise
+        finally:
+            del self._in_flight[key]
+        future.set_result(receipt)
+        return receipt
+
+    def _claim(self, tenant: str, key: str, body: bytes) -> IdempotencyClaim:
+        digest = hashlib.sha256(body).hexdigest()
+        return IdempotencyClaim(tenant, key, digest, self.settings.idempotency_window_s)
+
+    def _recent_hit(self, claim: IdempotencyClaim) -> Receipt | None:
+        found = self._recent.get((claim.tenant, claim.key))
+        if found is None or found[2] < time.time() - claim.window_s:
+            return None
+        if found[0] != claim.request_hash:
+            return None  # let the store raise the conflict, with the authoritative record
+        return Receipt(found[1].event_id, found[1].status, duplicate=True)
+
+    def _remember(self, claim: IdempotencyClaim | None, receipt: Receipt) -> None:
+        if claim is None or receipt.duplicate:
+            return
+        self._recent[(claim.tenant, claim.key)] = (claim.request_hash, receipt, time.time())
+        if len(self._recent) > self._recent_size:
+            self._recent.popitem(last=False)
+
+    async def _limit(self, tenant: str, workflow: str) -> None:
+        rate = self._policy.for_(tenant, workflow)
+        if rate is None:
+            return
+        wait = await self._limiter.acquire(f"{tenant}/{workflow}", rate)
+        if wait > 0:
+            raise RateLimitedError(
+                f"tenant {tenant!r} is over its rate limit of {rate.rate:g}/s for {workflow!r}",
+                retry_after=wait,
+            )
+
+    def _shape_and_schema(self, wf: Workflow, data: Any) -> list[str]:
+        too_big = shape_problem(data, self.settings.limits)
+        if too_big:
+            return [too_big]
+        return self.app.runtime.check_input(wf, data)
+
+    def _mask(self, wf: Workflow, data: Any) -> tuple[Any, bytes | None]:
+        masking = self._masking.get((wf.name, wf.version))
+        if masking is None or not isinstance(data, dict):
+            return data, None
+        texts = {f: data[f] for f in masking.fields if isinstance(data.get(f), str)}
+        if not texts:
+            return data, None
+        masked = dict(data)
+        for name, result in masking.masker.mask_fields(texts).items():
+            masked[name] = result.masked
+        original = orjson.dumps(texts) if masking.keep_original else None
+        return masked, original
+
+    async def _accept(
+        self, wf: Workflow, tenant: str, data: Any, claim: IdempotencyClaim | None
+    ) -> Receipt:
+        masked, original = self._mask(wf, data)
+        event = self.app.runtime.new_event(wf, masked, tenant, original)
+        receipt = await self.app.runtime.accept(event, claim)
+        self._remember(claim, receipt)
+        return receipt
+
+    async def _quarantine(
+        self,
+        source: str,
+        wf: Workflow,
+        tenant: str,
+        body: bytes,
+        problems: Sequence[str],
+        claim: IdempotencyClaim | None,
+    ) -> Receipt:
+        item = QuarantineItem(
+            id=new_event_id(),
+            source=source,
+            workflow=wf.name,
+            tenant=tenant,
+            reason=problems[0],
+            problems=tuple(problems),
+            payload=body,
+            created_at=time.time(),
+        )
+        receipt = await self.app.store.quarantine(item, claim)
+        self._remember(claim, receipt)
+        return receipt

@@ -1,0 +1,277 @@
+"""SQLite side of ingress state: idempotency keys, quarantine, API keys, payload re-encoding.
+
+Kept apart from :mod:`sluice.store.sqlite` so each module stays one concept; the functions
+here run inside the writer's transactions, and :class:`SqliteIngressMixin` adds the async
+methods to :class:`~sluice.store.sqlite.SqliteStore`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import orjson
+
+from sluice.errors import IdempotencyConflictError, NotFoundError, StoreError
+from sluice.store.base import (
+    ApiKeyRecord,
+    IdempotencyClaim,
+    NewEvent,
+    QuarantineItem,
+    Receipt,
+)
+from sluice.store.codec import PayloadCodec
+from sluice.store.sqlite_writer import Delta
+
+T = TypeVar("T")
+QUARANTINED = "quarantined"
+_Q_COLUMNS = "id, source, workflow, tenant, reason, problems, payload, created_at"
+_K_COLUMNS = "id, tenant, roles, secret_hash, created_at, revoked_at"
+# (table, key expression, payload column, a key below every real one) of every encoded
+# payload, for re-encryption. SQLite orders every integer before every string, hence -1 or "".
+PAYLOAD_COLUMNS: tuple[tuple[str, str, str, int | str], ...] = (
+    ("events", "id", "input", ""),
+    ("events", "id", "result", ""),
+    ("events", "id", "original", ""),
+    ("jobs", "id", "input", -1),
+    ("step_results", "event_id || ':' || step", "output", ""),
+    ("quarantine", "id", "payload", ""),
+)
+
+
+def claim_idempotency(
+    conn: sqlite3.Connection, claim: IdempotencyClaim, target_id: str, status: str, now: float
+) -> Receipt | None:
+    """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it."""
+    row = conn.execute(
+        "SELECT request_hash, event_id, status, created_at FROM idempotency"
+        " WHERE tenant = ? AND key = ?",
+        (claim.tenant, claim.key),
+    ).fetchone()
+    if row is not None and row[3] >= now - claim.window_s:
+        if row[0] != claim.request_hash:
+            raise IdempotencyConflictError(
+                f"idempotency key {claim.key!r} was used with a different request body"
+            )
+        state = conn.execute("SELECT state FROM events WHERE id = ?", (row[1],)).fetchone()
+        return Receipt(row[1], state[0] if state else row[2], duplicate=True)
+    conn.execute(
+        "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, event_id, status,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (claim.tenant, claim.key, claim.request_hash, target_id, status, now),
+    )
+    return None
+
+
+def insert_event_rows(
+    conn: sqlite3.Connection, event: NewEvent, stored: bytes, original: bytes | None, delta: Delta
+) -> None:
+    """The event row and its first job (inside the caller's transaction)."""
+    try:
+        conn.execute(
+            "INSERT INTO events(id, workflow, version, tenant, state, input, created_at,"
+            " deadline, original) VALUES (?, ?, ?, ?, 'accepted', ?, ?, ?, ?)",
+            (event.id, event.workflow, event.version, event.tenant, stored, event.created_at,
+             event.deadline, original),
+        )  # fmt: skip
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"event {event.id} already exists") from exc
+    conn.execute(
+        "INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input,"
+        " ready_at, run_at, deadline) VALUES (?, 0, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
+        (event.id, event.first_pool, event.workflow, event.version, event.tenant, stored,
+         event.created_at, event.created_at, event.deadline),
+    )  # fmt: skip
+    delta[event.first_pool] += 1
+
+
+class SqliteIngressMixin:
+    """Ingress-state methods of the SQLite store (see the module docstring)."""
+
+    codec: PayloadCodec
+    _write: Callable[..., Any]
+    _read: Callable[..., Any]
+
+    def _encode_event(self, event: NewEvent) -> tuple[bytes, bytes | None]:
+        original = None if event.original is None else self.codec.encode(event.original)
+        return self.codec.encode(event.input), original
+
+    async def insert_event(
+        self, event: NewEvent, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Write the event and its first job (and claim its idempotency key) atomically."""
+        stored, original = self._encode_event(event)
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> Receipt:
+            if idempotency is not None:
+                held = claim_idempotency(conn, idempotency, event.id, "accepted", time.time())
+                if held is not None:
+                    return held
+            insert_event_rows(conn, event, stored, original, delta)
+            return Receipt(event.id, "accepted")
+
+        receipt: Receipt = await self._write(op)
+        return receipt
+
+    async def quarantine(
+        self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Keep a malformed event aside with its reason; never enqueued."""
+        payload = self.codec.encode(item.payload)
+        problems = orjson.dumps(list(item.problems)).decode()
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> Receipt:
+            if idempotency is not None:
+                held = claim_idempotency(conn, idempotency, item.id, QUARANTINED, time.time())
+                if held is not None:
+                    return held
+            conn.execute(
+                f"INSERT INTO quarantine({_Q_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (item.id, item.source, item.workflow, item.tenant, item.reason, problems,
+                 payload, item.created_at),
+            )  # fmt: skip
+            return Receipt(item.id, QUARANTINED)
+
+        receipt: Receipt = await self._write(op)
+        return receipt
+
+    def _item(self, row: Sequence[Any]) -> QuarantineItem:
+        return QuarantineItem(
+            row[0], row[1], row[2], row[3], row[4], tuple(orjson.loads(row[5])),
+            self.codec.decode(row[6]), row[7],
+        )  # fmt: skip
+
+    async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
+        """Quarantined events, newest first."""
+        sql = f"SELECT {_Q_COLUMNS} FROM quarantine ORDER BY created_at DESC LIMIT ?"
+        rows = await self._read(lambda c: c.execute(sql, (limit,)).fetchall())
+        return [self._item(r) for r in rows]
+
+    async def get_quarantined(self, item_id: str) -> QuarantineItem:
+        """One quarantined event."""
+        sql = f"SELECT {_Q_COLUMNS} FROM quarantine WHERE id = ?"
+        row = await self._read(lambda c: c.execute(sql, (item_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no quarantined event {item_id!r}")
+        return self._item(row)
+
+    async def drop_quarantined(self, item_id: str) -> bool:
+        """Delete a quarantined event."""
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> bool:
+            return conn.execute("DELETE FROM quarantine WHERE id = ?", (item_id,)).rowcount == 1
+
+        dropped: bool = await self._write(op)
+        return dropped
+
+    async def promote_quarantined(self, item_id: str, event: NewEvent) -> Receipt:
+        """Insert the repaired event and delete its quarantine entry in one transaction."""
+        stored, original = self._encode_event(event)
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> Receipt:
+            if conn.execute("DELETE FROM quarantine WHERE id = ?", (item_id,)).rowcount != 1:
+                raise NotFoundError(f"no quarantined event {item_id!r}")
+            insert_event_rows(conn, event, stored, original, delta)
+            # A sender retrying the original delivery now gets the accepted event.
+            conn.execute(
+                "UPDATE idempotency SET event_id = ?, status = 'accepted' WHERE event_id = ?",
+                (event.id, item_id),
+            )
+            return Receipt(event.id, "accepted")
+
+        receipt: Receipt = await self._write(op)
+        return receipt
+
+    async def purge_idempotency(self, older_than: float) -> int:
+        """Forget idempotency keys claimed before ``older_than``."""
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> int:
+            return conn.execute(
+                "DELETE FROM idempotency WHERE created_at < ?", (older_than,)
+            ).rowcount
+
+        purged: int = await self._write(op)
+        return purged
+
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new API key (only its hash)."""
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> None:
+            conn.execute(
+                f"INSERT INTO api_keys({_K_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.id, record.tenant, ",".join(record.roles), record.secret_hash,
+                 record.created_at, record.revoked_at),
+            )  # fmt: skip
+
+        await self._write(op)
+
+    @staticmethod
+    def _key(row: Sequence[Any]) -> ApiKeyRecord:
+        roles = tuple(r for r in row[2].split(",") if r)
+        return ApiKeyRecord(row[0], row[1], roles, row[3], row[4], row[5])
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """One API key."""
+        sql = f"SELECT {_K_COLUMNS} FROM api_keys WHERE id = ?"
+        row = await self._read(lambda c: c.execute(sql, (key_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no API key {key_id!r}")
+        return self._key(row)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, newest first."""
+        sql = f"SELECT {_K_COLUMNS} FROM api_keys ORDER BY created_at DESC"
+        return [self._key(r) for r in await self._read(lambda c: c.execute(sql).fetchall())]
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked."""
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> bool:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), key_id),
+            )
+            return cur.rowcount == 1
+
+        revoked: bool = await self._write(op)
+        return revoked
+
+    async def reencode_payloads(self, batch: int = 500) -> int:
+        """Re-encrypt payloads sealed with a key that is no longer the active one.
+
+        Pages through each payload column by key, so memory stays bounded by ``batch``.
+        """
+        needs: Callable[[bytes], bool] | None = getattr(self.codec, "needs_reencryption", None)
+        if needs is None:
+            return 0
+        total = 0
+        for table, key, column, first in PAYLOAD_COLUMNS:
+            after: int | str = first
+            while True:
+                sql = (
+                    f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
+                    f" AND {key} > ? ORDER BY {key} LIMIT ?"
+                )
+                rows = await self._read(partial(_fetch, sql=sql, params=(after, batch)))
+                if not rows:
+                    break
+                after = rows[-1][0]
+                stale = [(self.codec.encode(self.codec.decode(v)), k) for k, v in rows if needs(v)]
+                if stale:
+                    update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
+                    await self._write(partial(_execute_many, sql=update, rows=stale))
+                    total += len(stale)
+        return total
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _execute_many(
+    conn: sqlite3.Connection, delta: Delta, sql: str, rows: Sequence[Sequence[Any]]
+) -> None:
+    conn.executemany(sql, rows)
