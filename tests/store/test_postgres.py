@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import asyncpg
 import pytest
 
 from sluice.errors import ConfigError
+from sluice.guard.crypto import AesGcmCodec, Keyring
 from sluice.store.base import Completion, NewEvent
 from sluice.store.postgres import PostgresStore, parse_url
 from sluice.store.postgres_schema import MIGRATIONS, schema_version
@@ -99,3 +101,27 @@ class TestUrl:
         """A schema name that is not a plain lower-case SQL name is a configuration error."""
         with pytest.raises(ConfigError, match="schema"):
             parse_url("postgresql://h/db?schema=x;drop")
+
+
+class TestReencode:
+    async def test_rotating_the_key_rewrites_every_payload(self) -> None:
+        """After a key rotation every stored payload is resealed with the new key and reads back."""
+        key_a, key_b = os.urandom(32), os.urandom(32)
+        schema = new_schema()
+        url = postgres_schema_url(schema)
+        try:
+            old = AesGcmCodec(Keyring({"a": key_a}, "a"))
+            async with PostgresStore(url, codec=old, listen=False) as store:
+                await store.insert_event(_event("e1"))
+                (job,) = await store.claim("p0", 1, "w", 30)
+                now = time.time()
+                await store.complete(Completion(job, "s0", b'{"y": 1}', now, now, "p1"))
+            new = AesGcmCodec(Keyring({"a": key_a, "b": key_b}, "b"))
+            async with PostgresStore(url, codec=new, listen=False) as store:
+                # event input, step output, and the next job's input
+                assert await store.reencode_payloads(batch=1) == 3
+                assert await store.reencode_payloads() == 0
+                record = await store.get_event("e1")
+                assert (record.input, record.steps[0].output) == (b"{}", b'{"y": 1}')
+        finally:
+            await drop_test_schema(schema)

@@ -24,9 +24,19 @@ import asyncpg
 
 from sluice.errors import ConfigError, NotFoundError, StoreError
 from sluice.store import postgres_sql as sql
-from sluice.store.base import Completion, EventRecord, EventState, Job, NewEvent, StepRecord
+from sluice.store.base import (
+    Completion,
+    EventRecord,
+    EventState,
+    IdempotencyClaim,
+    Job,
+    NewEvent,
+    Receipt,
+    StepRecord,
+)
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.postgres_batch import GroupCommit
+from sluice.store.postgres_ingress import PostgresIngressMixin
 from sluice.store.postgres_listen import WorkCallback, WorkListener, channel_for
 from sluice.store.postgres_schema import migrate
 
@@ -54,7 +64,7 @@ def _db_error(exc: BaseException) -> StoreError:
     return StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}")
 
 
-class PostgresStore:
+class PostgresStore(PostgresIngressMixin):
     """PostgreSQL implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(
@@ -71,7 +81,7 @@ class PostgresStore:
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener = WorkListener(self._connect, self.channel) if listen else None
-        self._inserts: GroupCommit[NewEvent, None] = GroupCommit(
+        self._inserts: GroupCommit[NewEvent, Receipt] = GroupCommit(
             "accepts", self._insert_batch, self._in_transaction, self._apply_delta,
             key=lambda e: e.id, max_batch=max_batch,
         )  # fmt: skip
@@ -185,26 +195,23 @@ class PostgresStore:
             raise _db_error(exc) from exc
 
     # writes --------------------------------------------------------------------------------
-    async def insert_event(self, event: NewEvent) -> None:
-        """Write the event and its first job in one transaction (shared with other accepts)."""
-        await self._inserts.submit(event)
+    async def insert_event(
+        self, event: NewEvent, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Write the event and its first job in one transaction.
+
+        Without an idempotency key the transaction is shared with other accepts (group
+        commit); with one, the key is claimed in the event's own transaction.
+        """
+        if idempotency is not None:
+            return await self._insert_claimed(event, idempotency)
+        return await self._inserts.submit(event)
 
     async def _insert_batch(
         self, conn: asyncpg.Connection, events: Sequence[NewEvent]
-    ) -> tuple[list[None], Counter[str]]:
-        encode = self.codec.encode
-        try:
-            rows = await conn.fetch(
-                sql.INSERT_EVENTS, [e.id for e in events], [e.workflow for e in events],
-                [e.version for e in events], [e.tenant for e in events],
-                [encode(e.input) for e in events], [e.created_at for e in events],
-                [e.deadline for e in events], [e.first_pool for e in events], self.channel,
-            )  # fmt: skip
-        except asyncpg.UniqueViolationError as exc:
-            if len(events) == 1:
-                raise StoreError(f"event {events[0].id} already exists") from exc
-            raise
-        return [None] * len(events), Counter(r[0] for r in rows if r[0] is not None)
+    ) -> tuple[list[Receipt], Counter[str]]:
+        delta = await self.insert_rows(conn, events)
+        return [Receipt(e.id, "accepted") for e in events], delta
 
     async def claim(self, pool: str, limit: int, owner: str, lease_s: float) -> list[Job]:
         """Lease up to ``limit`` ready jobs of ``pool``, oldest first, skipping locked ones."""

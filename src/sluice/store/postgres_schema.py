@@ -68,6 +68,39 @@ MIGRATIONS: tuple[str, ...] = (
         beat_at double precision NOT NULL
     );
     """,
+    """
+    ALTER TABLE events ADD COLUMN original bytea;
+    CREATE TABLE idempotency (
+        tenant text NOT NULL,
+        key text NOT NULL,
+        request_hash text NOT NULL,
+        event_id text NOT NULL,
+        status text NOT NULL,
+        created_at double precision NOT NULL,
+        PRIMARY KEY (tenant, key)
+    );
+    CREATE INDEX idempotency_age ON idempotency(created_at);
+    CREATE INDEX idempotency_event ON idempotency(event_id);
+    CREATE TABLE quarantine (
+        id text PRIMARY KEY,
+        source text NOT NULL,
+        workflow text NOT NULL,
+        tenant text NOT NULL,
+        reason text NOT NULL,
+        problems text[] NOT NULL,
+        payload bytea NOT NULL,
+        created_at double precision NOT NULL
+    );
+    CREATE INDEX quarantine_created ON quarantine(created_at);
+    CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        tenant text NOT NULL,
+        roles text[] NOT NULL,
+        secret_hash text NOT NULL,
+        created_at double precision NOT NULL,
+        revoked_at double precision
+    );
+    """,
 )
 
 

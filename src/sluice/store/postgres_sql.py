@@ -18,15 +18,18 @@ EVENT_COLUMNS = (
     "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input, result"
 )
 
-# $1..$8: id, workflow, version, tenant, input, created_at, deadline, first_pool; $9: channel.
+# $1..$9: id, workflow, version, tenant, input, created_at, deadline, first_pool, original;
+# $10: channel.
 INSERT_EVENTS = """
 WITH t AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
-                         $6::float8[], $7::float8[], $8::text[])
-        AS t(id, workflow, version, tenant, input, created_at, deadline, pool)
+                         $6::float8[], $7::float8[], $8::text[], $9::bytea[])
+        AS t(id, workflow, version, tenant, input, created_at, deadline, pool, original)
 ), e AS (
-    INSERT INTO events(id, workflow, version, tenant, state, input, created_at, deadline)
-    SELECT id, workflow, version, tenant, 'accepted', input, created_at, deadline FROM t
+    INSERT INTO events(id, workflow, version, tenant, state, input, created_at, deadline,
+                       original)
+    SELECT id, workflow, version, tenant, 'accepted', input, created_at, deadline, original
+    FROM t
     RETURNING id
 ), j AS (
     INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input, ready_at,
@@ -37,7 +40,7 @@ WITH t AS (
 )
 SELECT pool FROM j
 UNION ALL
-SELECT NULL FROM (SELECT pg_notify($9, p) FROM (SELECT DISTINCT pool AS p FROM j) d) n
+SELECT NULL FROM (SELECT pg_notify($10, p) FROM (SELECT DISTINCT pool AS p FROM j) d) n
 """
 
 CLAIM = f"""
