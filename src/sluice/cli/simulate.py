@@ -62,9 +62,10 @@ def simulate_model(
     except SluiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    latency = f"p50 {p50_ms:g} ms, p95 {p95_ms:g} ms" if p50_ms > 0 else "no latency"
     typer.echo(
         f"simulating model {answerer.name!r} ({answerer.version}) on http://{host}:{port}/v1 "
-        f"(p50 {p50_ms:g} ms, p95 {p95_ms:g} ms, errors {error_rate:g}, 429s {throttle_rate:g}, "
+        f"({latency}, errors {error_rate:g}, 429s {throttle_rate:g}, "
         f"max concurrency {max_concurrency or 'unlimited'})",
         err=True,
     )
