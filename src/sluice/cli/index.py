@@ -22,6 +22,9 @@ from sluice.retrieval.config import IndexSettings, open_index, parse_indexes
 
 AppArg = Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml).")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Index name from sluice.yaml.")]
+EmbedderOpt = Annotated[
+    str | None, typer.Option("--embedder", help="minilm or wordllama (overrides sluice.yaml).")
+]
 DEFAULT_INDEX = "tickets"
 
 
@@ -48,9 +51,7 @@ def build(
         Path | None, typer.Option("--data", help="text,category CSV (default from sluice.yaml).")
     ] = None,
     name: NameOpt = None,
-    embedder: Annotated[
-        str | None, typer.Option("--embedder", help="minilm or wordllama (overrides config).")
-    ] = None,
+    embedder: EmbedderOpt = None,
     batch_size: Annotated[int, typer.Option(help="Texts embedded per batch.")] = 256,
 ) -> None:
     """Embed an app's resolved tickets and save the index (progress on standard error)."""
@@ -113,10 +114,11 @@ def query(
     text: Annotated[str, typer.Argument(help="The ticket text to find neighbours for.")],
     name: NameOpt = None,
     k: Annotated[int, typer.Option("-k", help="How many neighbours.")] = 5,
+    embedder: EmbedderOpt = None,
 ) -> None:
     """Load the saved index and print the k most similar tickets, one JSON object per line."""
     try:
-        settings = _settings(app_dir, name)
+        settings = _settings(app_dir, name, embedder)
         index = open_index(settings, warm=False)
         found = index.search(text, k)
     except SluiceError as exc:

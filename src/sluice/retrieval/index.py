@@ -62,12 +62,16 @@ class Neighbour:
 
 
 def unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Return ``matrix`` as contiguous float32 with every non-zero row scaled to length one."""
+    """Return ``matrix`` as contiguous float32 with every non-zero row scaled to length one.
+
+    Rows already of unit length (within float32 rounding) are left bit for bit as they are, so
+    saving and loading an index never drifts its vectors.
+    """
     import numpy as np
 
     out = np.array(matrix, dtype=np.float32, copy=True, order="C", ndmin=2)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
+    norms[(norms == 0) | (np.abs(norms - 1.0) < 1e-5)] = 1.0
     out /= norms
     return out
 

@@ -136,4 +136,6 @@ def load_index(
         )
     index = VectorIndex(embedder, name=str(meta.get("name", directory.name)), max_items=max_items)
     index.add(items, vectors)
+    # Keep the saved generation so retrieval-cache keys stay valid across a restart.
+    index.generation = max(index.generation, int(meta.get("generation", 0)))
     return index
