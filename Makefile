@@ -30,7 +30,9 @@ test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingress.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
