@@ -1,0 +1,1 @@
+"""Generic built-in steps: ``route`` and ``deliver``."""

@@ -1,0 +1,71 @@
+"""The ``deliver`` step: the event's result, and optionally a signed outbound webhook.
+
+The result is what the step returns (the store keeps it with the event). With ``options.url``
+the result is also POSTed there, signed with the Standard Webhooks scheme under the secret in
+``options.secret_env`` (an ``SLUICE_*`` variable), with ``webhook-id`` set to the step's
+idempotency key so a receiver can drop the repeat of an at-least-once delivery. Outbound hosts
+must be on the app's egress allowlist::
+
+    egress:
+      allow: ["hooks.example.com", "127.0.0.1:9000"]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from sluice.errors import StepError
+from sluice.ingress.signatures import decode_secret, sign
+from sluice.workflow.context import StepContext
+from sluice.workflow.model import JSONObject
+
+
+def allowed(url: str, allowlist: Collection[str]) -> bool:
+    """Whether ``url``'s host (or host:port) is on the allowlist."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname
+    return host in allowlist or f"{host}:{parts.port}" in allowlist
+
+
+async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
+    """Finish the event with ``data`` (minus bulky retrieval context), sending it if asked."""
+    result = {k: v for k, v in data.items() if k not in ctx.options.get("drop", ())}
+    url = ctx.options.get("url")
+    if not url:
+        return result
+    egress: Any = ctx.service("egress")
+    if not allowed(str(url), egress.allow):
+        raise StepError(f"deliver: {url} is not on the egress allowlist", retryable=False)
+    secret = egress.secrets.get(str(ctx.options.get("secret_env", "")))
+    if not secret:
+        raise StepError("deliver: options.secret_env names no configured secret", retryable=False)
+    body = orjson.dumps({"event_id": ctx.event_id, "tenant": ctx.tenant, "result": result})
+    stamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": ctx.idempotency_key,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(decode_secret(secret), ctx.idempotency_key, stamp, body),
+    }
+    session: aiohttp.ClientSession = egress.session()
+    try:
+        async with session.post(str(url), data=body, headers=headers) as resp:
+            if resp.status >= 500 or resp.status == 429:
+                after = resp.headers.get("retry-after")
+                raise StepError(
+                    f"deliver: {url} answered {resp.status}",
+                    retry_after=float(after) if after and after.isdigit() else None,
+                )
+            if resp.status >= 400:
+                raise StepError(f"deliver: {url} refused with {resp.status}", retryable=False)
+    except aiohttp.ClientError as exc:
+        raise StepError(f"deliver: {url}: {type(exc).__name__}: {exc}") from exc
+    return {**result, "delivered_to": str(url)}
