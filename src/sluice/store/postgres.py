@@ -71,7 +71,7 @@ class PostgresStore(PostgresIngressMixin):
         self,
         url: str,
         codec: PayloadCodec | None = None,
-        pool_size: int = 8,
+        pool_size: int = 10,
         max_batch: int = 256,
         listen: bool = True,
     ) -> None:

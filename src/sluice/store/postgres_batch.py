@@ -1,9 +1,11 @@
 """Group commit for PostgreSQL: queued writes of one kind share a statement and a transaction.
 
-Callers submit items (accepts, completions); one flusher task takes whatever is queued, up to
+Callers submit items (accepts, completions); a flusher task takes whatever is queued, up to
 ``max_batch``, and runs them as one set-based statement in one transaction. When idle a lone
-item is written at once; under load one commit covers hundreds of items and the queue itself
-is the batching window, so no timer adds latency.
+item is written at once; under load one commit covers many items and the queue itself is the
+batching window, so no timer adds latency. Up to ``parallel`` flushers run at once, each on
+its own connection: while one batch travels to the server and commits, the next one forms and
+is sent, so the round trip does not cap throughput.
 
 Two items with the same ``key`` never share a batch (a re-run completing beside the original
 must see the original's result). If a batch fails, each of its items is run again alone, so
@@ -42,6 +44,7 @@ class GroupCommit(Generic[I, R]):
         on_commit: Callable[[Any], None],
         key: Callable[[I], Hashable],
         max_batch: int = 256,
+        parallel: int = 2,
     ) -> None:
         self.name = name
         self._run = run
@@ -49,9 +52,10 @@ class GroupCommit(Generic[I, R]):
         self._on_commit = on_commit
         self._key = key
         self._max_batch = max_batch
+        self._parallel = parallel
         self._queue: list[tuple[I, asyncio.Future[R]]] = []
         self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.batches = 0
         self.items = 0
@@ -59,11 +63,14 @@ class GroupCommit(Generic[I, R]):
     def start(self) -> None:
         """Start the flusher task on the running loop."""
         self._closing = False
-        self._task = asyncio.create_task(self._flush_loop(), name=f"pg-{self.name}")
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(), name=f"pg-{self.name}-{n}")
+            for n in range(self._parallel)
+        ]
 
     async def submit(self, item: I) -> R:
         """Queue ``item``; return its result once its transaction committed."""
-        if self._task is None or self._closing:
+        if not self._tasks or self._closing:
             raise StoreError("the store is not open")
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
@@ -74,25 +81,24 @@ class GroupCommit(Generic[I, R]):
         """Write what is queued, then stop the flusher."""
         self._closing = True
         self._ready.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks)
 
     async def _flush_loop(self) -> None:
         while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._queue:
-                batch = self._take()
-                try:
-                    await self._flush(batch)
-                except asyncio.CancelledError:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.cancel()
-                    raise
-            if self._closing:
-                return
+            while not self._queue:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+            batch = self._take()
+            try:
+                await self._flush(batch)
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.cancel()
+                raise
 
     def _take(self) -> list[tuple[I, asyncio.Future[R]]]:
         batch: list[tuple[I, asyncio.Future[R]]] = []
