@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from sluice.ingress.ratelimit import Rate, RateLimiter
 from sluice.kv.base import KV, KVError
+from sluice.kv.limiter import KVRateLimiter
 
 
 class TestValues:
@@ -93,3 +95,13 @@ class TestTokenBucket:
         assert (await kv.take("tenant-a", rate=0.01, burst=1)).allowed
         assert (await kv.take("tenant-b", rate=0.01, burst=1)).allowed
         assert not (await kv.take("tenant-a", rate=0.01, burst=1)).allowed
+
+
+class TestRateLimiter:
+    async def test_fits_the_ingress_limiter_protocol(self, kv: KV) -> None:
+        """The KV limiter grants the burst, then answers with the wait for the next token."""
+        limiter: RateLimiter = KVRateLimiter(kv)
+        rate = Rate(rate=10, burst=2)
+        assert [await limiter.acquire("acme/triage", rate) for _ in range(2)] == [0.0, 0.0]
+        assert 0.05 < await limiter.acquire("acme/triage", rate) <= 0.1
+        assert await limiter.acquire("other/triage", rate) == 0.0
