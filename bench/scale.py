@@ -1,10 +1,11 @@
 """Scale-out: a no-op three-step workflow on PostgreSQL with 1, 2 and 4 worker processes.
 
 For each worker count: a fresh schema, N ``sluice worker`` processes (every pool, concurrency
-64 each), and this process feeding events straight into the store with 64 concurrent
+64 each by default), and this process feeding events straight into the store with 64 concurrent
 submitters (as ``sluice serve --no-workers`` gateways would, through group commit). Events per
 second runs from the first submit until every event is done. Beside it, PostgreSQL's CPU
-(utime + stime of every ``postgres`` process, from /proc) per second of wall time, and the
+(utime + stime of every ``postgres`` process, from /proc) per second of wall time, the CPU
+per event of PostgreSQL, of the workers and of the feeding process (capacity planning), and the
 embedded SQLite figure measured in the same run by ``bench/runtime.py`` (everything in one
 process). The last line is one JSON object.
 
@@ -38,9 +39,9 @@ from sluice.workflow.registry import WorkflowRegistry
 POSTGRES_URL = os.environ.get("SLUICE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CONFIG = """
 pools:
-  p0: {concurrency: 64, queue_limit: 1000000}
-  p1: {concurrency: 64, queue_limit: 1000000}
-  p2: {concurrency: 64, queue_limit: 1000000}
+  p0: {concurrency: %(c)d, queue_limit: 1000000}
+  p1: {concurrency: %(c)d, queue_limit: 1000000}
+  p2: {concurrency: %(c)d, queue_limit: 1000000}
 runtime: {poll_ms: 50}
 """
 WORKFLOW = """
@@ -86,19 +87,21 @@ def _event(i: int, version: str) -> NewEvent:
     return NewEvent(f"e{i:07}", "noop3", version, "t", b'{"i": %d}' % i, "p0", now, now + 600)
 
 
-def _app_dir(tmp: Path) -> Path:
+def _app_dir(tmp: Path, concurrency: int) -> Path:
     (tmp / "workflows").mkdir(parents=True)
-    (tmp / "sluice.yaml").write_text(CONFIG)
+    (tmp / "sluice.yaml").write_text(CONFIG % {"c": concurrency})
     (tmp / "workflows" / "noop3.yaml").write_text(WORKFLOW)
     return tmp
 
 
-async def run_postgres(workers: int, events: int, submitters: int = 64) -> dict[str, float]:
+async def run_postgres(
+    workers: int, events: int, submitters: int = 64, concurrency: int = 64
+) -> dict[str, float]:
     """Events per second through ``workers`` worker processes, and PostgreSQL's CPU share."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}schema={schema}"
     with tempfile.TemporaryDirectory() as tmp:
-        app_dir = _app_dir(Path(tmp))
+        app_dir = _app_dir(Path(tmp), concurrency)
         settings = load_settings(app_dir, environ={})
         assert settings.workflows_dir is not None
         version = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
@@ -130,6 +133,7 @@ async def run_postgres(workers: int, events: int, submitters: int = 64) -> dict[
                     await store.insert_event(_event(i, wf_version))
 
             workers_cpu0 = sum(_cpu_s(p.pid) for p in procs)
+            feeder0 = time.process_time()
             cpu0, start = _postgres_cpu_s(), time.perf_counter()
             await asyncio.gather(*(submitter() for _ in range(submitters)))
             while True:
@@ -140,6 +144,7 @@ async def run_postgres(workers: int, events: int, submitters: int = 64) -> dict[
             elapsed = time.perf_counter() - start
             cpu = _postgres_cpu_s() - cpu0
             workers_cpu = sum(_cpu_s(p.pid) for p in procs) - workers_cpu0
+            feeder_cpu = time.process_time() - feeder0
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -157,6 +162,7 @@ async def run_postgres(workers: int, events: int, submitters: int = 64) -> dict[
         "postgres_cores": cpu / elapsed,
         "postgres_ms_per_event": 1000 * cpu / events,
         "worker_ms_per_event": 1000 * workers_cpu / events,
+        "feeder_ms_per_event": 1000 * feeder_cpu / events,
     }
 
 
@@ -177,6 +183,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=64, help="per pool and worker")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     print(f"scale benchmark: {args.events} events x {args.repeat} runs, {cores} cores")
@@ -188,7 +195,7 @@ def main() -> None:
         sqlite_runs.append(sqlite)
         print(f"  run {n + 1}: SQLite embedded (one process) {sqlite:8.0f} events/s")
         for workers in args.workers:
-            result = asyncio.run(run_postgres(workers, args.events))
+            result = asyncio.run(run_postgres(workers, args.events, concurrency=args.concurrency))
             pg_runs[workers].append(result)
             print(
                 f"  run {n + 1}: PostgreSQL, {workers} worker process(es)"
@@ -196,7 +203,8 @@ def main() -> None:
                 f" {result['postgres_cores']:.2f} cores"
                 f" ({100 * result['postgres_cores'] / cores:.0f}% of the machine); CPU per event:"
                 f" postgres {result['postgres_ms_per_event']:.2f} ms,"
-                f" workers {result['worker_ms_per_event']:.2f} ms"
+                f" workers {result['worker_ms_per_event']:.2f} ms,"
+                f" ingress {result['feeder_ms_per_event']:.2f} ms"
             )
     sqlite_med = statistics.median(sqlite_runs)
     pg_med = {
