@@ -62,6 +62,31 @@ class TestWakeUps:
             unsubscribe()
         await drop_test_schema(schema)
 
+    async def test_the_listener_reconnects_after_its_connection_is_killed(self) -> None:
+        """A terminated LISTEN connection is replaced and notifications flow again."""
+        schema = new_schema()
+        url = postgres_schema_url(schema)
+        async with PostgresStore(url) as waiter, PostgresStore(url, listen=False) as writer:
+            reconnected = asyncio.Event()
+            # After a reconnect every pool is woken once (pool None): lost notifications.
+            waiter.on_work(lambda pool: reconnected.set() if pool is None else None)
+            conn = await asyncpg.connect(POSTGRES_URL)
+            try:
+                killed = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%' AND query LIKE $1",
+                    f"%{waiter.channel}%",
+                )
+            finally:
+                await conn.close()
+            assert killed == 1
+            await asyncio.wait_for(reconnected.wait(), 5)
+            waiting = asyncio.create_task(waiter.wait_for_work("p0", 5))
+            await asyncio.sleep(0.05)
+            await writer.insert_event(_event("e1"))
+            assert await waiting is True
+        await drop_test_schema(schema)
+
 
 class TestGroupCommit:
     async def test_concurrent_writes_share_transactions(self, store_pg: PostgresStore) -> None:
