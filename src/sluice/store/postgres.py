@@ -65,7 +65,11 @@ def _db_error(exc: BaseException) -> StoreError:
 
 
 class PostgresStore(PostgresIngressMixin):
-    """PostgreSQL implementation of :class:`~sluice.store.base.Store`."""
+    """PostgreSQL implementation of :class:`~sluice.store.base.Store`.
+
+    Holds up to ``pool_size`` pooled connections plus one for ``LISTEN`` (``listen=False``
+    for processes that never wait for work, such as CLI commands and pure ingress).
+    """
 
     def __init__(
         self,
