@@ -9,7 +9,7 @@ notification per pool); PostgreSQL delivers it at commit and folds duplicates.
 
 from __future__ import annotations
 
-NOW = "extract(epoch from clock_timestamp())::float8"
+NOW = "extract(epoch from now())::float8"
 
 JOB_COLUMNS = (
     "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline"
