@@ -1,7 +1,8 @@
 """Benchmark of the triage models on the BANKING77 validation split.
 
 Trains (or reuses) the small and large local models of ``examples/triage`` on the train split,
-tunes the cascade thresholds on the replay split (never on the rows that report accuracy),
+tunes the cascade thresholds on the replay split (never on the rows that report accuracy;
+stable tuning, see :func:`sluice.models.tuning.tune_thresholds`),
 then measures on the validation split: accuracy and macro-F1 of each tier and of the cascade,
 escalation rate, calibration error, per-ticket latency of the small path and p50/p95 of the
 full classification. Baseline, measured in the same run: plain MiniLM embeddings + logistic
@@ -200,6 +201,8 @@ def main() -> None:
         },
         "latency": {"small_path": latency_small, "full": latency_full},
         "cores": os.cpu_count(),
+        # The machine is shared: the 1-minute load average says how contended the run was.
+        "load_average": round(os.getloadavg()[0], 2),
     }
     if not args.skip_baseline:
         result["baseline_minilm_lr"] = baseline(train, val_texts, val_gold)

@@ -48,7 +48,7 @@ class TestTune:
     def test_cheapest_plan_reaching_target(self) -> None:
         """No threshold among the observed confidences is cheaper and still on target."""
         gold, tiers = _golden()
-        plan = tune_thresholds(tiers, gold, 0.9)
+        plan = tune_thresholds(tiers, gold, 0.9, stable=False)
         assert plan.reached_target
         assert plan.accuracy >= 0.9
         for t in [0.0, *tiers[0].confidences, ALWAYS_ESCALATE]:
@@ -87,7 +87,7 @@ class TestTune:
                 for g, c in zip(gold, conf, strict=True)
             ]
             tiers.append(TierOutcomes(name, labels, conf, cost))
-        plan = tune_thresholds(tiers, gold, 0.85)
+        plan = tune_thresholds(tiers, gold, 0.85, stable=False)
         grid = [0.0, *sorted(set(tiers[0].confidences)), ALWAYS_ESCALATE]
         grid2 = [0.0, *sorted(set(tiers[1].confidences)), ALWAYS_ESCALATE]
         feasible = [
@@ -96,6 +96,36 @@ class TestTune:
         feasible = [p for p in feasible if p.accuracy >= 0.85]
         assert plan.reached_target
         assert plan.mean_cost == pytest.approx(min(p.mean_cost for p in feasible))
+
+    def test_stable_plan_holds_for_every_higher_threshold(self) -> None:
+        """The stable plan reaches the target, and so does every plan escalating more."""
+        gold, tiers = _golden()
+        plan = tune_thresholds(tiers, gold, 0.9)
+        assert plan.reached_target
+        for t in [*tiers[0].confidences, ALWAYS_ESCALATE]:
+            if t >= plan.thresholds[0]:
+                assert evaluate_thresholds(tiers, gold, [t]).accuracy >= 0.9
+
+    def test_stable_plan_skips_a_lucky_spike(self) -> None:
+        """A threshold that reaches the target only by luck, with worse ones above it, is
+        passed over for one whose neighbours above hold too."""
+        gold = ["a"] * 10
+        # The cheap tier is luckily right on items 7 and 8, exactly where the strong tier is
+        # wrong: 0.55 reaches 80%, 0.6 to 0.7 fall below it, 0.75 and up hold.
+        small = ["a"] * 5 + ["x", "x", "a", "a", "x"]
+        large = ["a"] * 7 + ["y", "y", "a"]
+        conf = [0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5]
+        tiers = [
+            TierOutcomes("small", small, conf, 1.0),
+            TierOutcomes("large", large, [1.0] * 10, 10.0),
+        ]
+        spiky = tune_thresholds(tiers, gold, 0.8, stable=False)
+        stable = tune_thresholds(tiers, gold, 0.8)
+        assert spiky.thresholds == (0.55,)
+        assert evaluate_thresholds(tiers, gold, [0.6]).accuracy < 0.8
+        assert stable.thresholds == (0.75,)
+        assert stable.reached_target
+        assert stable.mean_cost > spiky.mean_cost
 
     def test_mismatched_lengths(self) -> None:
         """Answers and golden set of different lengths are an error naming the tier."""

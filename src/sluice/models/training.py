@@ -28,7 +28,7 @@ from sluice.models.features import FeatureSet, hstack
 from sluice.models.splits import read_examples
 
 #: Version of the training code; bump it when a change alters what training produces.
-TRAINING_CODE_VERSION = "1"
+TRAINING_CODE_VERSION = "2"
 
 #: Receives one line of human-readable progress per long step.
 Progress = Callable[[str], None]
