@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sluice.retrieval.blas import blas_threads
 from sluice.retrieval.embedder import Embedder
 from sluice.retrieval.errors import IndexFullError, RetrievalError
 
@@ -81,11 +82,17 @@ class VectorIndex:
 
     ``embedder`` turns texts (items added without vectors, and queries) into vectors;
     ``generation`` grows with every change, so caches keyed on it never serve results from
-    before a delta.
+    before a delta. ``blas_threads`` caps the BLAS threads of a search (1 by default, see
+    :mod:`sluice.retrieval.blas`; ``None`` leaves BLAS alone).
     """
 
     def __init__(
-        self, embedder: Embedder, *, name: str = "index", max_items: int = DEFAULT_MAX_ITEMS
+        self,
+        embedder: Embedder,
+        *,
+        name: str = "index",
+        max_items: int = DEFAULT_MAX_ITEMS,
+        blas_threads: int | None = 1,
     ) -> None:
         import numpy as np
 
@@ -95,6 +102,7 @@ class VectorIndex:
         self.embedder = embedder
         self.max_items = max_items
         self.generation = 0
+        self.blas_threads = blas_threads
         self._matrix: NDArray[np.float32] = np.zeros(
             (min(_MIN_CAPACITY, max_items), embedder.dim), dtype=np.float32
         )
@@ -252,7 +260,8 @@ class VectorIndex:
             count = len(self._items)
             if count == 0:
                 return [[] for _ in range(len(queries))]
-            scores = queries @ self._matrix[:count].T
+            with blas_threads(self.blas_threads):
+                scores = queries @ self._matrix[:count].T
             k = min(k, count)
             if k < count:
                 # argpartition is linear in the item count; only the k winners get sorted.
