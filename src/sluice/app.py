@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sluice.config import AppSettings
 from sluice.errors import ConfigError
+from sluice.kv.base import KV
+from sluice.kv.settings import build_kv
 from sluice.runtime.engine import Runtime
+from sluice.services import Services, build_services
 from sluice.store.base import Store
 from sluice.store.codec import PayloadCodec
 from sluice.store.sqlite import SqliteStore
@@ -74,7 +77,8 @@ class SluiceApp:
     store: Store
     registry: WorkflowRegistry
     runtime: Runtime
-    services: Mapping[str, Any] = field(default_factory=dict)
+    kv: KV
+    services: Services
     started: bool = False
 
     @classmethod
@@ -94,7 +98,8 @@ class SluiceApp:
                 raise ConfigError("no workflow directory configured")
             registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
         store = build_store(settings, codec or encryption_codec(settings))
-        wired = dict(services or {})
+        kv = build_kv(settings.kv)
+        wired = build_services(settings, kv, services)
         runtime = Runtime(
             store,
             registry,
@@ -104,23 +109,29 @@ class SluiceApp:
             run_pools=run_pools,
             concurrency=concurrency,
         )
-        return cls(settings, store, registry, runtime, wired)
+        return cls(settings, store, registry, runtime, kv, wired)
 
     async def start(self) -> None:
-        """Open the store and start the pools."""
+        """Open the store and the KV, warm the services up, then start the pools."""
         await self.store.open()
         try:
+            await self.kv.open()
+            await self.services.start()
             await self.runtime.start()
         except BaseException:
+            await self.services.aclose()
+            await self.kv.aclose()
             await self.store.aclose()
             raise
         self.started = True
 
     async def stop(self) -> None:
-        """Stop the pools, then close the store."""
+        """Stop the pools, then close services, the KV and the store."""
         if self.started:
             self.started = False
             await self.runtime.stop()
+            await self.services.aclose()
+            await self.kv.aclose()
             await self.store.aclose()
 
     async def __aenter__(self) -> SluiceApp:

@@ -1,12 +1,13 @@
 """Typed, immutable settings.
 
 The app config is ``APP_DIR/sluice.yaml``; the environment is read once, here, through an
-injectable mapping (``SLUICE_STORE`` overrides ``store``). Everything downstream receives these
-objects and never reads files or the environment itself.
+injectable mapping (``SLUICE_STORE`` overrides ``store``, ``SLUICE_KV`` overrides ``kv``).
+Everything downstream receives these objects and never reads files or the environment itself.
 
 Example::
 
     store: sqlite:///.sluice/sluice.db      # relative paths are relative to APP_DIR
+    kv: memory://                           # or redis://HOST:PORT/DB to share state
     workflows: workflows                    # directory of workflow YAML files
     pools:
       retrieval: {concurrency: 8, queue_limit: 5000}
@@ -35,7 +36,8 @@ from sluice.errors import ConfigError
 
 CONFIG_FILE = "sluice.yaml"
 DEFAULT_STORE = "sqlite:///.sluice/sluice.db"
-_KNOWN_SECTIONS = {"store", "workflows", "pools", "runtime"}
+_KNOWN_SECTIONS = {"store", "kv", "workflows", "pools", "runtime"}
+DEFAULT_KV = "memory://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class AppSettings:
 
     app_dir: Path
     store: str = DEFAULT_STORE
+    kv: str = DEFAULT_KV
     workflows_dir: Path | None = None
     pools: Mapping[str, PoolSettings] = field(default_factory=dict)
     runtime: RuntimeSettings = RuntimeSettings()
@@ -134,6 +137,9 @@ def parse_settings(
     store = env.get("SLUICE_STORE") or raw.get("store") or DEFAULT_STORE
     if not isinstance(store, str):
         problems.append("store: must be a URL string")
+    kv = env.get("SLUICE_KV") or raw.get("kv") or DEFAULT_KV
+    if not isinstance(kv, str):
+        problems.append("kv: must be a URL string (memory:// or redis://HOST:PORT/DB)")
     workflows = raw.get("workflows", "workflows")
     if not isinstance(workflows, str):
         problems.append("workflows: must be a directory path")
@@ -144,6 +150,7 @@ def parse_settings(
     return AppSettings(
         app_dir=app_dir,
         store=str(store),
+        kv=str(kv),
         workflows_dir=wf_dir if wf_dir.is_absolute() else app_dir / wf_dir,
         pools=pools,
         runtime=runtime,

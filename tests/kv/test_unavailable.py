@@ -94,9 +94,10 @@ class TestSettings:
     def test_url_comes_from_the_environment_or_settings(self, tmp_path: Path) -> None:
         """SLUICE_KV wins over ``kv:``; the default is in-process."""
         settings = parse_settings({"kv": "redis://h:1/0"}, tmp_path, environ={})
-        assert kv_url(settings, environ={}) == "redis://h:1/0"
-        assert kv_url(settings, environ={"SLUICE_KV": "memory://"}) == "memory://"
-        assert kv_url(parse_settings({}, tmp_path, environ={}), environ={}) == "memory://"
+        assert kv_url(settings) == "redis://h:1/0"
+        overridden = parse_settings({"kv": "redis://h:1/0"}, tmp_path, {"SLUICE_KV": "memory://"})
+        assert kv_url(overridden) == "memory://"
+        assert kv_url(parse_settings({}, tmp_path, environ={})) == "memory://"
 
     async def test_build_kv(self) -> None:
         """Redis URLs give a fallback KV unless turned off; unknown schemes are refused."""

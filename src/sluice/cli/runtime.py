@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -69,9 +70,16 @@ def worker(
         pools = pool or list(settings.pools)
         caps = dict.fromkeys(pools, concurrency) if concurrency else None
         app = SluiceApp.from_settings(settings, run_pools=pools, concurrency=caps)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # SIGTERM (what process managers send) stops cleanly like Ctrl-C: running steps get
+        # a moment to finish and leased jobs are handed back at once, not after the lease.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         async with app:
             typer.echo(f"worker {app.runtime.owner} running pools: {', '.join(pools)}")
-            await asyncio.Event().wait()
+            await stop.wait()
+        typer.echo("worker stopped")
 
     try:
         asyncio.run(main())

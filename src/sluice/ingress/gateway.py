@@ -32,9 +32,10 @@ from sluice.ids import new_event_id
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import shape_problem
 from sluice.ingress.mapping import SourceMapping
-from sluice.ingress.ratelimit import MemoryRateLimiter, RateLimiter, RatePolicy
+from sluice.ingress.ratelimit import RateLimiter, RatePolicy
 from sluice.ingress.settings import IngressSettings, SourceSettings
 from sluice.ingress.signatures import WebhookVerifier
+from sluice.kv.limiter import KVRateLimiter
 from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
 from sluice.workflow.model import Workflow
 
@@ -69,7 +70,8 @@ class Gateway:
         self.settings = settings
         self.auth = ApiKeyAuth(app.store)
         self._policy = RatePolicy(settings.rate_limits)
-        self._limiter = limiter or MemoryRateLimiter()
+        # Buckets live in the app's KV: in-process by default, shared through Redis if set.
+        self._limiter = limiter or KVRateLimiter(app.kv)
         self._sources: dict[str, _Source] = {}
         problems: list[str] = []
         for name, src in settings.sources.items():

@@ -8,14 +8,13 @@
         acme: {rate: 500, burst: 1000}
         acme/triage: {rate: 50, burst: 50}    # one workflow of one tenant
 
-The in-memory limiter holds one bucket per (tenant, workflow) in a bounded LRU, so an
-attacker inventing tenants cannot grow memory without bound.
+Buckets live in the app's KV (:class:`sluice.kv.limiter.KVRateLimiter`): in process by
+default (a bounded map, so invented tenants cannot grow memory without bound), in Redis when
+several gateways must share one limit.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,28 +36,6 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str, rate: Rate) -> float:
         """0.0 when a token was taken; otherwise seconds until the next token."""
         ...
-
-
-class MemoryRateLimiter:
-    """Token buckets in this process, bounded in number."""
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._max_keys = max_keys
-
-    async def acquire(self, key: str, rate: Rate) -> float:
-        """Take a token from ``key``'s bucket."""
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (rate.burst, now))
-        tokens = min(rate.burst, tokens + (now - last) * rate.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            self._buckets.move_to_end(key)
-            if len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / rate.rate
 
 
 class RatePolicy:

@@ -8,8 +8,6 @@ namespaces the keys (default ``sluice:``).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sluice.config import AppSettings
@@ -19,16 +17,10 @@ from sluice.kv.fallback import FallbackKV
 from sluice.kv.memory import MemoryKV
 from sluice.kv.redis import RedisKV
 
-DEFAULT_KV = "memory://"
 
-
-def kv_url(settings: AppSettings, environ: Mapping[str, str] | None = None) -> str:
-    """The KV URL: ``SLUICE_KV`` wins over ``kv:`` in the app's settings."""
-    env = os.environ if environ is None else environ
-    value = env.get("SLUICE_KV") or settings.extra.get("kv") or DEFAULT_KV
-    if not isinstance(value, str):
-        raise ConfigError("kv: must be a URL string (memory:// or redis://HOST:PORT/DB)")
-    return value
+def kv_url(settings: AppSettings) -> str:
+    """The KV URL of the app (``SLUICE_KV`` already applied by the settings loader)."""
+    return settings.kv
 
 
 def build_kv(url: str) -> KV:

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jsonschema
@@ -63,6 +63,7 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._validators: dict[tuple[str, str], tuple[Any, jsonschema.Draft202012Validator]] = {}
         self._maintenance: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._executor = StepExecutor(store, registry, services or {}, self._settled)
         wanted = set(self.pools) if run_pools is None else set(run_pools)
         unknown = wanted - set(self.pools)
@@ -85,12 +86,20 @@ class Runtime:
         """Announce this owner, reclaim what dead owners left, and start the pools."""
         await self.store.heartbeat(self.owner)
         await self.store.reclaim(self._stale_after_s)
+        # A store that announces new work from other processes (PostgreSQL LISTEN/NOTIFY)
+        # wakes idle pools at once instead of at their next poll.
+        subscribe = getattr(self.store, "on_work", None)
+        if subscribe is not None and self.workers:
+            self._unsubscribe = subscribe(self._wake_pool)
         for worker in self.workers.values():
             worker.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="runtime-maintenance")
 
     async def stop(self) -> None:
         """Stop claiming, drain running steps briefly, and hand back what is left."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
@@ -215,6 +224,11 @@ class Runtime:
         return receipt.event_id
 
     # completion ----------------------------------------------------------------------------
+    def _wake_pool(self, pool: str | None) -> None:
+        for name, worker in self.workers.items():
+            if pool is None or name == pool:
+                worker.wake()
+
     def wake(self, pool: str) -> None:
         """Tell this process's workers of ``pool`` (if any) that work may be waiting."""
         if (worker := self.workers.get(pool)) is not None:

@@ -34,7 +34,12 @@ async def pick(ctx: StepContext, data: JSONObject) -> JSONObject:
 
 _CORE: Mapping[str, StepFn] = {"noop": noop, "sleep": sleep, "pick": pick}
 # Built-ins that live in optional packages: name -> "module:function", imported on first use.
-_LAZY: Mapping[str, str] = {"retrieve": "sluice.retrieval.step:retrieve"}
+_LAZY: Mapping[str, str] = {
+    "retrieve": "sluice.retrieval.step:retrieve",
+    "classify": "sluice.models.step:classify",
+    "route": "sluice.steps.route:route",
+    "deliver": "sluice.steps.deliver:deliver",
+}
 
 
 def builtin_steps() -> Mapping[str, StepFn | str]:

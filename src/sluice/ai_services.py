@@ -1,0 +1,94 @@
+"""The AI services of an app: models (cached), cascades, vector indexes and caches.
+
+Imported only when the app config has a ``models`` or ``indexes`` section. Models are built
+(and trained when their artifacts are missing) and indexes loaded and warmed in ``start()``,
+before the first event is claimed, so the first request is as fast as the hundredth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sluice.cache.config import RESPONSE_CACHE, build_caches
+from sluice.cache.response import CachedModel, ResponseCache
+from sluice.config import AppSettings
+from sluice.errors import ConfigError
+from sluice.kv.base import KV
+from sluice.models.base import Model, ModelRequest
+from sluice.models.cascade import Cascade, Tier
+
+log = logging.getLogger("sluice.services")
+
+
+class ModelSet(dict[str, Model]):
+    """The ``models`` service: every configured model by name, each behind the response cache."""
+
+    def __init__(self, settings: AppSettings, cache: ResponseCache | None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._cache = cache
+
+    async def start(self) -> None:
+        """Build the models (training what is missing) and run each once to warm it."""
+        from sluice.models.registry import build_models
+
+        spec = self._settings.extra.get("models") or {}
+        built = await asyncio.to_thread(
+            build_models, spec, self._settings.app_dir, progress=lambda m: log.info("%s", m)
+        )
+        for name, model in built.items():
+            self[name] = model if self._cache is None else CachedModel(model, self._cache)
+            await model.predict(ModelRequest(text="warm up"))
+        log.info("models ready: %s", ", ".join(sorted(self)))
+
+
+class CascadeSet:
+    """The ``cascades`` service: one :class:`Cascade` per distinct tier list, built on first use."""
+
+    def __init__(self, models: Mapping[str, Model]) -> None:
+        self._models = models
+        self._cascades: dict[tuple[tuple[str, float], ...], Cascade] = {}
+
+    def get(self, tiers: Sequence[Mapping[str, Any]]) -> Cascade:
+        """The cascade of ``[{model: NAME, threshold: T}, ..., {model: NAME}]``."""
+        key = tuple((str(t.get("model")), float(t.get("threshold", 0.0))) for t in tiers)
+        cascade = self._cascades.get(key)
+        if cascade is None:
+            missing = [name for name, _ in key if name not in self._models]
+            if missing:
+                raise ConfigError(f"cascade: unknown model(s) {', '.join(missing)}")
+            cascade = Cascade([Tier(self._models[name], threshold) for name, threshold in key])
+            self._cascades[key] = cascade
+        return cascade
+
+
+class IndexSet(dict[str, Any]):
+    """The ``indexes`` service: every configured index, loaded and warmed at start."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    async def start(self) -> None:
+        """Load and warm every index (build one with ``sluice index build``)."""
+        from sluice.retrieval.config import open_indexes, parse_indexes
+
+        parsed = parse_indexes(self._settings.extra.get("indexes"), self._settings.app_dir)
+        self.update(await asyncio.to_thread(open_indexes, parsed))
+        log.info("indexes ready: %s", ", ".join(f"{k} ({len(v)})" for k, v in self.items()))
+
+
+def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
+    """Caches, models, cascades and indexes, as the config asks."""
+    services: dict[str, Any] = dict(build_caches(settings.extra.get("caches")))
+    cache = services.get(RESPONSE_CACHE)
+    if "models" in settings.extra:
+        models = ModelSet(settings, cache if isinstance(cache, ResponseCache) else None)
+        services["models"] = models
+        services["cascades"] = CascadeSet(models)
+    if "indexes" in settings.extra:
+        services["indexes"] = IndexSet(settings)
+    return services

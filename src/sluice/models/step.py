@@ -1,0 +1,51 @@
+"""The ``classify`` built-in step: a cascade of models labels the text.
+
+Workflow use::
+
+    - name: classify
+      pool: inference
+      uses: classify
+      options:
+        field: text                 # the text to classify
+        cascade:                    # cheapest first; `sluice tune` rewrites the thresholds
+          - {model: small, threshold: 0.62}
+          - {model: large}
+
+Adds ``intent``, ``confidence``, ``escalated``, ``tiers`` (the models asked), ``model`` (the
+one that answered) and ``cost`` (of every call made) to the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.errors import ConfigError, StepError
+from sluice.models.base import ModelRequest
+from sluice.workflow.context import StepContext
+from sluice.workflow.model import JSONObject
+
+
+async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
+    """Label ``data[field]`` with the configured cascade."""
+    tiers: Any = ctx.options.get("cascade")
+    if not isinstance(tiers, list) or not tiers:
+        raise StepError(f"step {ctx.step!r}: options.cascade lists the tiers", retryable=False)
+    try:
+        cascade = ctx.service("cascades").get(tiers)
+    except ConfigError as exc:
+        raise StepError(f"step {ctx.step!r}: {exc}", retryable=False) from exc
+    field = str(ctx.options.get("field", "text"))
+    text = data.get(field)
+    if not isinstance(text, str) or not text.strip():
+        raise StepError(f"step {ctx.step!r}: data.{field} must be non-empty text", retryable=False)
+    outcome = await cascade.run(ModelRequest(text=text))
+    final = outcome.result
+    return {
+        **data,
+        "intent": final.label,
+        "confidence": round(final.confidence, 4),
+        "escalated": outcome.escalated,
+        "tiers": list(outcome.tiers_run),
+        "model": final.model,
+        "cost": sum(step.cost for step in outcome.steps),
+    }

@@ -1,0 +1,52 @@
+"""The downstream clients steps reach through ``ctx.services``, built from the app config.
+
+Each entry is built only when the config asks for it, so an app without models never imports
+a model framework. Anything with ``aclose()`` is closed when the app stops; anything with
+``start()`` is started (warmed up) before the first event is claimed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.config import AppSettings
+from sluice.kv.base import KV
+from sluice.steps.egress import Egress
+from sluice.steps.route import RulesCache
+
+
+class Services(dict[str, Any]):
+    """Named services with one lifecycle."""
+
+    async def start(self) -> None:
+        """Start (warm up) every service that can be."""
+        for service in self.values():
+            start = getattr(service, "start", None)
+            if start is not None and inspect.iscoroutinefunction(start):
+                await start()
+
+    async def aclose(self) -> None:
+        """Close every service that holds resources."""
+        for service in self.values():
+            close = getattr(service, "aclose", None)
+            if close is not None and inspect.iscoroutinefunction(close):
+                await close()
+
+
+def build_services(
+    settings: AppSettings, kv: KV, given: Mapping[str, Any] | None = None
+) -> Services:
+    """The services of ``settings``, plus (and overridden by) ``given``."""
+    services = Services(
+        kv=kv,
+        routing=RulesCache(settings.app_dir),
+        egress=Egress.from_settings(settings),
+    )
+    if "models" in settings.extra or "indexes" in settings.extra:
+        from sluice.ai_services import build_ai_services
+
+        services.update(build_ai_services(settings, kv))
+    services.update(given or {})
+    return services
