@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from sluice.models.base import ModelRequest
 from sluice.models.calibration import expected_calibration_error, softmax
 from sluice.models.cascade import Cascade, Tier
+from sluice.models.features import set_encoder_threads
 from sluice.models.local import LocalClassifier
 from sluice.models.metrics import accuracy, macro_f1, percentile
 from sluice.models.registry import build_local
@@ -138,7 +139,12 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.935)
     parser.add_argument("--max-escalation", type=float, default=0.25)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--encoder-threads", type=int, default=0, help="torch threads (0: torch's default)"
+    )
     args = parser.parse_args()
+    if args.encoder_threads:
+        set_encoder_threads(args.encoder_threads)
 
     data = APP_DIR / "data"
     train = read_examples(data / "train.csv")
@@ -201,6 +207,7 @@ def main() -> None:
         },
         "latency": {"small_path": latency_small, "full": latency_full},
         "cores": os.cpu_count(),
+        "encoder_threads": args.encoder_threads or "default",
         # The machine is shared: the 1-minute load average says how contended the run was.
         "load_average": round(os.getloadavg()[0], 2),
     }

@@ -13,7 +13,12 @@ from sluice.models.cascade import Cascade, Tier
 from sluice.models.local import LocalClassifier
 from sluice.models.metrics import accuracy
 from sluice.models.splits import Example
-from sluice.models.tuning import TierOutcomes, evaluate_thresholds, tune_thresholds
+from sluice.models.tuning import (
+    TierOutcomes,
+    collect_outcomes,
+    evaluate_thresholds,
+    tune_thresholds,
+)
 
 TEXT = "I still have not received my new card, it has been two weeks"
 
@@ -89,3 +94,15 @@ async def test_live_cascade_matches_tuned_plan(
     escalated = sum(o.escalated for o in outcomes) / len(outcomes)
     assert escalated == pytest.approx(plan.escalation_rate, abs=0.01)
     assert evaluate_thresholds(tiers, gold, plan.thresholds) == plan
+
+
+async def test_collect_outcomes_batch_and_single_paths_agree(
+    tfidf_model: LocalClassifier, held_out: list[Example]
+) -> None:
+    """Outcomes gathered through the batch path equal those from one predict() per text."""
+    texts = [e.text for e in held_out[:30]]
+    batch = await collect_outcomes(tfidf_model, texts, cost_per_call=0.00001)
+    single = await collect_outcomes(tfidf_model, texts)
+    assert batch.labels == single.labels
+    assert batch.confidences == pytest.approx(single.confidences, abs=1e-6)
+    assert single.cost_per_call == pytest.approx(0.00001)

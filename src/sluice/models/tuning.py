@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sluice.models.base import Model, ModelRequest
+
 #: A threshold no confidence reaches: every example escalates past that tier.
 ALWAYS_ESCALATE = math.nextafter(1.0, 2.0)
 #: Upper bound on evaluated threshold combinations, which keeps three or more tiers fast.
@@ -44,6 +46,30 @@ class CascadePlan:
     escalation_rate: float
     answered_by: tuple[float, ...]
     reached_target: bool = True
+
+
+async def collect_outcomes(
+    model: Model, texts: Sequence[str], *, cost_per_call: float | None = None
+) -> TierOutcomes:
+    """Ask one model about every golden text, as :func:`tune_thresholds` consumes it.
+
+    Local classifiers answer through their batch path; any other :class:`Model` is asked one
+    request at a time. The cost per call is the mean reported cost unless given.
+    """
+    batch = getattr(model, "predict_batch", None)
+    if callable(batch) and cost_per_call is not None:
+        predictions = batch(list(texts))
+        return TierOutcomes(
+            model.name,
+            [p.label for p in predictions],
+            [p.confidence for p in predictions],
+            cost_per_call,
+        )
+    results = [await model.predict(ModelRequest(text)) for text in texts]
+    cost = sum(r.cost for r in results) / len(results) if cost_per_call is None else cost_per_call
+    return TierOutcomes(
+        model.name, [r.label for r in results], [r.confidence for r in results], cost
+    )
 
 
 def evaluate_thresholds(
