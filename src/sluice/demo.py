@@ -1,28 +1,34 @@
-"""The README's demo: start a real server on an example app, send it events, report.
+"""The README's demo: the triage app on BANKING77, served for real and replayed over HTTP.
 
-``python -m sluice.demo [APP_DIR] [--events N] [--rate R]`` starts ``sluice serve`` on a free
-port, posts events over HTTP at the given rate with a progress line, waits for all of them,
-and prints what happened: accepted, completed, dead, and end-to-end latency percentiles.
+``python -m sluice.demo [--app DIR] [--tickets N] [--rate R]`` trains the models that are
+missing, builds the retrieval index, starts ``sluice serve`` on a free port with a fresh store,
+replays tickets from the app's replay split (with repeats, as real traffic has) at the given
+rate with a progress bar, and ends with a report: accuracy, macro-F1, escalation rate, cache
+hit rate, end-to-end latency percentiles and cost per 1,000 tickets.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
+import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
-NAMES = ["  ada lovelace", "GRACE hopper ", "alan   turing", "katherine johnson", "edsger dijkstra"]
+from sluice.models.metrics import accuracy, macro_f1, percentile
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
+SLUICE = [sys.executable, "-m", "sluice"]
 
 
 def _free_port() -> int:
@@ -31,8 +37,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bar(done: int, total: int, started: float, width: int = 30) -> str:
+    filled = int(width * done / max(total, 1))
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    return f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {rate:6.0f}/s"
+
+
+def ticket_stream(path: Path, n: int, repeat_share: float, seed: int = 7) -> list[dict[str, str]]:
+    """``n`` tickets from a ``text,category`` CSV; ``repeat_share`` of them repeat earlier ones."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    stream: list[dict[str, str]] = []
+    fresh = iter(rows * (n // max(len(rows), 1) + 1))
+    for _ in range(n):
+        if stream and rng.random() < repeat_share:
+            stream.append(rng.choice(stream))
+        else:
+            stream.append(next(fresh))
+    return stream
+
+
 async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(400):
+    for _ in range(1200):
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with code {proc.returncode}")
         try:
@@ -40,77 +68,141 @@ async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) 
                 return
         except httpx.TransportError:
             pass
-        await asyncio.sleep(0.05)
-    raise SystemExit("the server did not become ready in 20 s")
+        await asyncio.sleep(0.1)
+    raise SystemExit("the server did not become ready in 120 s")
 
 
-async def drive(
-    base_url: str, key: str, proc: subprocess.Popen[bytes], events: int, rate: float
-) -> int:
-    """Send ``events`` greet runs at ``rate``/s, wait for them, print the report."""
-    auth = {"authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=auth) as client:
-        await _wait_ready(client, proc)
-        ids: list[str] = []
-        refused = 0
-        start = time.perf_counter()
-        for i in range(events):
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            resp = await client.post("/v1/workflows/greet/runs", json={"name": NAMES[i % 5]})
-            if resp.status_code == 202:
-                ids.append(resp.json()["event_id"])
-            else:
-                refused += 1
-            if (i + 1) % max(1, events // 20) == 0 or i + 1 == events:
-                print(f"\rsent {i + 1}/{events}", end="", flush=True)
-        print()
-        runs: list[dict[str, Any]] = []
-        for event_id in ids:
-            for _ in range(200):
-                run = (await client.get(f"/v1/runs/{event_id}")).json()
+async def replay(
+    client: httpx.AsyncClient, stream: list[dict[str, str]], rate: float
+) -> tuple[list[tuple[dict[str, str], str]], int]:
+    """Send the stream at ``rate`` per second; return (ticket, event id) pairs and refusals."""
+    accepted: list[tuple[dict[str, str], str]] = []
+    refused = 0
+    limit = asyncio.Semaphore(256)
+    started = time.perf_counter()
+
+    async def send(ticket: dict[str, str]) -> None:
+        nonlocal refused
+        async with limit:
+            resp = await client.post("/v1/workflows/triage/runs", json={"text": ticket["text"]})
+        if resp.status_code == 202:
+            accepted.append((ticket, resp.json()["event_id"]))
+        else:
+            refused += 1
+
+    tasks = []
+    for i, ticket in enumerate(stream):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(send(ticket)))
+        if i % 50 == 0:
+            print(_bar(i, len(stream), started), end="", flush=True)
+    await asyncio.gather(*tasks)
+    print(_bar(len(stream), len(stream), started))
+    return accepted, refused
+
+
+async def collect(
+    client: httpx.AsyncClient, accepted: list[tuple[dict[str, str], str]]
+) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """Wait for every accepted run to finish and read it back."""
+    limit = asyncio.Semaphore(64)
+
+    async def one(ticket: dict[str, str], event_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+        async with limit:
+            for _ in range(600):
+                run: dict[str, Any] = (await client.get(f"/v1/runs/{event_id}")).json()
                 if run["status"] != "accepted":
-                    break
-                await asyncio.sleep(0.05)
-            runs.append(run)
-    done = [r for r in runs if r["status"] == "done"]
-    latency = sorted((r["finished_at"] - r["created_at"]) * 1000 for r in done)
-    print(f"accepted {len(ids)}, refused {refused}, done {len(done)},"
-          f" dead {sum(r['status'] == 'dead' for r in runs)}")  # fmt: skip
-    if len(latency) >= 2:
-        q = statistics.quantiles(latency, n=100)
-        print(f"end-to-end latency ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}")
+                    return ticket, run
+                await asyncio.sleep(0.1)
+        return ticket, run
+
+    return await asyncio.gather(*(one(t, e) for t, e in accepted))
+
+
+def report(
+    runs: list[tuple[dict[str, str], dict[str, Any]]], refused: int, status: dict[str, Any]
+) -> bool:
+    """Print the report; True when every accepted ticket finished."""
+    done = [(t, r) for t, r in runs if r["status"] == "done"]
+    gold = [t["category"] for t, _ in done]
+    predicted = [r["result"].get("intent") for _, r in done]
+    latency = [(r["finished_at"] - r["created_at"]) * 1000 for _, r in done]
+    cost = sum(float(r["result"].get("cost", 0.0)) for _, r in done)
+    escalated = sum(bool(r["result"].get("escalated")) for _, r in done)
+    routes = Counter(r["result"]["route"]["priority"] for _, r in done)
+    caches = status.get("caches", {})
+    print("\nreport")
+    print(f"  tickets        {len(runs)} accepted, {refused} refused, {len(done)} done,"
+          f" {sum(r['status'] == 'dead' for _, r in runs)} dead")  # fmt: skip
     if done:
-        print(f"example result: {done[0]['result']}")
-        print("steps of that run:", ", ".join(
-            f"{s['step']} queued {s['queued_ms']:.1f} ms ran {s['run_ms']:.1f} ms"
-            for s in done[0]["steps"]))  # fmt: skip
-    return 0 if len(done) == len(ids) else 1
+        print(f"  accuracy       {accuracy(predicted, gold):.4f}")
+        print(f"  macro-F1       {macro_f1(predicted, gold):.4f}")
+        print(f"  escalation     {escalated / len(done):.3f} of tickets asked the large model")
+        for name, stats in caches.items():
+            print(f"  cache          {name}: hit rate {stats['hit_rate']:.3f}"
+                  f" ({int(stats['hits'])} hits, {int(stats['misses'])} misses)")  # fmt: skip
+        p50, p95, p99 = (percentile(latency, q) for q in (50, 95, 99))
+        print(f"  latency ms     p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f} (accept to delivered)")
+        print(f"  cost           {cost / len(done) * 1000:.4f} per 1,000 tickets")
+        print(f"  routing        {dict(routes)}")
+        ticket, run = done[0]
+        print(f"  example        {ticket['text']!r} -> {run['result']['intent']}"
+              f" ({run['result']['route']['queue']})")  # fmt: skip
+    return len(done) == len(runs)
+
+
+async def drive(url: str, key: str, proc: subprocess.Popen[bytes], args: argparse.Namespace) -> int:
+    """Replay tickets against the running server and report."""
+    auth = {"authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=256)
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=auth, limits=limits) as client:
+        print("waiting for the server (models and index warm up before it is ready)")
+        await _wait_ready(client, proc)
+        stream = ticket_stream(args.app / "data" / "replay.csv", args.tickets, args.repeats)
+        print(f"replaying {len(stream)} tickets at {args.rate:.0f}/s"
+              f" ({args.repeats:.0%} repeats)")  # fmt: skip
+        accepted, refused = await replay(client, stream, args.rate)
+        runs = await collect(client, accepted)
+        status = (await client.get("/v1/status")).json()
+    return 0 if report(runs, refused, status) else 1
 
 
 def main() -> None:
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("app_dir", nargs="?", type=Path, default=EXAMPLE)
-    parser.add_argument("--events", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=250.0)
+    parser.add_argument("--app", type=Path, default=EXAMPLE)
+    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--repeats", type=float, default=0.3)
     args = parser.parse_args()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    print(f"1/4 training what is missing ({args.app})")
+    subprocess.run([*SLUICE, "train", str(args.app)], env=env, check=True)
+    print("2/4 building the retrieval index")
+    subprocess.run([*SLUICE, "index", "build", str(args.app)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        env_store = f"sqlite:///{Path(tmp) / 'demo.db'}"
-        env = {**os.environ, "SLUICE_STORE": env_store}
-        sluice = [sys.executable, "-m", "sluice"]
+        env["SLUICE_STORE"] = f"sqlite:///{Path(tmp) / 'demo.db'}"
         key = subprocess.run(
-            [*sluice, "apikey", "create", "--tenant", "demo", "--app", str(args.app_dir)],
+            [*SLUICE, "apikey", "create", "--tenant", "demo", "--app", str(args.app)],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
-        print(f"starting sluice serve {args.app_dir} on port {port} (store {env_store})")
-        proc = subprocess.Popen([*sluice, "serve", str(args.app_dir), "--port", str(port)], env=env)
+        port = _free_port()
+        print(f"3/4 starting sluice serve on port {port} (a fresh store in {tmp})")
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*SLUICE, "serve", str(args.app), "--port", str(port)],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
-            url = f"http://127.0.0.1:{port}"
-            code = asyncio.run(drive(url, key, proc, args.events, args.rate))
+            print("4/4 replaying tickets over HTTP")
+            code = asyncio.run(drive(f"http://127.0.0.1:{port}", key, proc, args))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        if code:
+            print(log.read_text()[-3000:])
     raise SystemExit(code)
 
 

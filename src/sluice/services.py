@@ -14,7 +14,7 @@ from typing import Any
 from sluice.config import AppSettings
 from sluice.kv.base import KV
 from sluice.steps.egress import Egress
-from sluice.steps.route import RulesCache
+from sluice.steps.files import AppFiles
 
 
 class Services(dict[str, Any]):
@@ -41,7 +41,7 @@ def build_services(
     """The services of ``settings``, plus (and overridden by) ``given``."""
     services = Services(
         kv=kv,
-        routing=RulesCache(settings.app_dir),
+        files=AppFiles(settings.app_dir),
         egress=Egress.from_settings(settings),
     )
     if "models" in settings.extra or "indexes" in settings.extra:

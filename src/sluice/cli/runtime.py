@@ -16,7 +16,9 @@ from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, fail, print_json, with_store
 from sluice.config import load_settings
 from sluice.errors import SluiceError
+from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import run_view
+from sluice.ingress.settings import parse_ingress
 from sluice.store.base import EventState
 
 
@@ -32,9 +34,7 @@ def serve(
     """Serve the HTTP API, with the worker pools in the same process by default."""
     import uvicorn
 
-    from sluice.ingress.gateway import Gateway
     from sluice.ingress.http import create_http_app
-    from sluice.ingress.settings import parse_ingress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -98,7 +98,11 @@ def run(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 60.0,
     tenant: Annotated[str, typer.Option(help="Tenant to run as.")] = "default",
 ) -> None:
-    """Run one event through a workflow in this process and print the result."""
+    """Run one event through a workflow in this process and print the result.
+
+    The event takes the same way in as an API call (schema, PII masking, quarantine), only
+    without HTTP and authentication.
+    """
 
     async def main() -> int:
         raw = sys.stdin.buffer.read() if str(input_file) == "-" else input_file.read_bytes()
@@ -107,9 +111,11 @@ def run(
         except orjson.JSONDecodeError as exc:
             typer.echo(f"error: {input_file} is not JSON: {exc}", err=True)
             return 2
-        async with SluiceApp.from_settings(load_settings(app_dir)) as app:
-            event_id = await app.runtime.submit(workflow, data, tenant=tenant)
-            record = await app.runtime.wait(event_id, timeout)
+        settings = load_settings(app_dir)
+        async with SluiceApp.from_settings(settings) as app:
+            gateway = Gateway(app, parse_ingress(settings))
+            receipt = await gateway.api_run(tenant, workflow, raw, data, None)
+            record = await app.runtime.wait(receipt.event_id, timeout)
         print_json(run_view(record))
         return 0 if record.state is EventState.DONE else 1
 

@@ -210,6 +210,18 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
                            correlation_id=request.state.cid)  # fmt: skip
         return _json({"status": "ready", "pools": app.runtime.stats()})
 
+    async def status(request: Request) -> Response:
+        try:
+            await gateway.auth.authenticate(request.headers.get("authorization"))
+        except SluiceError as exc:
+            return _refusal(exc, request.state.cid)
+        caches = {
+            name: service.stats().as_dict()
+            for name, service in app.services.items()
+            if hasattr(service, "stats") and hasattr(service.stats(), "as_dict")
+        }
+        return _json({"pools": app.runtime.stats(), "caches": caches})
+
     document = openapi_document(app.registry, gateway.settings)
 
     async def openapi(request: Request) -> Response:
@@ -230,6 +242,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             Route("/v1/runs/{event_id}", get_run, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/v1/status", status, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from sluice.errors import ConfigError, StepError
 from sluice.workflow.context import StepContext
@@ -38,12 +35,8 @@ class RoutingRules:
     urgent: frozenset[str]
 
     @classmethod
-    def load(cls, path: Path) -> RoutingRules:
-        """Parse and check a rules file; every problem is reported."""
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"routing rules {path}: {exc}") from exc
+    def parse(cls, raw: Mapping[str, Any], source: str) -> RoutingRules:
+        """Check a parsed rules file; every problem is reported."""
         problems: list[str] = []
         default = raw.get("default") or {}
         priority = default.get("priority", "normal")
@@ -56,7 +49,7 @@ class RoutingRules:
                     problems.append(f"teams.{team}: {label!r} is already in {team_of[label]!r}")
                 team_of[str(label)] = str(team)
         if problems:
-            raise ConfigError(f"invalid routing rules in {path}", problems)
+            raise ConfigError(f"invalid routing rules in {source}", problems)
         return cls(
             default_team=str(default.get("team", "general")),
             default_priority=str(priority),
@@ -71,28 +64,13 @@ class RoutingRules:
         return {"team": team, "priority": priority, "queue": f"{team}:{priority}"}
 
 
-class RulesCache:
-    """Rules files by path, parsed once per process (bounded by the files an app names)."""
-
-    def __init__(self, app_dir: Path) -> None:
-        self._app_dir = app_dir
-        self._rules: dict[str, RoutingRules] = {}
-
-    def get(self, name: str) -> RoutingRules:
-        """The parsed rules of ``name`` (relative to the app directory)."""
-        rules = self._rules.get(name)
-        if rules is None:
-            rules = self._rules[name] = RoutingRules.load(self._app_dir / name)
-        return rules
-
-
 async def route(ctx: StepContext, data: JSONObject) -> JSONObject:
     """Add ``route`` for the label in ``options.field`` (default ``intent``)."""
     name = ctx.options.get("rules")
     if not name:
         raise StepError("route: options.rules names the rules file", retryable=False)
     try:
-        rules = ctx.service("routing").get(str(name))
+        rules = ctx.service("files").parsed(str(name), RoutingRules.parse)
     except ConfigError as exc:
         raise StepError(str(exc), retryable=False) from exc
     label: Any = data.get(str(ctx.options.get("field", "intent")))
