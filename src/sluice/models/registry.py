@@ -34,7 +34,7 @@ from typing import Any
 from sluice.errors import ConfigError
 from sluice.models.base import Model
 from sluice.models.features import BLOCKS
-from sluice.models.training import Progress, TrainingParams, _quiet, ensure_artifact
+from sluice.models.training import Progress, TrainingParams, ensure_artifact, no_progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def build_local(
     entry: Mapping[str, Any],
     app_dir: Path,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
     force: bool = False,
 ) -> Model:
     """Train (or reuse) and load one local model."""
@@ -185,7 +185,7 @@ def build_models(
     *,
     builders: Mapping[str, Builder] | None = None,
     validators: Mapping[str, Validator] | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> dict[str, Model]:
     """Build every model of a ``models:`` section, training local ones when needed.
 

@@ -34,7 +34,7 @@ TRAINING_CODE_VERSION = "2"
 Progress = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def no_progress(_: str) -> None:
     """Progress sink that drops everything."""
 
 
@@ -110,7 +110,7 @@ def train_head(
     texts: Sequence[str],
     labels: Sequence[str],
     params: TrainingParams,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> TrainedHead:
     """Fit features, a linear SVM head and its temperature on labelled texts."""
     import numpy as np
@@ -189,7 +189,7 @@ def ensure_artifact(
     params: TrainingParams,
     models_dir: Path,
     *,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
     force: bool = False,
 ) -> tuple[Path, bool]:
     """Return the artifact directory for this model, training it first if needed.
