@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "models",
     "db",
     "index",
+    "evaluate",
 )
 
 
