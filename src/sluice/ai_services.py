@@ -33,15 +33,24 @@ class ModelSet(dict[str, Model]):
 
     async def start(self) -> None:
         """Build the models (training what is missing) and run each once to warm it."""
+        from sluice.models.batching import MicroBatcher
+        from sluice.models.features import set_encoder_threads
+        from sluice.models.local import LocalClassifier
         from sluice.models.registry import build_models
 
         spec = self._settings.extra.get("models") or {}
         built = await asyncio.to_thread(
             build_models, spec, self._settings.app_dir, progress=lambda m: log.info("%s", m)
         )
+        # Steps run concurrently on shared cores: one encoder thread per call keeps tail
+        # latency flat (see set_encoder_threads); batching recovers the throughput.
+        set_encoder_threads(1)
         for name, model in built.items():
-            self[name] = model if self._cache is None else CachedModel(model, self._cache)
-            await model.predict(ModelRequest(text="warm up"))
+            served: Model = model
+            if isinstance(model, LocalClassifier) and model.slow:
+                served = MicroBatcher(model)
+            self[name] = served if self._cache is None else CachedModel(served, self._cache)
+            await served.predict(ModelRequest(text="warm up"))
         log.info("models ready: %s", ", ".join(sorted(self)))
 
 

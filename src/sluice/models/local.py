@@ -164,6 +164,11 @@ class LocalClassifier:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
+    @property
+    def slow(self) -> bool:
+        """Whether a call runs a neural encoder (milliseconds; worth batching)."""
+        return bool(self._features.slow)
+
     async def predict(self, request: ModelRequest) -> ModelResult:
         """Classify one request; slow encoders run in a worker thread."""
         if self._features.slow:

@@ -1,0 +1,164 @@
+"""The triage workflow end to end on the embedded store: a busy day's 50,000 tickets.
+
+Tickets come from the held-out splits (validation and replay), cycled to the count asked, and
+varied as real traffic is: 30% arrive again word for word (a customer writing twice), the rest
+carry a greeting, a reference number or a sign-off, so exact-match caches do not answer them.
+Every ticket takes the whole way: the ingress gateway (schema, PII masking), then retrieve,
+classify (the cascade), route, draft and deliver, each step a durable job on SQLite
+(synchronous=FULL). The same run then sends a sample through the workflow with the cascade
+off (every ticket to the large model) for the baseline. The last line is one JSON object.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py [--tickets 50000] [--baseline 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sluice.app import SluiceApp
+from sluice.config import load_settings
+from sluice.errors import AdmissionError
+from sluice.ingress.gateway import Gateway
+from sluice.ingress.settings import parse_ingress
+from sluice.models.metrics import accuracy
+from sluice.store.base import EventState
+from sluice.workflow import WorkflowRegistry
+
+APP = Path(__file__).resolve().parents[1] / "examples" / "triage"
+GREETINGS = ["Hi,", "Hello there.", "Good morning!", "Hey support,", "Dear team,"]
+SIGN_OFFS = ["Thanks.", "Cheers", "Kind regards, Sam", "Please help asap", "thx"]
+
+
+def tickets(n: int, seed: int = 11) -> list[tuple[str, str]]:
+    """``n`` (text, category) pairs from the held-out splits, with repeats and variations."""
+    rows: list[tuple[str, str]] = []
+    for name in ("validation.csv", "replay.csv"):
+        with (APP / "data" / name).open(newline="") as fh:
+            rows += [(r["text"], r["category"]) for r in csv.DictReader(fh)]
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for i in range(n):
+        if out and rng.random() < 0.3:
+            out.append(rng.choice(out))
+            continue
+        text, label = rows[i % len(rows)]
+        ref = f"(ref {rng.randrange(10**6):06d})"
+        variant = f"{rng.choice(GREETINGS)} {text} {ref} {rng.choice(SIGN_OFFS)}"
+        out.append((variant, label))
+    return out
+
+
+def _without_cascade(registry: WorkflowRegistry) -> WorkflowRegistry:
+    """The same workflows with every classify step asking only its last (largest) model."""
+    changed = []
+    for wf in registry:
+        steps = tuple(
+            dataclasses.replace(s, options={**s.options, "cascade": [s.options["cascade"][-1]]})
+            if s.uses == "classify" else s
+            for s in wf.steps
+        )  # fmt: skip
+        changed.append(dataclasses.replace(wf, steps=steps))
+    return WorkflowRegistry(changed)
+
+
+async def run(stream: list[tuple[str, str]], cascade: bool, label: str) -> dict[str, Any]:
+    """Push ``stream`` through the triage app in this process; return the figures."""
+    settings = load_settings(APP)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = dataclasses.replace(settings, store=f"sqlite:///{Path(tmp) / 'bench.db'}")
+        registry = WorkflowRegistry.from_directory(settings.workflows_dir or APP, settings.pools)
+        if not cascade:
+            registry = _without_cascade(registry)
+        app = SluiceApp.from_settings(settings, registry=registry)
+        async with app:
+            gateway = Gateway(app, parse_ingress(settings))
+            ids: list[str] = []
+            position: dict[str, int] = {}  # event id -> index in the stream
+            todo = iter(enumerate(stream))
+            started = time.perf_counter()
+
+            async def submitter() -> None:
+                for index, (text, _) in todo:
+                    body = orjson.dumps({"text": text})
+                    while True:
+                        try:
+                            receipt = await gateway.api_run(
+                                "bench", "triage", body, {"text": text}, None
+                            )
+                            break
+                        except AdmissionError:
+                            await asyncio.sleep(0.05)  # backpressure: the first pool is full
+                    ids.append(receipt.event_id)
+                    position[receipt.event_id] = index
+                    if len(ids) % 5000 == 0:
+                        rate = len(ids) / (time.perf_counter() - started)
+                        print(f"  {label}: accepted {len(ids)}/{len(stream)} ({rate:.0f}/s)",
+                              file=sys.stderr)  # fmt: skip
+
+            await asyncio.gather(*(submitter() for _ in range(32)))
+            # Done when no event is still open.
+            while await app.store.list_events(EventState.ACCEPTED, limit=1):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+            elapsed = time.perf_counter() - started
+            predicted: list[str | None] = [None] * len(ids)
+            escalated = dead = 0
+            for event in await app.store.list_events(limit=len(ids) + 10):
+                if event.state is EventState.DEAD:
+                    dead += 1
+                    continue
+                result = orjson.loads(event.result or b"{}")
+                predicted[position[event.id]] = result.get("intent")
+                escalated += bool(result.get("escalated"))
+    gold = [label for _, label in stream]
+    return {
+        "tickets": len(stream),
+        "seconds": elapsed,
+        "tickets_per_s": len(stream) / elapsed,
+        "accuracy": accuracy(predicted, gold),
+        "escalation_rate": escalated / len(stream),
+        "dead": dead,
+    }
+
+
+def main() -> None:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=50_000)
+    parser.add_argument("--baseline", type=int, default=3_000)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"triage benchmark: {args.tickets} tickets, {os.cpu_count()} cores")
+    full = asyncio.run(run(tickets(args.tickets), cascade=True, label="cascade"))
+    print(f"  cascade on : {full['tickets']} tickets in {full['seconds']:.1f} s ="
+          f" {full['tickets_per_s']:.0f}/s, accuracy {full['accuracy']:.4f},"
+          f" escalation {full['escalation_rate']:.3f}, dead {full['dead']}")  # fmt: skip
+    base = asyncio.run(run(tickets(args.baseline), cascade=False, label="no cascade"))
+    print(f"  cascade off: {base['tickets']} tickets in {base['seconds']:.1f} s ="
+          f" {base['tickets_per_s']:.0f}/s, accuracy {base['accuracy']:.4f}"
+          f" (every ticket to the large model)")  # fmt: skip
+    print(f"  ratio      : {full['tickets_per_s'] / base['tickets_per_s']:.1f}x the throughput")
+    print(json.dumps({
+        "tickets": full["tickets"],
+        "seconds": round(full["seconds"], 2),
+        "tickets_per_s": round(full["tickets_per_s"], 1),
+        "no_cascade_tickets_per_s": round(base["tickets_per_s"], 1),
+        "accuracy": round(full["accuracy"], 4),
+        "escalation_rate": round(full["escalation_rate"], 4),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
