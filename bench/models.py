@@ -93,12 +93,16 @@ async def small_latency(model: LocalClassifier, texts: list[str]) -> dict[str, f
 async def cascade_latency(cascade: Cascade, texts: list[str]) -> dict[str, Any]:
     """Full classification through the cascade, one ticket at a time."""
     times = []
-    escalated = 0
+    escalated_times = []
     for text in texts:
         outcome = await cascade.run(ModelRequest(text))
         times.append(outcome.latency_ms)
-        escalated += outcome.escalated
+        if outcome.escalated:
+            escalated_times.append(outcome.latency_ms)
+    escalated = len(escalated_times)
     return {
+        "escalated_p50_ms": round(percentile(escalated_times, 50), 3) if escalated else None,
+        "escalated_p95_ms": round(percentile(escalated_times, 95), 3) if escalated else None,
         "p50_ms": round(percentile(times, 50), 3),
         "p95_ms": round(percentile(times, 95), 3),
         "p99_ms": round(percentile(times, 99), 3),
