@@ -145,6 +145,28 @@ async def test_tickets_in_bulk_are_mostly_right_and_cached(
     assert status["caches"]["retrieval_cache"]["hits"] >= len(held_out) - 5
 
 
+async def test_index_deltas_stream_in(
+    served: tuple[httpx.AsyncClient, SluiceApp, str],
+) -> None:
+    """New resolved tickets are searchable at once; bad deltas are 422 and change nothing."""
+    http, app, key = served
+    auth = {"authorization": f"Bearer {key}"}
+    index = app.services["indexes"]["tickets"]
+    before = len(index)
+    item = {"id": "new-1", "text": "my zorblax card melted in the microwave",
+            "intent": "card_not_working", "resolution": "We will send a new card."}  # fmt: skip
+    resp = await http.post("/v1/indexes/tickets/items", json={"items": [item]}, headers=auth)
+    assert resp.json() == {"added": 1, "replaced": 0, "deleted": 0, "size": before + 1}
+    assert index.search("zorblax card melted", 1)[0].item.id == "new-1"
+    bad = await http.post("/v1/indexes/tickets/items", json={"items": [{"id": "x"}]}, headers=auth)
+    assert bad.status_code == 422
+    assert "items[0].text: required non-empty string" in bad.json()["errors"]
+    gone = await http.post("/v1/indexes/tickets/items", json={"delete": ["new-1"]}, headers=auth)
+    assert gone.json()["size"] == before
+    missing = await http.post("/v1/indexes/nope/items", json={"items": []}, headers=auth)
+    assert missing.status_code == 404
+
+
 def test_eval_and_tune_commands(triage_app: Path, tmp_path: Path) -> None:
     """eval reports the documented keys on any text,category CSV; tune rewrites thresholds."""
     rows = per_label(read_examples(EXAMPLE / "data" / "validation.csv"), 2)

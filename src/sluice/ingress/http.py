@@ -31,6 +31,7 @@ from sluice.errors import (
 )
 from sluice.ids import new_event_id
 from sluice.ingress.gateway import Gateway
+from sluice.ingress.index_deltas import apply_delta
 from sluice.ingress.limits import shape_problem
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
@@ -222,6 +223,25 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
         }
         return _json({"pools": app.runtime.stats(), "caches": caches})
 
+    async def index_items(request: Request) -> Response:
+        cid = request.state.cid
+        try:
+            await gateway.auth.authenticate(request.headers.get("authorization"))
+        except SluiceError as exc:
+            return _refusal(exc, cid)
+        body = await read_body(request, cid)
+        if isinstance(body, Response):
+            return body
+        try:
+            counts = await apply_delta(
+                app.services.get("indexes"), request.path_params["name"], orjson.loads(body)
+            )
+        except orjson.JSONDecodeError as exc:
+            return problem(400, "malformed-json", "Malformed JSON", str(exc), correlation_id=cid)
+        except SluiceError as exc:
+            return _refusal(exc, cid)
+        return _json(counts)
+
     document = openapi_document(app.registry, gateway.settings)
 
     async def openapi(request: Request) -> Response:
@@ -243,6 +263,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/v1/status", status, methods=["GET"]),
+            Route("/v1/indexes/{name}/items", index_items, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
