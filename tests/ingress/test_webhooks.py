@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 
 import orjson
 import pytest
 
+from sluice.ingress.gateway import Gateway
 from sluice.store.base import EventState
 from tests.ingress.conftest import SECRET_OLD, Ingress
 
@@ -150,6 +152,17 @@ class TestIdempotency:
         resp = await ingress.http.post(HOOK, content=body, headers=ingress.signed(body, "old"))
         assert "duplicate" not in resp.json()
         assert len(await ingress.app.store.list_events()) == 2
+
+    async def test_expired_keys_are_purged_in_the_background(self, ingress: Ingress) -> None:
+        """The gateway's purge loop removes keys older than the window."""
+        body = _delivery()
+        await ingress.http.post(HOOK, content=body, headers=ingress.signed(body, "p1"))
+        short = Gateway(ingress.app, dataclasses.replace(ingress.gateway.settings,
+                                                         idempotency_window_s=0.01))  # fmt: skip
+        task = asyncio.create_task(short.purge_expired_keys(every_s=0.05))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        assert await ingress.app.store.purge_idempotency(time.time() + 1) == 0
 
 
 class TestPiiAndEncryption:

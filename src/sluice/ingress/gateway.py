@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
 from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
+log = logging.getLogger("sluice.ingress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,19 @@ class Gateway:
         receipt = await self.app.store.promote_quarantined(item_id, event)
         self.app.runtime.wake(wf.first_pool)
         return receipt, []
+
+    async def purge_expired_keys(self, every_s: float = 60.0) -> None:
+        """Forget idempotency keys past their window, every ``every_s``, until cancelled.
+
+        Keys are checked against their window when used, so this only bounds the table.
+        """
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                cutoff = time.time() - self.settings.idempotency_window_s
+                await self.app.store.purge_idempotency(cutoff)
+            except Exception:  # a bad moment must not end the loop
+                log.exception("purging expired idempotency keys failed")
 
     # the steps ------------------------------------------------------------------------------
     async def _single_flight(

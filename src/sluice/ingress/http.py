@@ -7,6 +7,7 @@ also returned in the ``x-correlation-id`` header of every response.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -250,9 +251,12 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await app.start()
+        purge = asyncio.create_task(gateway.purge_expired_keys(), name="purge-idempotency")
         try:
             yield
         finally:
+            purge.cancel()
+            await asyncio.gather(purge, return_exceptions=True)
             await app.stop()
 
     starlette = Starlette(
