@@ -14,7 +14,6 @@ import asyncio
 import csv
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,15 +25,10 @@ from typing import Any
 import httpx
 
 from sluice.models.metrics import accuracy, macro_f1, percentile
+from sluice.testing import free_port, wait_ready
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 SLUICE = [sys.executable, "-m", "sluice"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bar(done: int, total: int, started: float, width: int = 30) -> str:
@@ -57,19 +51,6 @@ def ticket_stream(path: Path, n: int, repeat_share: float, seed: int = 7) -> lis
         else:
             stream.append(next(fresh))
     return stream
-
-
-async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(1200):
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with code {proc.returncode}")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become ready in 120 s")
 
 
 async def replay(
@@ -157,7 +138,7 @@ async def drive(url: str, key: str, proc: subprocess.Popen[bytes], args: argpars
     limits = httpx.Limits(max_connections=256)
     async with httpx.AsyncClient(base_url=url, timeout=60, headers=auth, limits=limits) as client:
         print("waiting for the server (models and index warm up before it is ready)")
-        await _wait_ready(client, proc)
+        await wait_ready(client, proc, timeout_s=120)
         stream = ticket_stream(args.app / "data" / "replay.csv", args.tickets, args.repeats)
         print(f"replaying {len(stream)} tickets at {args.rate:.0f}/s"
               f" ({args.repeats:.0%} repeats)")  # fmt: skip
@@ -187,7 +168,7 @@ def main() -> None:
             [*SLUICE, "apikey", "create", "--tenant", "demo", "--app", str(args.app)],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
-        port = _free_port()
+        port = free_port()
         print(f"3/4 starting sluice serve on port {port} (a fresh store in {tmp})")
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:

@@ -8,7 +8,6 @@ from its OpenAPI document.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from sluice.testing import free_port
 from tests.ingress.conftest import CONFIG, WORKFLOW, Ingress
 
 SCALARS = (
@@ -85,12 +85,6 @@ async def test_api_survives_random_bytes(ingress: Ingress, body: bytes, ctype: s
 # schemathesis against a real server -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real ``sluice serve`` and an API key for it."""
@@ -105,7 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         [*sluice, "apikey", "create", "--tenant", "acme", "--app", str(app_dir)],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*sluice, "serve", str(app_dir), "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
+from sluice.testing import free_port, wait_ready
 from tests.conftest import MakeApp
 
 EVENTS = 10_000
@@ -59,12 +59,6 @@ async def sink(ctx, data):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(app_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -72,19 +66,6 @@ def _start(app_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-async def _wait_healthy(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("server did not become ready")
 
 
 @pytest.mark.slow
@@ -96,7 +77,7 @@ async def test_sigkill_loses_nothing_and_repeats_no_effect(
     app_dir = make_app(CONFIG, {"crash.yaml": WORKFLOW % exec_log}, {"crash_steps.py": STEPS})
     async with SluiceApp.from_settings(load_settings(app_dir), run_pools=()) as app:
         _, key = await create_api_key(app.store, "t1")
-    port = _free_port()
+    port = free_port()
     server_log = tmp_path / "server.log"
     proc = _start(app_dir, port, server_log)
     accepted: dict[int, str] = {}
@@ -106,7 +87,7 @@ async def test_sigkill_loses_nothing_and_repeats_no_effect(
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth
     ) as client:
-        await _wait_healthy(client, proc)
+        await wait_ready(client, proc)
         todo = iter(range(EVENTS))
 
         async def sender() -> None:
@@ -130,7 +111,7 @@ async def test_sigkill_loses_nothing_and_repeats_no_effect(
                 proc.wait()
                 kills += 1
                 proc = _start(app_dir, port, server_log)
-                await _wait_healthy(client, proc)
+                await wait_ready(client, proc)
 
         senders = asyncio.gather(*(sender() for _ in range(24)))
         await asyncio.gather(senders, killer())

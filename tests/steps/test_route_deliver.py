@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sluice.config import load_settings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.steps.deliver import allowed
 from sluice.store.base import EventState
+from sluice.testing import free_port
 from tests.conftest import MakeApp
 
 SECRET = "whsec_" + base64.b64encode(b"r" * 24).decode()
@@ -31,12 +31,6 @@ urgent: [lost_card]
 teams:
   cards: [lost_card, card_arrival]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -54,7 +48,7 @@ async def receiver() -> AsyncIterator[tuple[int, list[dict[str, Any]], list[int]
             received.append({"id": request.headers["webhook-id"], **orjson.loads(body)})
         return Response(status_code=status)
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
         host="127.0.0.1", port=port, log_level="warning"))  # fmt: skip

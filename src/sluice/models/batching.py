@@ -4,6 +4,10 @@ A neural encoder costs several milliseconds per call but far less per text in a 
 (MEASURED.md: MiniLM ~10 ms for one sentence, ~350 sentences/s in batches of 64). Requests
 that arrive within ``max_wait_ms`` of each other, up to ``max_batch``, are encoded together in
 a worker thread; a lone request waits at most ``max_wait_ms`` more than it would alone.
+
+One batch runs at a time: requests that arrive meanwhile form the next batch, which starts
+as soon as the running one ends. Batches therefore grow with load instead of the encoder
+running many small batches side by side and fighting over the cores.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000
         self._pending: list[tuple[ModelRequest, asyncio.Future[ModelResult]]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: asyncio.Task[None] | None = None
         self.batches = 0
         self.requests = 0
 
@@ -55,21 +59,28 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ModelResult] = loop.create_future()
         self._pending.append((request, future))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        if self._running is None:
+            if len(self._pending) >= self.max_batch:
+                self._flush()
+            elif self._timer is None:
+                self._timer = loop.call_later(self.max_wait_s, self._flush)
         return await future
 
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._running is not None or not self._pending:
+            return
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        self._running = asyncio.create_task(self._run(batch))
+        self._running.add_done_callback(self._next)
+
+    def _next(self, _: asyncio.Task[None]) -> None:
+        # What arrived while the batch ran goes next, without waiting again.
+        self._running = None
+        self._flush()
 
     async def _run(self, batch: list[tuple[ModelRequest, asyncio.Future[ModelResult]]]) -> None:
         started = time.perf_counter()

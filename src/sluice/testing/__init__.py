@@ -1,1 +1,5 @@
-"""testing"""
+"""Helpers for tests, benchmarks and drills that run Sluice for real (servers, ports)."""
+
+from sluice.testing.servers import free_port, wait_ready
+
+__all__ = ["free_port", "wait_ready"]
