@@ -48,6 +48,8 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,  # structured request logging belongs to the app, not the server
+        proxy_headers=False,  # a load balancer's headers are not trusted by default
         limit_concurrency=limit_concurrency,
         timeout_graceful_shutdown=10,
     )

@@ -46,6 +46,14 @@ def claim_idempotency(
     conn: sqlite3.Connection, claim: IdempotencyClaim, target_id: str, status: str, now: float
 ) -> Receipt | None:
     """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it."""
+    # The common case is a new key: try to take it first, and look only when it is taken.
+    taken = conn.execute(
+        "INSERT INTO idempotency(tenant, key, request_hash, event_id, status, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (claim.tenant, claim.key, claim.request_hash, target_id, status, now),
+    ).rowcount
+    if taken == 1:
+        return None
     row = conn.execute(
         "SELECT request_hash, event_id, status, created_at FROM idempotency"
         " WHERE tenant = ? AND key = ?",
