@@ -1,20 +1,29 @@
 """One rooted error hierarchy for Sluice.
 
-::
+Defined here, and (in brackets) next to the code that raises them::
 
     SluiceError
     ├── ConfigError                 settings or files that cannot be used; carries every problem
-    │   └── WorkflowError           a workflow definition that does not validate
+    │   ├── WorkflowError           a workflow definition that does not validate
+    │   ├── [KeyringError]          guard.crypto: an encryption key or keyring is unusable
+    │   ├── [RetrievalError]        retrieval: EmbedderMismatchError, IndexFormatError
+    │   ├── [CacheConfigError]      cache: an invalid caches section
+    │   ├── [ArtifactError]         models.artifacts: a trained model artifact is unusable
+    │   └── [ModelDependencyError]  models.features: the models extra is not installed
     ├── NotFoundError               an event, workflow or other named thing does not exist
     ├── StoreError                  the store failed or holds something it cannot read
+    │   └── [EncryptionError]       guard.crypto: UnknownKeyError, TamperedDataError
     ├── AuthError                   missing or invalid credentials (API key, webhook signature)
     ├── IdempotencyConflictError    an idempotency key reused with a different request body
     ├── AdmissionError              work refused at the door (full queue, guard closed)
     │   └── RateLimitedError        the tenant's rate limit is used up
     ├── InvalidInputError           an event's input does not match its workflow's schema
+    ├── [KVError]                   kv: KVUnavailableError (the shared KV is away)
+    ├── [IndexFullError]            retrieval: an index at its size bound
     └── StepError                   a step failed; ``retryable`` and ``retry_after`` steer retries
         ├── BudgetExceededError     a step or event time budget was used up
-        └── StepOutputError         a step returned something that is not a JSON object
+        ├── StepOutputError         a step returned something that is not a JSON object
+        └── [ModelOutputError]      models.openai_client: a model's answer is not the schema
 
 Retry behaviour is carried on the error itself (``retryable``, ``retry_after``) so the
 runtime never has to guess from exception types it does not own.
