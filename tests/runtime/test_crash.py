@@ -24,39 +24,13 @@ from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
 from sluice.testing import free_port, wait_ready
 from tests.conftest import MakeApp
+from tests.crash_app import CONFIG as CRASH_CONFIG
+from tests.crash_app import STEPS, WORKFLOW
 
 EVENTS = 10_000
 KILLS = 4
 
-CONFIG = """
-store: sqlite:///.sluice/crash.db
-pools:
-  ingest: {concurrency: 16, queue_limit: 100000}
-  work: {concurrency: 16, queue_limit: 100000}
-  sink: {concurrency: 8, queue_limit: 100000}
-runtime: {heartbeat_ms: 200, poll_ms: 20}
-"""
-WORKFLOW = """
-name: crash
-budget_ms: 600000
-input_schema: {type: object, required: [n]}
-steps:
-  - {name: ingest, pool: ingest, uses: noop}
-  - {name: work, pool: work, uses: sleep, options: {ms: 2}}
-  - {name: sink, pool: sink, uses: "crash_steps:sink", options: {log: "%s"}}
-"""
-STEPS = '''
-import os
-
-async def sink(ctx, data):
-    """Log every execution (at least once) with one atomic append."""
-    fd = os.open(ctx.options["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{ctx.event_id}\\n".encode())
-    finally:
-        os.close(fd)
-    return {"n": data["n"], "sunk": True}
-'''
+CONFIG = "store: sqlite:///.sluice/crash.db\n" + CRASH_CONFIG
 
 
 def _start(app_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

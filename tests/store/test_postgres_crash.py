@@ -26,39 +26,14 @@ from sluice.store.base import NewEvent
 from sluice.store.postgres import PostgresStore
 from sluice.workflow.registry import WorkflowRegistry
 from tests.conftest import MakeApp
+from tests.crash_app import CONFIG as CRASH_CONFIG
+from tests.crash_app import STEPS, WORKFLOW
 from tests.store.conftest import POSTGRES_URL, drop_test_schema, new_schema, postgres_schema_url
 
 EVENTS = 3_000
 KILLS = 5
 
-CONFIG = """
-pools:
-  ingest: {concurrency: 16, queue_limit: 100000}
-  work: {concurrency: 16, queue_limit: 100000}
-  sink: {concurrency: 8, queue_limit: 100000}
-runtime: {heartbeat_ms: 200, poll_ms: 20}
-"""
-WORKFLOW = """
-name: crash
-budget_ms: 600000
-input_schema: {type: object, required: [n]}
-steps:
-  - {name: ingest, pool: ingest, uses: noop}
-  - {name: work, pool: work, uses: sleep, options: {ms: 2}}
-  - {name: sink, pool: sink, uses: "crash_steps:sink", options: {log: "%s"}}
-"""
-STEPS = '''
-import os
-
-async def sink(ctx, data):
-    """Log every execution (at least once) with one atomic append."""
-    fd = os.open(ctx.options["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{ctx.event_id}\\n".encode())
-    finally:
-        os.close(fd)
-    return {"n": data["n"], "sunk": True}
-'''
+CONFIG = CRASH_CONFIG
 
 
 def _start(app_dir: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
