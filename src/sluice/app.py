@@ -23,6 +23,7 @@ from sluice.services import Services, build_services
 from sluice.store.base import Store
 from sluice.store.codec import PayloadCodec
 from sluice.store.sqlite import SqliteStore
+from sluice.telemetry.metrics import Metrics, cache_gauges, runtime_gauges
 from sluice.workflow.registry import WorkflowRegistry
 
 
@@ -79,6 +80,7 @@ class SluiceApp:
     runtime: Runtime
     kv: KV
     services: Services
+    metrics: Metrics
     started: bool = False
 
     @classmethod
@@ -99,7 +101,8 @@ class SluiceApp:
             registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
         store = build_store(settings, codec or encryption_codec(settings))
         kv = build_kv(settings.kv)
-        wired = build_services(settings, kv, services)
+        metrics = Metrics()
+        wired = build_services(settings, kv, {"metrics": metrics, **(services or {})})
         runtime = Runtime(
             store,
             registry,
@@ -108,8 +111,11 @@ class SluiceApp:
             services=wired,
             run_pools=run_pools,
             concurrency=concurrency,
+            metrics=metrics,
         )
-        return cls(settings, store, registry, runtime, kv, wired)
+        metrics.watch("runtime", lambda: runtime_gauges(runtime.stats))
+        metrics.watch("caches", lambda: cache_gauges(wired))
+        return cls(settings, store, registry, runtime, kv, wired, metrics)
 
     async def start(self) -> None:
         """Open the store and the KV, warm the services up, then start the pools."""

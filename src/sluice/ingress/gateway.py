@@ -289,6 +289,9 @@ class Gateway:
         event = self.app.runtime.new_event(wf, masked, tenant, original)
         receipt = await self.app.runtime.accept(event, claim)
         self._remember(claim, receipt)
+        if not receipt.duplicate:
+            source = API_SOURCE if claim is None or claim.key.startswith("api:") else "hook"
+            self.app.metrics.accepted.labels(self.app.metrics.tenant(tenant), wf.name, source).inc()
         return receipt
 
     async def _quarantine(
@@ -312,4 +315,7 @@ class Gateway:
         )
         receipt = await self.app.store.quarantine(item, claim)
         self._remember(claim, receipt)
+        if not receipt.duplicate:
+            tenant_label = self.app.metrics.tenant(tenant)
+            self.app.metrics.quarantined.labels(tenant_label, wf.name, source).inc()
         return receipt

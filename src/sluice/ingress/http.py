@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +39,7 @@ from sluice.ingress.limits import shape_problem
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
 from sluice.store.base import EventRecord, EventState, Receipt
+from sluice.telemetry.metrics import Metrics, route_label
 
 MAX_WAIT_S = 30.0
 _CID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -74,10 +77,12 @@ def run_view(record: EventRecord) -> dict[str, Any]:
 
 
 class CorrelationMiddleware:
-    """Gives every request a correlation id (the caller's ``x-correlation-id`` if sane)."""
+    """Gives every request a correlation id (the caller's ``x-correlation-id`` if sane), and
+    counts and times every answer by route template and status."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,10 +92,14 @@ class CorrelationMiddleware:
         cid = given if _CID.match(given) else new_event_id()
         scope.setdefault("state", {})["cid"] = cid
         header = (b"x-correlation-id", cid.encode())
+        route = route_label(scope["path"])
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
+                self.metrics.requests.labels(route, str(message["status"])).inc()
+                self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -243,6 +252,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             return _refusal(exc, cid)
         return _json(counts)
 
+    async def metrics(request: Request) -> Response:
+        return Response(app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     document = openapi_document(app.registry, gateway.settings)
 
     async def openapi(request: Request) -> Response:
@@ -267,9 +279,10 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/v1/status", status, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/indexes/{name}/items", index_items, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
-    return CorrelationMiddleware(starlette)
+    return CorrelationMiddleware(starlette, app.metrics)

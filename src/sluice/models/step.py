@@ -40,6 +40,14 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
         raise StepError(f"step {ctx.step!r}: data.{field} must be non-empty text", retryable=False)
     outcome = await cascade.run(ModelRequest(text=text))
     final = outcome.result
+    metrics = ctx.services.get("metrics")
+    if metrics is not None:
+        tenant = metrics.tenant(ctx.tenant)
+        for call in outcome.steps:
+            metrics.model_calls.labels(tenant, ctx.workflow, call.model).inc()
+            metrics.model_cost.labels(tenant, ctx.workflow, call.model).inc(call.cost)
+        if outcome.escalated:
+            metrics.escalations.labels(tenant, ctx.workflow).inc()
     return {
         **data,
         "intent": final.label,

@@ -33,6 +33,7 @@ from sluice.store.base import (
     Receipt,
     Store,
 )
+from sluice.telemetry.metrics import Metrics
 from sluice.workflow.loader import format_path
 from sluice.workflow.model import Workflow
 from sluice.workflow.registry import WorkflowRegistry
@@ -53,6 +54,7 @@ class Runtime:
         services: Mapping[str, Any] | None = None,
         run_pools: Collection[str] | None = None,
         concurrency: Mapping[str, int] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -64,7 +66,9 @@ class Runtime:
         self._validators: dict[tuple[str, str], tuple[Any, jsonschema.Draft202012Validator]] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._executor = StepExecutor(store, registry, services or {}, self._settled)
+        self._executor = StepExecutor(
+            store, registry, services or {}, self._settled, metrics=metrics
+        )
         wanted = set(self.pools) if run_pools is None else set(run_pools)
         unknown = wanted - set(self.pools)
         if unknown:

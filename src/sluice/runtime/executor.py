@@ -24,6 +24,7 @@ from sluice.errors import (
 )
 from sluice.runtime.backoff import backoff_delay
 from sluice.store.base import Completion, Job, Store
+from sluice.telemetry.metrics import Metrics
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import Step, Workflow
 from sluice.workflow.registry import WorkflowRegistry
@@ -44,11 +45,13 @@ class StepExecutor:
         services: Mapping[str, Any],
         on_settled: Settled,
         backoff: Callable[[int, float | None], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._services = services
         self._on_settled = on_settled
+        self._metrics = metrics
         self._backoff = backoff or (
             lambda attempt, after: backoff_delay(attempt, retry_after=after)
         )
@@ -75,8 +78,10 @@ class StepExecutor:
         try:
             output = await self._run(job, workflow, step, started, remaining)
         except StepError as exc:
+            self._observe_step(job, step, started, "error")
             await self._fail(job, workflow, step, exc)
             return
+        self._observe_step(job, step, started, "ok")
         next_pool = (
             workflow.steps[job.step + 1].pool if job.step + 1 < len(workflow.steps) else None
         )
@@ -88,8 +93,27 @@ class StepExecutor:
             finished_at=time.time(),
             next_pool=next_pool,
         )
-        await self._store.complete(completion)
+        first = await self._store.complete(completion)
+        if first and next_pool is None:
+            self._observe_event(job, workflow, "done")
         self._on_settled(job, next_pool is None, next_pool)
+
+    def _observe_step(self, job: Job, step: Step, started: float, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.step_seconds.labels(
+                job.workflow, job.version, step.name, outcome
+            ).observe(time.time() - started)
+
+    def _observe_event(self, job: Job, workflow: Workflow | None, outcome: str) -> None:
+        if self._metrics is None:
+            return
+        tenant = self._metrics.tenant(job.tenant)
+        self._metrics.finished.labels(tenant, job.workflow, job.version, outcome).inc()
+        if workflow is not None:
+            created = job.deadline - workflow.budget_ms / 1000
+            self._metrics.event_seconds.labels(tenant, job.workflow, job.version).observe(
+                time.time() - created
+            )
 
     async def _run(
         self, job: Job, workflow: Workflow, step: Step, started: float, remaining: float
@@ -170,4 +194,5 @@ class StepExecutor:
     async def _bury(self, job: Job, message: str) -> None:
         log.warning("event %s dead: %s", job.event_id, message)
         await self._store.bury(job, message)
+        self._observe_event(job, None, "dead")
         self._on_settled(job, True, None)

@@ -1,1 +1,1 @@
-"""telemetry"""
+"""Telemetry: Prometheus metrics (tracing and structured logs come later)."""

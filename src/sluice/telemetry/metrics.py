@@ -1,0 +1,132 @@
+"""Prometheus metrics of one app, served at ``GET /metrics``.
+
+Counters and histograms are updated where things happen (the HTTP layer, the step executor,
+the classify step); gauges (queue depth, in flight, cache hits) are read from the live objects
+at scrape time, so they cost nothing between scrapes. Every metric lives in the app's own
+registry, so two apps in one process (tests) never share numbers.
+
+Label cardinality is bounded: the first ``max_tenants`` tenants keep their names and the rest
+fold into ``other``; routes are the API's route templates, never raw paths.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+OTHER = "other"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_ROUTES = (
+    ("/v1/hooks/", "hooks"),
+    ("/v1/workflows/", "runs:start"),
+    ("/v1/runs/", "runs:get"),
+    ("/v1/indexes/", "indexes"),
+    ("/v1/status", "status"),
+    ("/metrics", "metrics"),
+    ("/healthz", "healthz"),
+    ("/readyz", "readyz"),
+    ("/openapi.json", "openapi"),
+)
+
+
+def route_label(path: str) -> str:
+    """The route template a path belongs to (bounded; unknown paths are ``other``)."""
+    for prefix, label in _ROUTES:
+        if path.startswith(prefix):
+            return label
+    return OTHER
+
+
+class Metrics:
+    """The metrics of one app."""
+
+    def __init__(self, max_tenants: int = 100) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._max_tenants = max_tenants
+        self._tenants: set[str] = set()
+        self._lock = threading.Lock()
+        counter = self._counter
+        timer = self._histogram
+        self.requests = counter("sluice_http_requests", "HTTP requests answered", "route", "status")
+        self.request_seconds = timer("sluice_http_request_duration_seconds",
+                                     "Time to answer an HTTP request", "route")  # fmt: skip
+        event = ("tenant", "workflow")
+        self.accepted = counter("sluice_events_accepted", "Accepted at ingress", *event, "source")
+        self.quarantined = counter("sluice_events_quarantined", "Malformed, kept aside",
+                                   *event, "source")  # fmt: skip
+        self.finished = counter("sluice_events_finished", "Events that reached an end",
+                                *event, "version", "outcome")  # fmt: skip
+        self.event_seconds = timer("sluice_event_duration_seconds", "Accept to end, per event",
+                                   *event, "version")  # fmt: skip
+        self.step_seconds = timer("sluice_step_duration_seconds", "One step attempt",
+                                  "workflow", "version", "step", "outcome")  # fmt: skip
+        self.model_calls = counter("sluice_model_calls", "Calls to models", *event, "model")
+        self.model_cost = counter("sluice_model_cost", "Cost of model calls", *event, "model")
+        self.escalations = counter("sluice_escalations", "Past the cascade's first tier", *event)
+
+    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)
+
+    def _histogram(self, name: str, doc: str, *labels: str) -> Histogram:
+        return Histogram(name, doc, list(labels), buckets=_LATENCY_BUCKETS, registry=self.registry)
+
+    def tenant(self, name: str) -> str:
+        """``name`` while fewer than ``max_tenants`` are known, else ``other``."""
+        if name in self._tenants:
+            return name
+        with self._lock:
+            if len(self._tenants) < self._max_tenants:
+                self._tenants.add(name)
+                return name
+        return OTHER
+
+    def watch(self, name: str, read: Callable[[], Iterator[Metric]]) -> None:
+        """Add gauges read from live objects at every scrape."""
+        self.registry.register(_Gauges(read))
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return bytes(generate_latest(self.registry))
+
+
+class _Gauges(Collector):
+    def __init__(self, read: Callable[[], Iterator[Metric]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        return self._read()
+
+
+def runtime_gauges(stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> Iterator[Metric]:
+    """Queue depth, in flight and cap per pool, from ``Runtime.stats``."""
+    depth = GaugeMetricFamily("sluice_queue_depth", "Ready jobs waiting per pool", labels=["pool"])
+    busy = GaugeMetricFamily("sluice_in_flight", "Steps running now per pool", labels=["pool"])
+    cap = GaugeMetricFamily("sluice_pool_concurrency", "Concurrency cap per pool", labels=["pool"])
+    for pool, figures in stats().items():
+        depth.add_metric([pool], figures["queue_depth"])
+        busy.add_metric([pool], figures["in_flight"])
+        cap.add_metric([pool], figures["concurrency"])
+    yield from (depth, busy, cap)
+
+
+def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
+    """Hits, misses and entries of every service that reports cache stats."""
+    hits = GaugeMetricFamily("sluice_cache_hits", "Cache hits since start", labels=["cache"])
+    misses = GaugeMetricFamily("sluice_cache_misses", "Cache misses since start", labels=["cache"])
+    entries = GaugeMetricFamily("sluice_cache_entries", "Entries held", labels=["cache"])
+    for name, service in services.items():
+        stats = getattr(service, "stats", None)
+        if stats is None:
+            continue
+        figures = stats()
+        if not hasattr(figures, "hits"):
+            continue
+        hits.add_metric([name], figures.hits)
+        misses.add_metric([name], figures.misses)
+        entries.add_metric([name], figures.entries)
+    yield from (hits, misses, entries)

@@ -1,0 +1,54 @@
+"""Prometheus metrics: exported at /metrics, updated along an event's walk, bounded labels."""
+
+from __future__ import annotations
+
+import re
+
+from sluice.telemetry.metrics import OTHER, Metrics, route_label
+from tests.ingress.conftest import Ingress
+
+
+def _value(text: str, metric: str, **labels: str) -> float:
+    """The sample of ``metric`` whose labels include ``labels`` (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_an_event_shows_up_in_every_metric(ingress: Ingress) -> None:
+    """Accepted, quarantined, finished, step timing, HTTP counts and pool gauges are exported."""
+    runs = "/v1/workflows/tickets/runs"
+    ok = await ingress.http.post(runs, json={"text": "hello"}, headers=ingress.auth())
+    await ingress.app.runtime.wait(ok.json()["event_id"], 5)
+    await ingress.http.post(runs, json={"text": ""}, headers=ingress.auth())  # 422, quarantined
+    await ingress.http.post(runs, json={"text": "x"})  # 401
+    resp = await ingress.http.get("/metrics")
+    assert resp.status_code == 200
+    text = resp.text
+    base = {"tenant": "acme", "workflow": "tickets"}
+    assert _value(text, "sluice_events_accepted_total", **base, source="api") == 1
+    assert _value(text, "sluice_events_quarantined_total", **base, source="api") == 1
+    assert _value(text, "sluice_events_finished_total", **base, outcome="done") == 1
+    assert _value(text, "sluice_step_duration_seconds_count", step="keep", outcome="ok") == 1
+    assert _value(text, "sluice_http_requests_total", route="runs:start", status="202") == 1
+    assert _value(text, "sluice_http_requests_total", route="runs:start", status="401") == 1
+    assert _value(text, "sluice_http_requests_total", route="runs:start", status="422") == 1
+    assert 'sluice_queue_depth{pool="cpu"}' in text
+    assert _value(text, "sluice_pool_concurrency", pool="cpu") == 4
+
+
+def test_tenant_labels_are_bounded() -> None:
+    """Past the limit, new tenants fold into ``other``; known ones keep their names."""
+    metrics = Metrics(max_tenants=2)
+    assert [metrics.tenant(t) for t in ("a", "b", "c", "a", "d")] == ["a", "b", OTHER, "a", OTHER]
+
+
+def test_routes_are_templates() -> None:
+    """Raw paths never become labels."""
+    assert route_label("/v1/runs/0123abc") == "runs:get"
+    assert route_label("/v1/hooks/helpdesk") == "hooks"
+    assert route_label("/wp-admin/login.php") == OTHER
