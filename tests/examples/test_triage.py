@@ -143,6 +143,14 @@ async def test_tickets_in_bulk_are_mostly_right_and_cached(
     status = (await http.get("/v1/status", headers=auth)).json()
     assert status["caches"]["response_cache"]["hits"] >= len(held_out) - 5
     assert status["caches"]["retrieval_cache"]["hits"] >= len(held_out) - 5
+    # Every model call is costed per tenant, workflow, step and model.
+    scraped = (await http.get("/metrics")).text
+    calls = [line for line in scraped.splitlines() if line.startswith("sluice_model_calls_total{")]
+    small = [line for line in calls if 'model="small"' in line]
+    assert small
+    assert 'step="classify"' in small[0]
+    assert 'tenant="bank"' in small[0]
+    assert float(small[0].rsplit(" ", 1)[1]) == len(held_out) * 2
 
 
 async def test_index_deltas_stream_in(

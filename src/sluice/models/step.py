@@ -44,8 +44,9 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     if metrics is not None:
         tenant = metrics.tenant(ctx.tenant)
         for call in outcome.steps:
-            metrics.model_calls.labels(tenant, ctx.workflow, call.model).inc()
-            metrics.model_cost.labels(tenant, ctx.workflow, call.model).inc(call.cost)
+            labels = (tenant, ctx.workflow, ctx.step, call.model)
+            metrics.model_calls.labels(*labels).inc()
+            metrics.model_cost.labels(*labels).inc(call.cost)
         if outcome.escalated:
             metrics.escalations.labels(tenant, ctx.workflow).inc()
     return {

@@ -65,8 +65,11 @@ class Metrics:
                                    *event, "version")  # fmt: skip
         self.step_seconds = timer("sluice_step_duration_seconds", "One step attempt",
                                   "workflow", "version", "step", "outcome")  # fmt: skip
-        self.model_calls = counter("sluice_model_calls", "Calls to models", *event, "model")
-        self.model_cost = counter("sluice_model_cost", "Cost of model calls", *event, "model")
+        call = (*event, "step", "model")
+        self.model_calls = counter(
+            "sluice_model_calls", "Calls to models (cache hits cost 0)", *call
+        )
+        self.model_cost = counter("sluice_model_cost", "Cost of model calls", *call)
         self.escalations = counter("sluice_escalations", "Past the cascade's first tier", *event)
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
