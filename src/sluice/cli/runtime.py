@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +19,11 @@ from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import run_view
 from sluice.ingress.settings import parse_ingress
 from sluice.store.base import EventState
+from sluice.telemetry.logs import configure_logging
+
+LogFormat = Annotated[
+    str, typer.Option("--log-format", help="text (for people) or json (one object a line).")
+]
 
 
 def serve(
@@ -30,13 +34,14 @@ def serve(
     limit_concurrency: Annotated[
         int, typer.Option(help="Most HTTP requests in flight; more get 503.")
     ] = 1000,
+    log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP API, with the worker pools in the same process by default."""
     import uvicorn
 
     from sluice.ingress.http import create_http_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_format)
     try:
         settings = load_settings(app_dir)
         app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
@@ -63,9 +68,10 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Override the pool's concurrency in this process.")
     ] = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Run worker pools only (no HTTP), until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_format)
 
     async def main() -> None:
         settings = load_settings(app_dir)

@@ -187,12 +187,19 @@ class StepExecutor:
                 f" {workflow.budget_ms} ms)",
             )
             return
-        log.info("retrying %s step %s in %.3fs: %s", job.event_id, step.name, delay, message)
+        log.info("retrying %s step %s in %.3fs: %s", job.event_id, step.name, delay, message,
+                 extra=_context(job, step.name))  # fmt: skip
         await self._store.retry(job, run_at, message)
         self._on_settled(job, False, job.pool)
 
     async def _bury(self, job: Job, message: str) -> None:
-        log.warning("event %s dead: %s", job.event_id, message)
+        log.warning("event %s dead: %s", job.event_id, message, extra=_context(job, None))
         await self._store.bury(job, message)
         self._observe_event(job, None, "dead")
         self._on_settled(job, True, None)
+
+
+def _context(job: Job, step: str | None) -> dict[str, str | None]:
+    """The context fields of a log record about ``job``."""
+    return {"event_id": job.event_id, "step": step, "tenant": job.tenant, "workflow": job.workflow,
+            "pool": job.pool}  # fmt: skip
