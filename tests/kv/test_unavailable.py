@@ -34,7 +34,7 @@ class TestFailFast:
                 with pytest.raises(KVUnavailableError) as info:
                     await call
                 assert 0 < info.value.retry_after <= 5
-            assert time.monotonic() - started < 0.05
+            assert time.monotonic() - started < 0.2  # under the 0.25 s connect timeout: no attempt
         finally:
             await kv.aclose()
 
