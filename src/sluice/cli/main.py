@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "db",
     "index",
     "evaluate",
+    "chaos",
 )
 
 

@@ -1,0 +1,183 @@
+"""Chaos drills against a real deployment of an app: processes started, loaded, and hurt.
+
+``kill_worker``: a gateway (``sluice serve --no-workers``) and two workers (``sluice worker``)
+share one store; events are sent over HTTP, each with its own ``Idempotency-Key`` and sent
+again with the same key whenever the answer is lost; one worker is SIGKILLed and restarted
+``kills`` times while they flow. The drill passes when every accepted event completes and no
+key produced a second event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sluice.testing.servers import free_port, wait_ready
+
+SLUICE = [sys.executable, "-m", "sluice"]
+
+
+@dataclass
+class DrillReport:
+    """What a drill measured; ``passed`` is the verdict."""
+
+    drill: str
+    passed: bool
+    accepted: int
+    completed: int
+    lost: int
+    duplicates: int
+    dead: int
+    kills: int
+    seconds: float
+    events_per_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as one JSON-ready object."""
+        return asdict(self)
+
+
+def _spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([*SLUICE, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _send_all(
+    client: httpx.AsyncClient, workflow: str, inputs: Sequence[dict[str, Any]], concurrency: int
+) -> dict[str, str]:
+    """Send every input once (retrying lost answers with the same key); key -> event id."""
+    accepted: dict[str, str] = {}
+    todo = iter(enumerate(inputs))
+
+    async def sender() -> None:
+        for n, data in todo:
+            key = f"drill-{n}"
+            while True:
+                try:
+                    resp = await client.post(f"/v1/workflows/{workflow}/runs", json=data,
+                                             headers={"idempotency-key": key})  # fmt: skip
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+                    continue
+                if resp.status_code == 202:
+                    accepted[key] = resp.json()["event_id"]
+                    break
+                await asyncio.sleep(0.05 if resp.status_code in (429, 503) else 0.2)
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return accepted
+
+
+async def kill_worker(
+    app_dir: Path,
+    workflow: str,
+    inputs: Sequence[dict[str, Any]],
+    kills: int = 3,
+    interval_s: tuple[float, float] = (0.5, 1.5),
+    progress: Callable[[str], None] = lambda _: None,
+    seed: int = 3,
+) -> DrillReport:
+    """Run the kill-worker drill; see the module docstring."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "SLUICE_STORE": f"sqlite:///{Path(tmp) / 'drill.db'}"}
+        log = Path(tmp) / "processes.log"
+        created = await asyncio.to_thread(
+            subprocess.run,
+            [*SLUICE, "apikey", "create", "--tenant", "drill", "--app", str(app_dir)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        key = created.stdout.strip()
+        port = free_port()
+        gateway = _spawn(["serve", str(app_dir), "--port", str(port), "--no-workers"], env, log)
+        workers = [_spawn(["worker", str(app_dir)], env, log) for _ in range(2)]
+        done_kills = 0
+        started = time.monotonic()
+        try:
+            auth = {"authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=30
+            ) as client:
+                await wait_ready(client, gateway, timeout_s=120)
+
+                async def killer() -> None:
+                    nonlocal done_kills
+                    while done_kills < kills:
+                        await asyncio.sleep(rng.uniform(*interval_s))
+                        victim = workers.pop(0)
+                        victim.send_signal(signal.SIGKILL)
+                        await asyncio.to_thread(victim.wait)
+                        done_kills += 1
+                        progress(f"killed worker {victim.pid} ({done_kills}/{kills})")
+                        workers.append(_spawn(["worker", str(app_dir)], env, log))
+
+                accepted, _ = await asyncio.gather(
+                    _send_all(client, workflow, inputs, concurrency=16), killer()
+                )
+                progress(f"accepted {len(accepted)}; waiting for completion")
+                states = await _settle(client, list(accepted.values()))
+        finally:
+            for proc in (gateway, *workers):
+                proc.send_signal(signal.SIGTERM)
+            for proc in (gateway, *workers):
+                await asyncio.to_thread(proc.wait, 30)
+        elapsed = time.monotonic() - started
+        # Every event the store holds, whether or not its sender saw the answer: more events
+        # than keys means a resent request was accepted twice.
+        stored = await _count_events(app_dir, env, limit=2 * len(inputs) + 10)
+    completed = sum(s == "done" for s in states.values())
+    dead = sum(s == "dead" for s in states.values())
+    duplicates = stored - len(accepted)
+    lost = len(accepted) - completed - dead
+    return DrillReport(
+        drill="kill-worker",
+        passed=lost == 0 and dead == 0 and duplicates == 0 and completed == len(inputs),
+        accepted=len(accepted), completed=completed, lost=lost, duplicates=duplicates, dead=dead,
+        kills=done_kills, seconds=round(elapsed, 2),
+        events_per_s=round(completed / elapsed, 1) if elapsed else 0.0,
+    )  # fmt: skip
+
+
+async def _count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
+    from sluice.app import build_store, encryption_codec
+    from sluice.config import load_settings
+
+    settings = load_settings(app_dir, environ=env)
+    store = build_store(settings, encryption_codec(settings))
+    await store.open()
+    try:
+        return len(await store.list_events(limit=limit))
+    finally:
+        await store.aclose()
+
+
+async def _settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
+    """Poll until every event has ended (or stopped moving for a minute); id -> status."""
+    states: dict[str, str] = {}
+    open_ids = list(event_ids)
+    last_progress = time.monotonic()
+    while open_ids and time.monotonic() - last_progress < 60:
+        still = []
+        for event_id in open_ids:
+            run = (await client.get(f"/v1/runs/{event_id}")).json()
+            states[event_id] = run.get("status", "unknown")
+            if states[event_id] == "accepted":
+                still.append(event_id)
+        if len(still) < len(open_ids):
+            last_progress = time.monotonic()
+        open_ids = still
+        if open_ids:
+            await asyncio.sleep(0.5)
+    return states
