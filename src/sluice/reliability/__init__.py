@@ -1,0 +1,1 @@
+"""Reliability: circuit breakers, retry budgets and guards for calls to downstreams."""
