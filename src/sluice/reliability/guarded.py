@@ -1,0 +1,168 @@
+"""A model behind a circuit breaker and a retry budget, with an optional fallback.
+
+:class:`GuardedModel` is itself a :class:`~sluice.models.base.Model`, so a cascade tier, a
+cache or a step uses it unchanged. Per call:
+
+1. the breaker admits the call, or it fails fast: :class:`BreakerOpenError`, or at once the
+   ``fallback`` model's answer (e.g. the cascade's small model);
+2. a retryable :class:`~sluice.errors.StepError` is retried while attempts remain, the
+   downstream's retry budget allows, and the wait (full jitter, at least the error's
+   ``retry_after``) fits before the caller's deadline;
+3. anything else is raised as it came.
+
+The deadline is on the ``time.time()`` clock, like ``StepContext.deadline``. It is passed to
+:meth:`GuardedModel.predict`, or set once for every call in a block with
+:func:`call_deadline`, so it reaches guarded models nested inside a cascade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from sluice.errors import ConfigError, StepError
+from sluice.models.base import Model, ModelRequest, ModelResult
+from sluice.reliability.breaker import BreakerOpenError, CircuitBreaker
+from sluice.reliability.retry_budget import Clock, RetryBudget, retry_delay
+
+log = logging.getLogger("sluice.reliability")
+
+Sleep = Callable[[float], Awaitable[None]]
+"""Waits the given seconds; injected so tests need not wait for real."""
+
+# Call-scoped, not wiring: it carries one caller's deadline through models it does not own.
+_deadline: ContextVar[float | None] = ContextVar("sluice_call_deadline", default=None)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+@contextmanager
+def call_deadline(deadline: float) -> Iterator[None]:
+    """Guarded calls in this block retry only until ``deadline`` (``time.time()`` clock).
+
+    Nested blocks keep the earlier deadline: an inner caller cannot extend an outer budget.
+    """
+    token = _deadline.set(_earliest(deadline, _deadline.get()))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def current_deadline() -> float | None:
+    """The deadline set by the innermost :func:`call_deadline`, if any."""
+    return _deadline.get()
+
+
+class GuardedModel:
+    """``model`` behind ``breaker`` and ``budget``; answers from ``fallback`` while open.
+
+    ``attempts`` bounds the calls one request makes (the first included). Retries count
+    against ``budget`` under ``budget_name`` (the breaker's name by default). ``name`` and
+    ``version`` are the wrapped model's, so caches and prices see no difference; an answer
+    from the fallback carries the fallback's name in ``ModelResult.model``.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        breaker: CircuitBreaker,
+        budget: RetryBudget,
+        fallback: Model | None = None,
+        attempts: int = 3,
+        *,
+        budget_name: str | None = None,
+        base_s: float = 0.1,
+        cap_s: float = 5.0,
+        min_attempt_s: float = 0.0,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if attempts < 1:
+            raise ConfigError("attempts must be >= 1")
+        self.model = model
+        self.breaker = breaker
+        self.budget = budget
+        self.fallback = fallback
+        self.attempts = attempts
+        self.budget_name = budget_name or breaker.name
+        self._base_s = base_s
+        self._cap_s = cap_s
+        self._min_attempt_s = min_attempt_s
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    @property
+    def name(self) -> str:
+        """The wrapped model's name."""
+        return self.model.name
+
+    @property
+    def version(self) -> str:
+        """The wrapped model's version."""
+        return self.model.version
+
+    async def predict(self, request: ModelRequest, *, deadline: float | None = None) -> ModelResult:
+        """Answer ``request`` through the breaker, retrying within budget and deadline.
+
+        ``deadline`` (``time.time()`` clock) tightens any set by :func:`call_deadline`.
+        """
+        deadline = _earliest(deadline, _deadline.get())
+        last: StepError | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with self.breaker.guard():
+                    if attempt == 1:
+                        # Retries were counted when granted, so concurrent callers share them.
+                        self.budget.record_attempt(self.budget_name, is_retry=False)
+                    return await self.model.predict(request)
+            except BreakerOpenError as exc:
+                if exc.name == self.breaker.name:
+                    if self.fallback is None:
+                        raise exc from last
+                    log.debug("breaker %s open: answering from %s", exc.name, self.fallback.name)
+                    return await self.fallback.predict(request)
+                failure: StepError = exc  # an inner downstream's breaker: a failure like any
+            except StepError as exc:
+                failure = exc
+            last = failure
+            delay = self._delay(attempt, failure, deadline)
+            if delay is None:
+                raise failure
+            log.info(
+                "retrying %s in %.3f s (attempt %d of %d): %s",
+                self.breaker.name, delay, attempt + 1, self.attempts, last,
+            )  # fmt: skip
+            await self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _delay(self, attempt: int, exc: StepError, deadline: float | None) -> float | None:
+        """The wait before the next attempt, or None when there must be no next attempt."""
+        if not exc.retryable or attempt >= self.attempts:
+            return None
+        remaining = float("inf") if deadline is None else deadline - self._clock()
+        delay = retry_delay(
+            attempt,
+            remaining_s=remaining,
+            retry_after=exc.retry_after,
+            base_s=self._base_s,
+            cap_s=self._cap_s,
+            min_attempt_s=self._min_attempt_s,
+            rng=self._rng,
+        )
+        if delay is None:
+            return None
+        if not self.budget.can_retry(self.budget_name):
+            log.warning("retry budget of %s used up: not retrying %s", self.budget_name, exc)
+            return None
+        self.budget.record_attempt(self.budget_name, is_retry=True)
+        return delay
