@@ -19,6 +19,9 @@ from sluice.errors import ConfigError
 from sluice.kv.base import KV
 from sluice.models.base import Model, ModelRequest
 from sluice.models.cascade import Cascade, Tier
+from sluice.reliability.breaker import BreakerRegistry
+from sluice.reliability.guarded import GuardedModel
+from sluice.reliability.retry_budget import RetryBudget
 
 log = logging.getLogger("sluice.services")
 
@@ -55,10 +58,19 @@ class ModelSet(dict[str, Model]):
 
 
 class CascadeSet:
-    """The ``cascades`` service: one :class:`Cascade` per distinct tier list, built on first use."""
+    """The ``cascades`` service: one :class:`Cascade` per distinct tier list, built on first use.
 
-    def __init__(self, models: Mapping[str, Model]) -> None:
+    Every tier after the first sits behind a circuit breaker and the retry budget of its model,
+    with the first tier as its fallback: while a costly model is failing, the cascade answers
+    with the cheap one at once instead of waiting on, or hammering, the failing one.
+    """
+
+    def __init__(
+        self, models: Mapping[str, Model], breakers: BreakerRegistry, budget: RetryBudget
+    ) -> None:
         self._models = models
+        self._breakers = breakers
+        self._budget = budget
         self._cascades: dict[tuple[tuple[str, float], ...], Cascade] = {}
 
     def get(self, tiers: Sequence[Mapping[str, Any]]) -> Cascade:
@@ -69,7 +81,15 @@ class CascadeSet:
             missing = [name for name, _ in key if name not in self._models]
             if missing:
                 raise ConfigError(f"cascade: unknown model(s) {', '.join(missing)}")
-            cascade = Cascade([Tier(self._models[name], threshold) for name, threshold in key])
+            first = self._models[key[0][0]]
+            built = [Tier(first, key[0][1])]
+            for name, threshold in key[1:]:
+                guarded = GuardedModel(
+                    self._models[name], self._breakers.get(f"model:{name}"), self._budget,
+                    fallback=first,
+                )  # fmt: skip
+                built.append(Tier(guarded, threshold))
+            cascade = Cascade(built)
             self._cascades[key] = cascade
         return cascade
 
@@ -97,7 +117,9 @@ def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
     if "models" in settings.extra:
         models = ModelSet(settings, cache if isinstance(cache, ResponseCache) else None)
         services["models"] = models
-        services["cascades"] = CascadeSet(models)
+        breakers = BreakerRegistry()
+        services["breakers"] = breakers
+        services["cascades"] = CascadeSet(models, breakers, RetryBudget())
     if "indexes" in settings.extra:
         services["indexes"] = IndexSet(settings)
     return services

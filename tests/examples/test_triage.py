@@ -143,6 +143,9 @@ async def test_tickets_in_bulk_are_mostly_right_and_cached(
     status = (await http.get("/v1/status", headers=auth)).json()
     assert status["caches"]["response_cache"]["hits"] >= len(held_out) - 5
     assert status["caches"]["retrieval_cache"]["hits"] >= len(held_out) - 5
+    # The costly tier sits behind a breaker, healthy here.
+    (large,) = [b for b in status["breakers"] if b["name"] == "model:large"]
+    assert large["state"] == "closed"
     # Every model call is costed per tenant, workflow, step and model.
     scraped = (await http.get("/metrics")).text
     calls = [line for line in scraped.splitlines() if line.startswith("sluice_model_calls_total{")]

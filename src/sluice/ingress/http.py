@@ -231,7 +231,11 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             for name, service in app.services.items()
             if hasattr(service, "stats") and hasattr(service.stats(), "as_dict")
         }
-        return _json({"pools": app.runtime.stats(), "caches": caches})
+        breakers = app.services.get("breakers")
+        snapshot = [] if breakers is None else breakers.snapshot()
+        body = {"pools": app.runtime.stats(), "caches": caches, "breakers": snapshot}
+        # Snapshots are frozen dataclasses holding read-only mappings: render those as dicts.
+        return Response(orjson.dumps(body, default=dict), media_type="application/json")
 
     async def index_items(request: Request) -> Response:
         cid = request.state.cid

@@ -21,6 +21,7 @@ from typing import Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest
+from sluice.reliability.guarded import call_deadline
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -38,7 +39,9 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     text = data.get(field)
     if not isinstance(text, str) or not text.strip():
         raise StepError(f"step {ctx.step!r}: data.{field} must be non-empty text", retryable=False)
-    outcome = await cascade.run(ModelRequest(text=text))
+    # Guarded tiers retry only while the event's budget allows.
+    with call_deadline(ctx.deadline):
+        outcome = await cascade.run(ModelRequest(text=text))
     final = outcome.result
     metrics = ctx.services.get("metrics")
     if metrics is not None:
