@@ -7,8 +7,6 @@ the validation split, so neighbours are found for texts the index has never seen
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,23 +20,13 @@ from sluice.retrieval import (
     resolved_tickets,
     wordllama_embedder,
 )
+from tests.models.conftest import per_label
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TRIAGE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 DATA = TRIAGE / "data"
 TEMPLATES = TRIAGE / "kb" / "templates.yaml"
-
-
-def per_label(examples: Sequence[Example], count: int) -> list[Example]:
-    """The first ``count`` examples of every label, in source order."""
-    seen: dict[str, int] = defaultdict(int)
-    kept = []
-    for example in examples:
-        if seen[example.label] < count:
-            seen[example.label] += 1
-            kept.append(example)
-    return kept
 
 
 @pytest.fixture(scope="session")

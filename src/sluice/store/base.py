@@ -10,10 +10,10 @@ applies its :class:`~sluice.store.codec.PayloadCodec` on the way in and out.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from sluice.store.codec import PayloadCodec
 
@@ -149,6 +149,23 @@ class EventRecord:
     input: bytes
     result: bytes | None
     steps: Sequence[StepRecord] = field(default_factory=tuple)
+
+
+#: The column order :func:`event_from_row` reads, shared by every SQL store.
+EVENT_COLUMNS = (
+    "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input, result"
+)
+
+
+def event_from_row(
+    row: Sequence[Any], decode: Callable[[bytes], bytes], steps: Sequence[StepRecord] = ()
+) -> EventRecord:
+    """An :class:`EventRecord` from a row in :data:`EVENT_COLUMNS` order, payloads decoded."""
+    return EventRecord(
+        id=row[0], workflow=row[1], version=row[2], tenant=row[3], state=EventState(row[4]),
+        created_at=row[5], deadline=row[6], finished_at=row[7], error=row[8],
+        input=decode(row[9]), result=None if row[10] is None else decode(row[10]), steps=steps,
+    )  # fmt: skip
 
 
 class Store(Protocol):

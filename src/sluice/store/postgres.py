@@ -26,6 +26,7 @@ import asyncpg
 from sluice.errors import ConfigError, NotFoundError, StoreError
 from sluice.store import postgres_sql as sql
 from sluice.store.base import (
+    EVENT_COLUMNS,
     Completion,
     EventRecord,
     EventState,
@@ -34,6 +35,7 @@ from sluice.store.base import (
     NewEvent,
     Receipt,
     StepRecord,
+    event_from_row,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.postgres_batch import GroupCommit
@@ -293,13 +295,7 @@ class PostgresStore(PostgresIngressMixin):
 
     # reads ---------------------------------------------------------------------------------
     def _event(self, row: Sequence[Any], steps: Sequence[StepRecord] = ()) -> EventRecord:
-        decode = self.codec.decode
-        return EventRecord(
-            id=row[0], workflow=row[1], version=row[2], tenant=row[3],
-            state=EventState(row[4]), created_at=row[5], deadline=row[6], finished_at=row[7],
-            error=row[8], input=decode(row[9]),
-            result=None if row[10] is None else decode(row[10]), steps=steps,
-        )  # fmt: skip
+        return event_from_row(row, self.codec.decode, steps)
 
     async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
         """Return one event with its step results."""
@@ -328,7 +324,7 @@ class PostgresStore(PostgresIngressMixin):
             clauses.append(f"workflow = ${len(params)}")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         query = (
-            f"SELECT {sql.EVENT_COLUMNS} FROM events{where}"
+            f"SELECT {EVENT_COLUMNS} FROM events{where}"
             f" ORDER BY created_at DESC LIMIT ${len(params) + 1}"
         )
         return [self._event(r) for r in await self._fetch(query, *params, limit)]

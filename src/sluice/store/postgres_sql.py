@@ -9,13 +9,12 @@ notification per pool); PostgreSQL delivers it at commit and folds duplicates.
 
 from __future__ import annotations
 
+from sluice.store.base import EVENT_COLUMNS  # the order event_from_row reads
+
 NOW = "extract(epoch from now())::float8"
 
 JOB_COLUMNS = (
     "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline"
-)
-EVENT_COLUMNS = (
-    "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input, result"
 )
 
 # $1..$9: id, workflow, version, tenant, input, created_at, deadline, first_pool, original;

@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 
 from sluice.errors import NotFoundError, StoreError
 from sluice.store.base import (
+    EVENT_COLUMNS,
     Completion,
     EventRecord,
     EventState,
     Job,
     StepRecord,
+    event_from_row,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_ingress import SqliteIngressMixin
@@ -40,9 +42,6 @@ def _fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> lis
 
 _JOB_COLUMNS = (
     "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline"
-)
-_EVENT_COLUMNS = (
-    "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input, result"
 )
 
 
@@ -291,20 +290,14 @@ class SqliteStore(SqliteIngressMixin):
 
     # reads ---------------------------------------------------------------------------------
     def _event(self, row: Sequence[Any], steps: Sequence[StepRecord] = ()) -> EventRecord:
-        decode = self.codec.decode
-        return EventRecord(
-            id=row[0], workflow=row[1], version=row[2], tenant=row[3],
-            state=EventState(row[4]), created_at=row[5], deadline=row[6], finished_at=row[7],
-            error=row[8], input=decode(row[9]),
-            result=None if row[10] is None else decode(row[10]), steps=steps,
-        )  # fmt: skip
+        return event_from_row(row, self.codec.decode, steps)
 
     async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
         """Return one event with its step results."""
 
         def read(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
             row = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
             ).fetchone()
             steps = []
             if row is not None and with_steps:
@@ -334,7 +327,7 @@ class SqliteStore(SqliteIngressMixin):
             clauses.append("workflow = ?")
             params.append(workflow)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events{where} ORDER BY created_at DESC LIMIT ?"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events{where} ORDER BY created_at DESC LIMIT ?"
         rows = await self._read(lambda c: c.execute(sql, (*params, limit)).fetchall())
         return [self._event(r) for r in rows]
 
