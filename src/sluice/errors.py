@@ -16,7 +16,8 @@ Defined here, and (in brackets) next to the code that raises them::
     ├── AuthError                   missing or invalid credentials (API key, webhook signature)
     ├── IdempotencyConflictError    an idempotency key reused with a different request body
     ├── AdmissionError              work refused at the door (full queue, guard closed)
-    │   └── RateLimitedError        the tenant's rate limit is used up
+    │   ├── RateLimitedError        the tenant's rate limit is used up
+    │   └── [BudgetExhaustedError]  reliability.spend: a spend budget is used up
     ├── InvalidInputError           an event's input does not match its workflow's schema
     ├── [KVError]                   kv: KVUnavailableError (the shared KV is away)
     ├── [IndexFullError]            retrieval: an index at its size bound
