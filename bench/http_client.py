@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,19 +33,13 @@ import orjson
 from sluice.models.chat_model import label_schema
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
 from sluice.models.splits import read_examples
+from sluice.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples/triage/data/banking77/train.csv"
 SLUICE = Path(sys.executable).with_name("sluice")
 
 Send = Callable[[int], Awaitable[None]]
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:

@@ -38,6 +38,7 @@ import aiohttp
 import orjson
 
 from sluice.ingress.signatures import decode_secret, sign
+from sluice.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKETS = ROOT / "examples" / "triage" / "data" / "banking77" / "train.csv"
@@ -111,12 +112,6 @@ request = function()
   return wrk.format("POST", "/v1/hooks/desk", headers, body)
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tickets(n: int) -> list[bytes]:
@@ -199,7 +194,7 @@ def _serve_sluice(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     (app / "workflows").mkdir(parents=True)
     (app / "sluice.yaml").write_text(textwrap.dedent(CONFIG))
     (app / "workflows" / "tickets.yaml").write_text(textwrap.dedent(WORKFLOW))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sluice", "serve", str(app), "--port", str(port), "--no-workers",
          "--limit-concurrency", "2000"],
@@ -211,7 +206,7 @@ def _serve_sluice(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def _serve_bare(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     (tmp / "bare_app.py").write_text(BARE)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level",
          "warning", "--no-access-log"],

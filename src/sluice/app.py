@@ -113,8 +113,8 @@ class SluiceApp:
             concurrency=concurrency,
             metrics=metrics,
         )
-        metrics.watch("runtime", lambda: runtime_gauges(runtime.stats))
-        metrics.watch("caches", lambda: cache_gauges(wired))
+        metrics.watch(lambda: runtime_gauges(runtime.stats))
+        metrics.watch(lambda: cache_gauges(wired))
         return cls(settings, store, registry, runtime, kv, wired, metrics)
 
     async def start(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,6 +17,7 @@ import pytest
 from sluice.kv.base import KV
 from sluice.kv.memory import MemoryKV
 from sluice.kv.redis import RedisKV
+from sluice.testing import free_port
 
 REDIS_URL = os.environ.get("SLUICE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -25,13 +25,6 @@ REDIS_URL = os.environ.get("SLUICE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 def new_prefix() -> str:
     """A key prefix no other test uses."""
     return f"test:{uuid.uuid4().hex[:12]}:"
-
-
-def free_port() -> int:
-    """A local TCP port nobody listens on (now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=["memory", "redis"])

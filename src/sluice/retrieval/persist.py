@@ -15,7 +15,6 @@ another model lives in another vector space, and searching it would return confi
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from sluice.models.artifacts import file_digest
 from sluice.retrieval.embedder import Embedder
 from sluice.retrieval.errors import EmbedderMismatchError, IndexFormatError
 from sluice.retrieval.index import DEFAULT_MAX_ITEMS, IndexItem, VectorIndex
@@ -37,14 +37,6 @@ ITEMS_FILE = "items.jsonl"
 def embedder_identity(embedder: Embedder) -> dict[str, Any]:
     """The fields that pin an embedder's vector space."""
     return {"name": embedder.name, "version": embedder.version, "dim": embedder.dim}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_index(index: VectorIndex, directory: Path) -> Path:
@@ -69,7 +61,7 @@ def save_index(index: VectorIndex, directory: Path) -> Path:
         "embedder": embedder_identity(index.embedder),
         "count": len(items),
         "generation": index.generation,
-        "vectors_sha256": _sha256(staging / VECTORS_FILE),
+        "vectors_sha256": file_digest(staging / VECTORS_FILE),
     }
     (staging / META_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
@@ -121,7 +113,7 @@ def load_index(
         )
     vectors_path = directory / VECTORS_FILE
     try:
-        if _sha256(vectors_path) != meta.get("vectors_sha256"):
+        if file_digest(vectors_path) != meta.get("vectors_sha256"):
             raise IndexFormatError(f"{vectors_path}: checksum differs from {META_FILE}")
         vectors = np.load(vectors_path, allow_pickle=False)
         lines = (directory / ITEMS_FILE).read_bytes().splitlines()

@@ -88,7 +88,7 @@ class Metrics:
                 return name
         return OTHER
 
-    def watch(self, name: str, read: Callable[[], Iterator[Metric]]) -> None:
+    def watch(self, read: Callable[[], Iterator[Metric]]) -> None:
         """Add gauges read from live objects at every scrape."""
         self.registry.register(_Gauges(read))
 
