@@ -19,6 +19,8 @@ from sluice.errors import ConfigError
 from sluice.kv.base import KV
 from sluice.models.base import Model, ModelRequest
 from sluice.models.cascade import Cascade, Tier
+from sluice.models.chat_model import ChatModel, ChatModelBuilder
+from sluice.models.prices import PriceTable
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.guarded import GuardedModel
 from sluice.reliability.retry_budget import RetryBudget
@@ -27,12 +29,18 @@ log = logging.getLogger("sluice.services")
 
 
 class ModelSet(dict[str, Model]):
-    """The ``models`` service: every configured model by name, each behind the response cache."""
+    """The ``models`` service: every configured model by name, each behind the response cache.
+
+    Local kinds are trained or loaded; ``kind: openai`` entries (a provider, a self-hosted
+    server or the model simulator) are priced from the ``prices:`` section and share one
+    connection pool per endpoint, closed with the app.
+    """
 
     def __init__(self, settings: AppSettings, cache: ResponseCache | None) -> None:
         super().__init__()
         self._settings = settings
         self._cache = cache
+        self._remote: ChatModelBuilder | None = None
 
     async def start(self) -> None:
         """Build the models (training what is missing) and run each once to warm it."""
@@ -42,8 +50,17 @@ class ModelSet(dict[str, Model]):
         from sluice.models.registry import build_models
 
         spec = self._settings.extra.get("models") or {}
+        prices = self._settings.extra.get("prices")
+        self._remote = ChatModelBuilder(
+            prices=None if prices is None else PriceTable.from_config(prices)
+        )
         built = await asyncio.to_thread(
-            build_models, spec, self._settings.app_dir, progress=lambda m: log.info("%s", m)
+            build_models,
+            spec,
+            self._settings.app_dir,
+            builders={"openai": self._remote},
+            validators={"openai": self._remote.validate},
+            progress=lambda m: log.info("%s", m),
         )
         # Steps run concurrently on shared cores: one encoder thread per call keeps tail
         # latency flat (see set_encoder_threads); batching recovers the throughput.
@@ -53,8 +70,14 @@ class ModelSet(dict[str, Model]):
             if isinstance(model, LocalClassifier) and model.slow:
                 served = MicroBatcher(model)
             self[name] = served if self._cache is None else CachedModel(served, self._cache)
-            await served.predict(ModelRequest(text="warm up"))
+            if not isinstance(model, ChatModel):  # a remote call would cost money and time
+                await served.predict(ModelRequest(text="warm up"))
         log.info("models ready: %s", ", ".join(sorted(self)))
+
+    async def aclose(self) -> None:
+        """Close the connection pools of remote models."""
+        if self._remote is not None:
+            await self._remote.aclose()
 
 
 class CascadeSet:

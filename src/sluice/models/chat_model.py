@@ -20,6 +20,7 @@ golden set accounts for that.
         timeout_s: 20                        # optional, per call (default 30)
         max_connections: 64                  # optional, per endpoint
         params: {temperature: 0, max_tokens: 64}
+        labels: data/train.csv               # a list, or a CSV whose label column lists them
         version: "2"                         # bump when the prompt or provider model changes
 
 Prices come from the ``prices:`` section (:mod:`sluice.models.prices`), keyed by entry name.
@@ -27,12 +28,13 @@ Prices come from the ``prices:`` section (:mod:`sluice.models.prices`), keyed by
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, ModelResult
@@ -172,6 +174,21 @@ _ENTRY_KEYS = frozenset(
 )
 
 
+def _labels(raw: object, app_dir: Path) -> list[str] | None:
+    """A label list as given, or the distinct ``label`` column of a CSV under ``app_dir``."""
+    if not isinstance(raw, str):
+        return cast("list[str] | None", raw)
+    path = app_dir / raw
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            labels = sorted({row["label"] for row in csv.DictReader(fh)})
+    except (OSError, KeyError) as exc:
+        raise ConfigError(f"labels: cannot read a label column from {path}: {exc}") from exc
+    if not labels:
+        raise ConfigError(f"labels: {path} has no rows")
+    return labels
+
+
 class ChatModelBuilder:
     """Builds :class:`ChatModel` s from ``kind: openai`` entries; owns their clients.
 
@@ -207,16 +224,18 @@ class ChatModelBuilder:
         if not isinstance(entry.get("params", {}), Mapping):
             problems.append(f"{path}.params: must be a mapping of generation parameters")
         labels = entry.get("labels", [])
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            problems.append(f"{path}.labels: must be a list of strings")
+        if isinstance(labels, str):
+            if not labels:
+                problems.append(f"{path}.labels: a CSV path must not be empty")
+        elif not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            problems.append(f"{path}.labels: a list of strings, or a CSV with a label column")
         name = path.rsplit(".", 1)[-1]
         if self.prices is not None and name not in self.prices:
             problems.append(f"{path}: no price for it in prices.{name}")
         return problems
 
     def __call__(self, name: str, entry: Mapping[str, Any], app_dir: Path) -> ChatModel:
-        """Build the model for one validated entry (``app_dir`` is not needed)."""
-        del app_dir
+        """Build the model for one validated entry (a ``labels`` CSV is read under ``app_dir``)."""
         env = entry.get("api_key_env")
         api_key = self._environ.get(env) if env else None
         connections = int(entry.get("max_connections", 64))
@@ -230,7 +249,7 @@ class ChatModelBuilder:
             name=name,
             remote_model=entry.get("model"),
             version=str(entry.get("version", "1")),
-            labels=entry.get("labels"),
+            labels=_labels(entry.get("labels"), app_dir),
             params=entry.get("params"),
             timeout_s=float(entry.get("timeout_s", 30)),
         )
