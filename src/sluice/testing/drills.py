@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,12 @@ SLUICE = [sys.executable, "-m", "sluice"]
 
 @dataclass
 class DrillReport:
-    """What a drill measured; ``passed`` is the verdict."""
+    """What a drill measured; ``passed`` is the verdict.
+
+    Every drill reports the same accounting of events (accepted, completed, lost, duplicates,
+    dead); ``figures`` holds the drill's own measurements and ``checks`` each pass condition
+    with its verdict, so a failed drill says which promise it broke.
+    """
 
     drill: str
     passed: bool
@@ -40,21 +45,49 @@ class DrillReport:
     lost: int
     duplicates: int
     dead: int
-    kills: int
     seconds: float
-    events_per_s: float
+    figures: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as one JSON-ready object."""
-        return asdict(self)
+        """The report as one flat JSON-ready object: the accounting, then the figures."""
+        core = asdict(self)
+        figures = core.pop("figures")
+        return {**core, **figures}
 
 
-def _spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class DrillOptions:
+    """What ``sluice chaos`` passes to every drill; each drill reads the options it needs.
+
+    ``factor`` is the offered load as a multiple of capacity (throttle-model, flood) and
+    ``seconds`` how long the load lasts; ``kills`` is for kill-worker.
+    """
+
+    app_dir: Path
+    workflow: str
+    inputs: Sequence[dict[str, Any]]
+    kills: int = 3
+    factor: float = 10.0
+    seconds: float = 20.0
+    progress: Callable[[str], None] = lambda _: None
+
+
+async def kill_worker_drill(options: DrillOptions) -> DrillReport:
+    """The kill-worker drill with the CLI's options."""
+    return await kill_worker(
+        options.app_dir, options.workflow, options.inputs, kills=options.kills,
+        progress=options.progress,
+    )  # fmt: skip
+
+
+def spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``sluice ARGS`` with ``env``, its output appended to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen([*SLUICE, *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def _send_all(
+async def send_all(
     client: httpx.AsyncClient, workflow: str, inputs: Sequence[dict[str, Any]], concurrency: int
 ) -> dict[str, str]:
     """Send every input once (retrying lost answers with the same key); key -> event id."""
@@ -101,8 +134,8 @@ async def kill_worker(
         )  # fmt: skip
         key = created.stdout.strip()
         port = free_port()
-        gateway = _spawn(["serve", str(app_dir), "--port", str(port), "--no-workers"], env, log)
-        workers = [_spawn(["worker", str(app_dir)], env, log) for _ in range(2)]
+        gateway = spawn(["serve", str(app_dir), "--port", str(port), "--no-workers"], env, log)
+        workers = [spawn(["worker", str(app_dir)], env, log) for _ in range(2)]
         done_kills = 0
         started = time.monotonic()
         try:
@@ -121,13 +154,13 @@ async def kill_worker(
                         await asyncio.to_thread(victim.wait)
                         done_kills += 1
                         progress(f"killed worker {victim.pid} ({done_kills}/{kills})")
-                        workers.append(_spawn(["worker", str(app_dir)], env, log))
+                        workers.append(spawn(["worker", str(app_dir)], env, log))
 
                 accepted, _ = await asyncio.gather(
-                    _send_all(client, workflow, inputs, concurrency=16), killer()
+                    send_all(client, workflow, inputs, concurrency=16), killer()
                 )
                 progress(f"accepted {len(accepted)}; waiting for completion")
-                states = await _settle(client, list(accepted.values()))
+                states = await settle(client, list(accepted.values()))
         finally:
             for proc in (gateway, *workers):
                 proc.send_signal(signal.SIGTERM)
@@ -136,21 +169,28 @@ async def kill_worker(
         elapsed = time.monotonic() - started
         # Every event the store holds, whether or not its sender saw the answer: more events
         # than keys means a resent request was accepted twice.
-        stored = await _count_events(app_dir, env, limit=2 * len(inputs) + 10)
+        stored = await count_events(app_dir, env, limit=2 * len(inputs) + 10)
     completed = sum(s == "done" for s in states.values())
     dead = sum(s == "dead" for s in states.values())
     duplicates = stored - len(accepted)
     lost = len(accepted) - completed - dead
+    checks = {
+        "all_accepted_completed": completed == len(accepted) == len(inputs),
+        "none_lost": lost == 0,
+        "none_dead": dead == 0,
+        "no_duplicates": duplicates == 0,
+    }
     return DrillReport(
-        drill="kill-worker",
-        passed=lost == 0 and dead == 0 and duplicates == 0 and completed == len(inputs),
+        drill="kill-worker", passed=all(checks.values()),
         accepted=len(accepted), completed=completed, lost=lost, duplicates=duplicates, dead=dead,
-        kills=done_kills, seconds=round(elapsed, 2),
-        events_per_s=round(completed / elapsed, 1) if elapsed else 0.0,
+        seconds=round(elapsed, 2), checks=checks,
+        figures={"kills": done_kills,
+                 "events_per_s": round(completed / elapsed, 1) if elapsed else 0.0},
     )  # fmt: skip
 
 
-async def _count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
+async def count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
+    """How many events the app's store (as ``env`` configures it) holds, up to ``limit``."""
     from sluice.app import build_store, encryption_codec
     from sluice.config import load_settings
 
@@ -163,7 +203,7 @@ async def _count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
         await store.aclose()
 
 
-async def _settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
+async def settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
     """Poll until every event has ended (or stopped moving for a minute); id -> status."""
     states: dict[str, str] = {}
     open_ids = list(event_ids)
