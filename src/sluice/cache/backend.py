@@ -22,12 +22,16 @@ from sluice.cache.errors import CacheConfigError
 
 @dataclass(frozen=True, slots=True)
 class BackendStats:
-    """What a backend knows about itself: entries held, bytes held, entries pushed out."""
+    """What a backend knows about itself: entries held, bytes held, entries pushed out.
+
+    ``errors`` counts calls to a remote store that failed (and were served as misses).
+    """
 
     entries: int
     bytes: int
     evictions: int
     expirations: int
+    errors: int = 0
 
 
 class CacheBackend(Protocol):

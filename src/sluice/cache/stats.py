@@ -9,7 +9,10 @@ from sluice.cache.backend import BackendStats
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """Hits and misses seen by one cache, with its backend's size and evictions."""
+    """Hits and misses seen by one cache, with its backend's size, evictions and failures.
+
+    ``errors`` counts backend calls that failed; each failed lookup is also a miss.
+    """
 
     hits: int
     misses: int
@@ -17,6 +20,7 @@ class CacheStats:
     expirations: int
     entries: int
     bytes: int
+    errors: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -47,4 +51,5 @@ class Counters:
             expirations=backend.expirations,
             entries=backend.entries,
             bytes=backend.bytes,
+            errors=backend.errors,
         )
