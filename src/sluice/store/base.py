@@ -42,6 +42,8 @@ class NewEvent:
     created_at: float
     deadline: float
     original: bytes | None = None
+    #: The W3C ``traceparent`` of the request that made the event: steps continue its trace.
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Job:
     ready_at: float
     deadline: float
     owner: str
+    trace: str | None = None  # the event's traceparent, copied from job to job
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +152,66 @@ class EventRecord:
     input: bytes
     result: bytes | None
     steps: Sequence[StepRecord] = field(default_factory=tuple)
+    trace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One finished span as the local span store keeps it (times in ns since the epoch).
+
+    ``attributes`` hold only what the tracing code put there: names, sizes, outcomes, model
+    names, token counts and costs, never payload text.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int
+    status: str
+    event_id: str | None
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CostRecord:
+    """One model call in the cost ledger; ``cached`` calls were answered by the cache."""
+
+    ts: float
+    event_id: str | None
+    trace_id: str | None
+    tenant: str
+    workflow: str
+    step: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    cached: bool
+
+
+#: The groupings ``cost_totals`` accepts (each a column of the ledger).
+COST_GROUPS = ("tenant", "workflow", "model", "step")
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotal:
+    """The ledger summed over one group: calls, cache hits among them, tokens and cost."""
+
+    key: str
+    calls: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
 
 
 #: The column order :func:`event_from_row` reads, shared by every SQL store.
 EVENT_COLUMNS = (
-    "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input, result"
+    "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input,"
+    " result, trace"
 )
 
 
@@ -165,6 +223,7 @@ def event_from_row(
         id=row[0], workflow=row[1], version=row[2], tenant=row[3], state=EventState(row[4]),
         created_at=row[5], deadline=row[6], finished_at=row[7], error=row[8],
         input=decode(row[9]), result=None if row[10] is None else decode(row[10]), steps=steps,
+        trace=row[11],
     )  # fmt: skip
 
 
@@ -296,4 +355,30 @@ class Store(Protocol):
 
     async def queue_depths(self) -> Mapping[str, int]:
         """Ready jobs per pool, counted in the database."""
+        ...
+
+    async def write_telemetry(
+        self, spans: Sequence[SpanRecord], costs: Sequence[CostRecord]
+    ) -> None:
+        """Append finished spans and cost-ledger rows, in one batch."""
+        ...
+
+    async def trace_spans(self, trace_id: str) -> list[SpanRecord]:
+        """Every stored span of one trace, by start time."""
+        ...
+
+    async def event_trace_id(self, event_id: str) -> str | None:
+        """The trace id of an event (from its stored traceparent or its spans), or None."""
+        ...
+
+    async def cost_totals(self, by: str, since: float) -> list[CostTotal]:
+        """Ledger rows since ``since`` summed per ``by`` (one of COST_GROUPS), costliest first."""
+        ...
+
+    async def purge_telemetry(
+        self, max_spans: int, spans_before: float, costs_before: float
+    ) -> int:
+        """Bound the span store and the ledger: keep at most ``max_spans`` spans, none from
+        before ``spans_before`` and no ledger row from before ``costs_before`` (epoch
+        seconds). Returns the rows deleted."""
         ...

@@ -42,6 +42,7 @@ from sluice.store.postgres_batch import GroupCommit
 from sluice.store.postgres_ingress import PostgresIngressMixin
 from sluice.store.postgres_listen import WorkCallback, WorkListener, channel_for
 from sluice.store.postgres_schema import migrate
+from sluice.store.postgres_telemetry import PostgresTelemetryMixin
 
 T = TypeVar("T")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
@@ -74,7 +75,7 @@ def _db_error(exc: BaseException) -> StoreError:
     return StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}")
 
 
-class PostgresStore(PostgresIngressMixin):
+class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
     """PostgreSQL implementation of :class:`~sluice.store.base.Store`.
 
     Holds up to ``pool_size`` pooled connections plus one for ``LISTEN`` (``listen=False``
@@ -243,7 +244,21 @@ class PostgresStore(PostgresIngressMixin):
         self._apply_delta(Counter({pool: -len(rows)}))
         decode = self.codec.decode
         return [
-            Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode(r[8]), r[9], r[10], owner)
+            Job(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                decode(r[8]),
+                r[9],
+                r[10],
+                owner,
+                r[11],
+            )
             for r in sorted(rows, key=lambda r: r[9])
         ]
 
@@ -263,7 +278,7 @@ class PostgresStore(PostgresIngressMixin):
             [c.finished_at for c in items], [encode(c.output) for c in items],
             [c.next_pool for c in items], [j.owner for j in jobs], [j.workflow for j in jobs],
             [j.version for j in jobs], [j.tenant for j in jobs], [j.deadline for j in jobs],
-            self.channel,
+            self.channel, [j.trace for j in jobs],
         )  # fmt: skip
         written = {(r[1], r[2]) for r in rows if r[0] == "r"}
         delta = Counter(r[1] for r in rows if r[0] == "n")

@@ -84,7 +84,8 @@ class PostgresIngressMixin:
             [e.tenant for e in events], [encode(e.input) for e in events],
             [e.created_at for e in events], [e.deadline for e in events],
             [e.first_pool for e in events],
-            [None if e.original is None else encode(e.original) for e in events], self.channel,
+            [None if e.original is None else encode(e.original) for e in events],
+            [e.trace for e in events], self.channel,
         ]  # fmt: skip
 
     async def insert_rows(self, conn: Any, events: Sequence[NewEvent]) -> Counter[str]:

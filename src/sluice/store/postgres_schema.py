@@ -101,6 +101,40 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at double precision
     );
     """,
+    """
+    ALTER TABLE events ADD COLUMN trace text;
+    ALTER TABLE jobs ADD COLUMN trace text;
+    CREATE TABLE spans (
+        id bigserial PRIMARY KEY,
+        trace_id text NOT NULL,
+        span_id text NOT NULL,
+        parent_id text,
+        name text NOT NULL,
+        kind text NOT NULL,
+        start_ns bigint NOT NULL,
+        end_ns bigint NOT NULL,
+        status text NOT NULL,
+        event_id text,
+        attributes jsonb NOT NULL
+    );
+    CREATE INDEX spans_trace ON spans(trace_id);
+    CREATE INDEX spans_event ON spans(event_id) WHERE event_id IS NOT NULL;
+    CREATE TABLE costs (
+        id bigserial PRIMARY KEY,
+        ts double precision NOT NULL,
+        event_id text,
+        trace_id text,
+        tenant text NOT NULL,
+        workflow text NOT NULL,
+        step text NOT NULL,
+        model text NOT NULL,
+        input_tokens bigint NOT NULL,
+        output_tokens bigint NOT NULL,
+        cost double precision NOT NULL,
+        cached boolean NOT NULL
+    );
+    CREATE INDEX costs_ts ON costs(ts);
+    """,
 )
 
 

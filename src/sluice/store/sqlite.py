@@ -31,6 +31,7 @@ from sluice.store.base import (
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_ingress import SqliteIngressMixin
 from sluice.store.sqlite_schema import migrate
+from sluice.store.sqlite_telemetry import SqliteTelemetryMixin
 from sluice.store.sqlite_writer import Delta, SqliteWriter
 
 T = TypeVar("T")
@@ -41,11 +42,12 @@ def _fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> lis
 
 
 _JOB_COLUMNS = (
-    "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline"
+    "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline,"
+    " trace"
 )
 
 
-class SqliteStore(SqliteIngressMixin):
+class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(
@@ -143,7 +145,21 @@ class SqliteStore(SqliteIngressMixin):
         rows = await self._write(op)
         decode = self.codec.decode
         return [
-            Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode(r[8]), r[9], r[10], owner)
+            Job(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                decode(r[8]),
+                r[9],
+                r[10],
+                owner,
+                r[11],
+            )
             for r in rows
         ]
 
@@ -172,11 +188,11 @@ class SqliteStore(SqliteIngressMixin):
             else:
                 conn.execute(
                     "INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state,"
-                    " input, ready_at, run_at, deadline) VALUES (?, ?, ?, ?, ?, ?, 'ready',"
-                    " ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    " input, ready_at, run_at, deadline, trace) VALUES (?, ?, ?, ?, ?, ?,"
+                    " 'ready', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (job.event_id, job.step + 1, completion.next_pool, job.workflow,
                      job.version, job.tenant, stored, completion.finished_at,
-                     completion.finished_at, job.deadline),
+                     completion.finished_at, job.deadline, job.trace),
                 )  # fmt: skip
                 delta[completion.next_pool] += 1
             return True

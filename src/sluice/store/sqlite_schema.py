@@ -91,6 +91,40 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at REAL
     ) WITHOUT ROWID;
     """,
+    """
+    ALTER TABLE events ADD COLUMN trace TEXT;
+    ALTER TABLE jobs ADD COLUMN trace TEXT;
+    CREATE TABLE spans (
+        id INTEGER PRIMARY KEY,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_id TEXT,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        event_id TEXT,
+        attributes BLOB NOT NULL
+    );
+    CREATE INDEX spans_trace ON spans(trace_id);
+    CREATE INDEX spans_event ON spans(event_id) WHERE event_id IS NOT NULL;
+    CREATE TABLE costs (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event_id TEXT,
+        trace_id TEXT,
+        tenant TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        cached INTEGER NOT NULL
+    );
+    CREATE INDEX costs_ts ON costs(ts);
+    """,
 )
 
 

@@ -1,1 +1,2 @@
-"""Telemetry: Prometheus metrics (tracing and structured logs come later)."""
+"""Telemetry: Prometheus metrics, OpenTelemetry traces (with a local span store), the cost
+ledger and structured logs."""
