@@ -22,6 +22,7 @@ from sluice.models.cascade import Cascade, Tier
 from sluice.models.chat_model import ChatModel, ChatModelBuilder
 from sluice.models.prices import PriceTable
 from sluice.reliability.breaker import BreakerRegistry
+from sluice.reliability.config import parse_reliability
 from sluice.reliability.guarded import GuardedModel
 from sluice.reliability.retry_budget import RetryBudget
 
@@ -85,15 +86,22 @@ class CascadeSet:
 
     Every tier after the first sits behind a circuit breaker and the retry budget of its model,
     with the first tier as its fallback: while a costly model is failing, the cascade answers
-    with the cheap one at once instead of waiting on, or hammering, the failing one.
+    with the cheap one at once instead of waiting on, or hammering, the failing one
+    (``reliability: {guard_tiers: false}`` turns this off, for baselines and drills).
     """
 
     def __init__(
-        self, models: Mapping[str, Model], breakers: BreakerRegistry, budget: RetryBudget
+        self,
+        models: Mapping[str, Model],
+        breakers: BreakerRegistry,
+        budget: RetryBudget,
+        *,
+        guarded: bool = True,
     ) -> None:
         self._models = models
         self._breakers = breakers
         self._budget = budget
+        self._guarded = guarded
         self._cascades: dict[tuple[tuple[str, float], ...], Cascade] = {}
 
     def get(self, tiers: Sequence[Mapping[str, Any]]) -> Cascade:
@@ -107,6 +115,9 @@ class CascadeSet:
             first = self._models[key[0][0]]
             built = [Tier(first, key[0][1])]
             for name, threshold in key[1:]:
+                if not self._guarded:  # reliability.guard_tiers: false, for baselines
+                    built.append(Tier(self._models[name], threshold))
+                    continue
                 guarded = GuardedModel(
                     self._models[name], self._breakers.get(f"model:{name}"), self._budget,
                     fallback=first,
@@ -135,14 +146,18 @@ class IndexSet(dict[str, Any]):
 
 def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
     """Caches, models, cascades and indexes, as the config asks."""
-    services: dict[str, Any] = dict(build_caches(settings.extra.get("caches")))
+    services: dict[str, Any] = dict(
+        build_caches(settings.extra.get("caches"), kv, env=settings.env)
+    )
     cache = services.get(RESPONSE_CACHE)
     if "models" in settings.extra:
         models = ModelSet(settings, cache if isinstance(cache, ResponseCache) else None)
         services["models"] = models
-        breakers = BreakerRegistry()
+        reliability = parse_reliability(settings.extra.get("reliability"))
+        breakers = BreakerRegistry(reliability.breaker)
         services["breakers"] = breakers
-        services["cascades"] = CascadeSet(models, breakers, RetryBudget())
+        budget = RetryBudget(reliability.retry_budget)
+        services["cascades"] = CascadeSet(models, breakers, budget, guarded=reliability.guard_tiers)
     if "indexes" in settings.extra:
         services["indexes"] = IndexSet(settings)
     return services

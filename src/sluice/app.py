@@ -18,6 +18,7 @@ from sluice.config import AppSettings
 from sluice.errors import ConfigError
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
+from sluice.reliability.services import build_reliability_services
 from sluice.runtime.engine import Runtime
 from sluice.services import Services, build_services
 from sluice.store.base import Store
@@ -102,7 +103,15 @@ class SluiceApp:
         store = build_store(settings, codec or encryption_codec(settings))
         kv = build_kv(settings.kv)
         metrics = Metrics()
-        wired = build_services(settings, kv, {"metrics": metrics, **(services or {})})
+        wired = build_services(
+            settings,
+            kv,
+            {
+                "metrics": metrics,
+                **build_reliability_services(settings, registry, kv),
+                **(services or {}),
+            },
+        )
         runtime = Runtime(
             store,
             registry,

@@ -129,7 +129,7 @@ class Gateway:
         if claim is not None and (hit := self._recent_hit(claim)) is not None:
             return hit
         await self._limit(tenant, wf.name)
-        self.app.runtime.admit(wf)
+        self.app.runtime.admit(wf, tenant)
         problems = self._shape_and_schema(wf, data)
         if problems:
             await self._quarantine(API_SOURCE, wf, tenant, body, problems, claim)
@@ -153,7 +153,7 @@ class Gateway:
         if (hit := self._recent_hit(claim)) is not None:
             return hit
         await self._limit(tenant, wf.name)
-        self.app.runtime.admit(wf)
+        self.app.runtime.admit(wf, tenant)
         data, problems = self.normalize(src, wf, body)
         if problems:
             return await self._quarantine(src.settings.name, wf, tenant, body, problems, claim)

@@ -38,6 +38,7 @@ from sluice.ingress.index_deltas import apply_delta
 from sluice.ingress.limits import shape_problem
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
+from sluice.reliability.services import reliability_status
 from sluice.store.base import EventRecord, EventState, Receipt
 from sluice.telemetry.metrics import Metrics, route_label
 
@@ -233,7 +234,8 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
         }
         breakers = app.services.get("breakers")
         snapshot = [] if breakers is None else breakers.snapshot()
-        body = {"pools": app.runtime.stats(), "caches": caches, "breakers": snapshot}
+        body = {"pools": app.runtime.stats(), "caches": caches, "breakers": snapshot,
+                **(await reliability_status(app.services))}  # fmt: skip
         # Snapshots are frozen dataclasses holding read-only mappings: render those as dicts.
         return Response(orjson.dumps(body, default=dict), media_type="application/json")
 

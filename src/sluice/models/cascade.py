@@ -9,8 +9,9 @@ asked. The last tier's answer is always final. Thresholds are tuned from a golde
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sluice.errors import ConfigError
 from sluice.models.base import Model, ModelRequest, ModelResult
@@ -24,6 +25,21 @@ class Tier:
     threshold: float = 0.0
 
 
+class Held(Protocol):
+    """What an escalation holds while a costly tier runs (spend reservations, say)."""
+
+    async def commit(self, actual: float) -> None:
+        """The call happened and cost ``actual``."""
+
+    async def release(self) -> None:
+        """The call failed: nothing was spent."""
+
+
+#: Asked before each tier past the first with the tier's model name: something to hold while
+#: it runs, or the reason (a short word) to stop at the answer already given.
+Escalate = Callable[[str], Awaitable[Held | str]]
+
+
 @dataclass(frozen=True, slots=True)
 class CascadeResult:
     """What a cascade did for one request.
@@ -35,6 +51,7 @@ class CascadeResult:
     result: ModelResult
     steps: tuple[ModelResult, ...]
     latency_ms: float
+    skipped: str | None = None  # why a wanted escalation did not happen (slo, spend)
 
     @property
     def tiers_run(self) -> tuple[str, ...]:
@@ -89,13 +106,32 @@ class Cascade:
         """Thresholds of every tier but the last, in order."""
         return tuple(tier.threshold for tier in self.tiers[:-1])
 
-    async def run(self, request: ModelRequest) -> CascadeResult:
-        """Ask tiers in order until one is confident enough (the last always is)."""
+    async def run(self, request: ModelRequest, escalate: Escalate | None = None) -> CascadeResult:
+        """Ask tiers in order until one is confident enough (the last always is).
+
+        ``escalate``, when given, is asked before every tier past the first; a reason instead
+        of a hold keeps the answer so far (an SLO slipping, a spend budget used up).
+        """
         started = time.perf_counter()
         steps: list[ModelResult] = []
+        skipped: str | None = None
         last = len(self.tiers) - 1
         for index, tier in enumerate(self.tiers):
-            result = await tier.model.predict(request)
+            held = None
+            if index > 0 and escalate is not None:
+                granted = await escalate(tier.model.name)
+                if isinstance(granted, str):
+                    skipped = granted
+                    break
+                held = granted
+            try:
+                result = await tier.model.predict(request)
+            except BaseException:
+                if held is not None:
+                    await held.release()
+                raise
+            if held is not None:
+                await held.commit(result.cost)
             steps.append(result)
             if index == last or result.confidence >= tier.threshold:
                 break
@@ -103,6 +139,7 @@ class Cascade:
             result=steps[-1],
             steps=tuple(steps),
             latency_ms=(time.perf_counter() - started) * 1000,
+            skipped=skipped,
         )
 
     async def predict(self, request: ModelRequest) -> ModelResult:

@@ -12,7 +12,10 @@ Workflow use::
           - {model: large}
 
 Adds ``intent``, ``confidence``, ``escalated``, ``tiers`` (the models asked), ``model`` (the
-one that answered) and ``cost`` (of every call made) to the data.
+one that answered) and ``cost`` (of every call made) to the data, and ``degraded`` (``slo`` or
+``spend``) when an escalation the answer needed was skipped: the workflow's SLO guard was
+degrading, or a spend budget with the degrade policy was used up. A budget used up under the
+refuse policy fails the step with the budget's error, and admission refuses new events on it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest
+from sluice.models.cascade import Held
 from sluice.reliability.guarded import call_deadline
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
@@ -39,9 +43,17 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     text = data.get(field)
     if not isinstance(text, str) or not text.strip():
         raise StepError(f"step {ctx.step!r}: data.{field} must be non-empty text", retryable=False)
+    gate = ctx.services.get("escalation")
+    escalate = None
+    if gate is not None:  # the SLO guard and spend budgets may keep the cheap answer
+
+        async def escalate(model: str) -> Held | str:
+            held: Held | str = await gate.allow(ctx.workflow, ctx.tenant, model)
+            return held
+
     # Guarded tiers retry only while the event's budget allows.
     with call_deadline(ctx.deadline):
-        outcome = await cascade.run(ModelRequest(text=text))
+        outcome = await cascade.run(ModelRequest(text=text), escalate)
     final = outcome.result
     metrics = ctx.services.get("metrics")
     if metrics is not None:
@@ -60,4 +72,5 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
         "tiers": list(outcome.tiers_run),
         "model": final.model,
         "cost": sum(step.cost for step in outcome.steps),
+        **({"degraded": outcome.skipped} if outcome.skipped else {}),
     }

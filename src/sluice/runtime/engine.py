@@ -66,8 +66,9 @@ class Runtime:
         self._validators: dict[tuple[str, str], tuple[Any, jsonschema.Draft202012Validator]] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._services: Mapping[str, Any] = services or {}
         self._executor = StepExecutor(
-            store, registry, services or {}, self._settled, metrics=metrics
+            store, registry, self._services, self._settled, metrics=metrics
         )
         wanted = set(self.pools) if run_pools is None else set(run_pools)
         unknown = wanted - set(self.pools)
@@ -172,8 +173,12 @@ class Runtime:
         errors = sorted(detailed.iter_errors(data), key=lambda e: list(map(str, e.path)))
         return [f"{format_path(e.absolute_path)}: {e.message}" for e in errors]
 
-    def admit(self, workflow: Workflow) -> None:
-        """Refuse with AdmissionError when the workflow's first pool has a full queue."""
+    def admit(self, workflow: Workflow, tenant: str = "default") -> None:
+        """Refuse with AdmissionError when the event cannot be taken now.
+
+        The workflow's first pool has a full queue (backpressure), its SLO guard is shedding
+        or closed, or a spend budget of the workflow or tenant is used up (refuse policy).
+        """
         pool = workflow.first_pool
         limit = self.pools[pool].queue_limit
         if self.queue_depth(pool) >= limit:
@@ -181,6 +186,10 @@ class Runtime:
                 f"pool {pool!r} has {limit} events waiting (its queue_limit); retry later",
                 retry_after=1.0,
             )
+        if (guards := self._services.get("slo_guards")) is not None:
+            guards.check(workflow.name)
+        if (gate := self._services.get("escalation")) is not None:
+            gate.check(workflow.name, tenant)
 
     def new_event(
         self, workflow: Workflow, data: Any, tenant: str, original: bytes | None = None
@@ -223,7 +232,7 @@ class Runtime:
             raise InvalidInputError(
                 f"input does not match the schema of workflow {workflow.name!r}", problems
             )
-        self.admit(workflow)
+        self.admit(workflow, tenant)
         receipt = await self.accept(self.new_event(workflow, data, tenant))
         return receipt.event_id
 

@@ -9,6 +9,7 @@ budget allows the wait; otherwise it is dead-lettered with an error that says wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ from sluice.errors import (
     StepError,
     StepOutputError,
 )
+from sluice.reliability.slo_guards import SloGuards
 from sluice.runtime.backoff import backoff_delay
 from sluice.store.base import Completion, Job, Store
 from sluice.telemetry.metrics import Metrics
@@ -52,6 +54,7 @@ class StepExecutor:
         self._services = services
         self._on_settled = on_settled
         self._metrics = metrics
+        self._guards: SloGuards | None = services.get("slo_guards")
         self._backoff = backoff or (
             lambda attempt, after: backoff_delay(attempt, retry_after=after)
         )
@@ -105,15 +108,21 @@ class StepExecutor:
             ).observe(time.time() - started)
 
     def _observe_event(self, job: Job, workflow: Workflow | None, outcome: str) -> None:
+        if workflow is None:
+            with contextlib.suppress(NotFoundError):
+                workflow = self._registry.get(job.workflow, job.version)
+        seconds = (
+            None if workflow is None else time.time() - (job.deadline - workflow.budget_ms / 1000)
+        )
+        if self._guards is not None and seconds is not None:
+            # The SLO guard judges accept-to-end latency and the share of events that died.
+            self._guards.record(job.workflow, seconds * 1000, outcome == "done")
         if self._metrics is None:
             return
         tenant = self._metrics.tenant(job.tenant)
         self._metrics.finished.labels(tenant, job.workflow, job.version, outcome).inc()
-        if workflow is not None:
-            created = job.deadline - workflow.budget_ms / 1000
-            self._metrics.event_seconds.labels(tenant, job.workflow, job.version).observe(
-                time.time() - created
-            )
+        if seconds is not None and outcome == "done":
+            self._metrics.event_seconds.labels(tenant, job.workflow, job.version).observe(seconds)
 
     async def _run(
         self, job: Job, workflow: Workflow, step: Step, started: float, remaining: float
