@@ -175,13 +175,18 @@ _ENTRY_KEYS = frozenset(
 
 
 def _labels(raw: object, app_dir: Path) -> list[str] | None:
-    """A label list as given, or the distinct ``label`` column of a CSV under ``app_dir``."""
+    """A label list as given, or the distinct labels of a CSV under ``app_dir``.
+
+    The CSV's ``label`` column, or ``category`` as in the BANKING77 files.
+    """
     if not isinstance(raw, str):
         return cast("list[str] | None", raw)
     path = app_dir / raw
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            labels = sorted({row["label"] for row in csv.DictReader(fh)})
+            reader = csv.DictReader(fh)
+            column = next((c for c in ("label", "category") if c in (reader.fieldnames or [])), "")
+            labels = sorted({row[column] for row in reader})
     except (OSError, KeyError) as exc:
         raise ConfigError(f"labels: cannot read a label column from {path}: {exc}") from exc
     if not labels:
