@@ -110,6 +110,29 @@ class TestProtocol:
         assert stats["max_concurrent"] == 1
         assert after["requests"] == 0
 
+    async def test_stream_sends_chunks_that_add_up_to_the_answer(
+        self, answerer: TfidfAnswerer
+    ) -> None:
+        """``stream: true`` answers with SSE chunks whose deltas join to the plain answer."""
+        simulator = ModelSimulator(answerer)
+        body = {**completion(), "stream": True, "stream_options": {"include_usage": True}}
+        async with asgi(simulator) as http:
+            plain = (await http.post("/v1/chat/completions", json=completion())).json()
+            streamed = await http.post("/v1/chat/completions", json=body)
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        events = [e for e in streamed.text.split("\n\n") if e]
+        assert events[-1] == "data: [DONE]"
+        chunks = [orjson.loads(e.removeprefix("data: ")) for e in events[:-1]]
+        assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
+        assert text == plain["choices"][0]["message"]["content"]
+        assert len(chunks) > 3
+        assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+        assert chunks[-1]["choices"] == []
+        assert chunks[-1]["usage"] == plain["usage"]
+        assert simulator.stats.streams_open == 0
+        assert simulator.stats.streams_cancelled == 0
+
     async def test_failing_model_is_a_500(self) -> None:
         """When the answering model fails, the simulator answers 500 like a provider."""
         simulator = ModelSimulator(Exploding())

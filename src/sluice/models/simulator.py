@@ -10,6 +10,12 @@ confidence become the JSON content), and misbehaves on purpose:
 - 429 beyond ``max_concurrency`` requests in flight, as a saturated provider does;
 - 401 without ``Authorization: Bearer <api_key>`` when an ``api_key`` is set.
 
+``stream: true`` answers with server-sent events as OpenAI does: a ``chat.completion.chunk``
+with the role, the content a few characters a chunk (``stream_chunk_ms`` apart), one with the
+``finish_reason``, a usage chunk when ``stream_options.include_usage`` asks for it, then
+``data: [DONE]``. ``streams_open`` and ``streams_cancelled`` in the stats let a test see that a
+caller who went away really ended the stream.
+
 It never passes for a real provider: every response carries ``x-sluice-simulator: 1`` and
 completions say ``system_fingerprint: "sluice-simulator"``. Delayed answers state the delay in
 ``x-sluice-latency-ms``, so a drill can tell simulated latency from its own overhead.
@@ -25,14 +31,14 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -56,6 +62,7 @@ class SimulatorSettings:
     invalid_rate: float = 0.0
     retry_after_s: float = 1.0
     max_concurrency: int = 0
+    stream_chunk_ms: float = 0.0
     answer_cache_size: int = 4096
     api_key: str | None = None
     seed: int | None = None
@@ -70,8 +77,10 @@ class SimulatorSettings:
                 problems.append(f"{name}: must be between 0 and 1")
         if self.error_rate + self.throttle_rate > 1.0:
             problems.append("error_rate + throttle_rate: must not exceed 1")
-        if self.retry_after_s < 0 or self.max_concurrency < 0 or self.answer_cache_size < 0:
+        if min(self.retry_after_s, self.max_concurrency, self.answer_cache_size) < 0:
             problems.append("retry_after_s, max_concurrency, answer_cache_size: must be >= 0")
+        if self.stream_chunk_ms < 0:
+            problems.append("stream_chunk_ms: must be >= 0")
         return problems
 
 
@@ -114,6 +123,8 @@ class SimulatorStats:
     bad_requests: int = 0
     in_flight: int = 0
     max_concurrent: int = 0
+    streams_open: int = 0
+    streams_cancelled: int = 0
 
 
 class ModelSimulator:
@@ -205,7 +216,30 @@ class ModelSimulator:
             len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)
         )
         model = body.get("model") or self.model.name
-        return _json(200, _completion(model, content, prompt_chars), delay)
+        answer_body = _completion(model, content, prompt_chars)
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            usage = isinstance(options, dict) and options.get("include_usage") is True
+            events = self._stream(answer_body, usage)
+            return StreamingResponse(events, 200, delay, media_type="text/event-stream")
+        return _json(200, answer_body, delay)
+
+    async def _stream(self, answer: dict[str, Any], usage: bool) -> AsyncIterator[bytes]:
+        stats = self.stats
+        stats.streams_open += 1
+        finished = False
+        try:
+            for chunk in _chunks(answer, usage):
+                if self.settings.stream_chunk_ms > 0:
+                    await asyncio.sleep(self.settings.stream_chunk_ms / 1000.0)
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+            finished = True
+        finally:
+            # The counters may have been reset meanwhile: count against the current ones.
+            self.stats.streams_open -= 1
+            if not finished:
+                self.stats.streams_cancelled += 1
 
     async def _predict(self, text: str, labels: tuple[str, ...] | None) -> ModelResult:
         # The answering model is deterministic, so repeated questions (a load test replays a
@@ -238,8 +272,8 @@ class ModelSimulator:
         return _json(200, asdict(self.stats))
 
     async def _reset(self, request: Request) -> Response:
-        in_flight = self.stats.in_flight
-        self.stats = SimulatorStats(in_flight=in_flight)
+        in_flight, streams = self.stats.in_flight, self.stats.streams_open
+        self.stats = SimulatorStats(in_flight=in_flight, streams_open=streams)
         return _json(200, asdict(self.stats))
 
 
@@ -289,6 +323,24 @@ def _completion(model: str, content: str, prompt_chars: int) -> dict[str, Any]:
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def _chunks(answer: dict[str, Any], usage: bool) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a streamed ``answer``."""
+    content = answer["choices"][0]["message"]["content"]
+    head = {k: answer[k] for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    step = _CHARS_PER_TOKEN
+    chunks += [chunk({"content": content[i : i + step]}) for i in range(0, len(content), step)]
+    chunks.append(chunk({}, "stop"))
+    if usage:
+        chunks.append({**head, "choices": [], "usage": answer["usage"]})
+    return chunks
 
 
 def _error(
