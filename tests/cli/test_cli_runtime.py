@@ -39,14 +39,16 @@ async def refuse(ctx, data):
 }
 
 
-def sluice(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sluice(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the command in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "sluice", *args],
         capture_output=True,
         text=True,
         input=stdin,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 

@@ -12,11 +12,13 @@ import orjson
 import typer
 
 from sluice.testing.drill_cache import kill_cache_drill
+from sluice.testing.drill_model import throttle_model
 from sluice.testing.drills import DrillOptions, DrillReport, kill_worker_drill
 
 #: Every drill by name; each takes the CLI's options and returns a report with a verdict.
 DRILLS: dict[str, Callable[[DrillOptions], Coroutine[Any, Any, DrillReport]]] = {
     "kill-worker": kill_worker_drill,
+    "throttle-model": throttle_model,
     "kill-cache": kill_cache_drill,
 }
 
