@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from sluice.store.base import Store
 from sluice.store.codec import PayloadCodec
 from sluice.store.sqlite import SqliteStore
 from sluice.telemetry.metrics import Metrics, cache_gauges, runtime_gauges
+from sluice.telemetry.settings import parse_telemetry
+from sluice.telemetry.tracing import Telemetry
 from sluice.workflow.registry import WorkflowRegistry
 
 
@@ -82,6 +85,7 @@ class SluiceApp:
     kv: KV
     services: Services
     metrics: Metrics
+    telemetry: Telemetry
     started: bool = False
 
     @classmethod
@@ -103,11 +107,18 @@ class SluiceApp:
         store = build_store(settings, codec or encryption_codec(settings))
         kv = build_kv(settings.kv)
         metrics = Metrics()
+        telemetry = Telemetry(
+            parse_telemetry(
+                settings.extra.get("telemetry"), os.environ, embedded=isinstance(store, SqliteStore)
+            ),
+            store,
+        )
         wired = build_services(
             settings,
             kv,
             {
                 "metrics": metrics,
+                "telemetry": telemetry,
                 **build_reliability_services(settings, registry, kv),
                 **(services or {}),
             },
@@ -124,11 +135,12 @@ class SluiceApp:
         )
         metrics.watch(lambda: runtime_gauges(runtime.stats))
         metrics.watch(lambda: cache_gauges(wired))
-        return cls(settings, store, registry, runtime, kv, wired, metrics)
+        return cls(settings, store, registry, runtime, kv, wired, metrics, telemetry)
 
     async def start(self) -> None:
         """Open the store and the KV, warm the services up, then start the pools."""
         await self.store.open()
+        self.telemetry.start()
         try:
             await self.kv.open()
             await self.services.start()
@@ -136,6 +148,7 @@ class SluiceApp:
         except BaseException:
             await self.services.aclose()
             await self.kv.aclose()
+            await self.telemetry.stop()
             await self.store.aclose()
             raise
         self.started = True
@@ -147,6 +160,8 @@ class SluiceApp:
             await self.runtime.stop()
             await self.services.aclose()
             await self.kv.aclose()
+            # Spans and ledger rows of the last steps go to the store before it closes.
+            await self.telemetry.stop()
             await self.store.aclose()
 
     async def __aenter__(self) -> SluiceApp:

@@ -25,6 +25,7 @@ from sluice.cache.errors import CacheConfigError
 from sluice.cache.keys import response_key
 from sluice.cache.stats import CacheStats, Counters
 from sluice.models.base import Model, ModelRequest, ModelResult, Usage
+from sluice.telemetry.tracing import cache_span, record_hit
 
 #: Default time to live of a cached answer: a day, long enough to matter, short enough that
 #: a changed price or prompt template ages out without a flush.
@@ -56,6 +57,7 @@ def decode_result(raw: bytes, *, latency_ms: float) -> ModelResult:
         usage=Usage(),
         cost=0.0,
         latency_ms=latency_ms,
+        cached=True,
     )
 
 
@@ -74,7 +76,9 @@ class ResponseCache:
     async def get(self, key: str) -> ModelResult | None:
         """The answer stored under ``key`` (counted as a hit), or ``None`` (a miss)."""
         started = time.perf_counter()
-        raw = await self.backend.get(key)
+        with cache_span("response") as span:
+            raw = await self.backend.get(key)
+            record_hit(span, raw is not None)
         if raw is None:
             self._counters.misses += 1
             return None

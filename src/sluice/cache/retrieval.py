@@ -18,6 +18,7 @@ from sluice.cache.backend import CacheBackend
 from sluice.cache.errors import CacheConfigError
 from sluice.cache.keys import normalize_prompt, stable_hash
 from sluice.cache.stats import CacheStats, Counters
+from sluice.telemetry.tracing import cache_span, record_hit
 
 #: Default time to live of cached neighbours.
 DEFAULT_RETRIEVAL_TTL_S = 300.0
@@ -58,7 +59,9 @@ class RetrievalCache:
 
     async def get(self, key: str) -> list[dict[str, Any]] | None:
         """The neighbours stored under ``key`` (a hit), or ``None`` (a miss)."""
-        raw = await self.backend.get(key)
+        with cache_span("retrieval") as span:
+            raw = await self.backend.get(key)
+            record_hit(span, raw is not None)
         if raw is None:
             self._counters.misses += 1
             return None

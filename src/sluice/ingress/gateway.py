@@ -285,9 +285,16 @@ class Gateway:
     async def _accept(
         self, wf: Workflow, tenant: str, data: Any, claim: IdempotencyClaim | None
     ) -> Receipt:
-        masked, original = self._mask(wf, data)
-        event = self.app.runtime.new_event(wf, masked, tenant, original)
-        receipt = await self.app.runtime.accept(event, claim)
+        attributes = {"sluice.workflow": wf.name, "sluice.tenant": tenant}
+        with self.app.telemetry.span(f"accept {wf.name}", attributes) as span:
+            masked, original = self._mask(wf, data)
+            # The event keeps this span's context: its steps continue the trace.
+            event = self.app.runtime.new_event(wf, masked, tenant, original)
+            receipt = await self.app.runtime.accept(event, claim)
+            if span is not None:
+                span.set_attributes(
+                    {"sluice.event_id": receipt.event_id, "sluice.duplicate": receipt.duplicate}
+                )
         self._remember(claim, receipt)
         if not receipt.duplicate:
             source = API_SOURCE if claim is None or claim.key.startswith("api:") else "hook"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +42,7 @@ from sluice.ingress.problems import problem
 from sluice.reliability.services import reliability_status
 from sluice.store.base import EventRecord, EventState, Receipt
 from sluice.telemetry.metrics import Metrics, route_label
+from sluice.telemetry.tracing import Telemetry, current_trace_id
 
 MAX_WAIT_S = 30.0
 _CID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -78,29 +80,52 @@ def run_view(record: EventRecord) -> dict[str, Any]:
 
 
 class CorrelationMiddleware:
-    """Gives every request a correlation id (the caller's ``x-correlation-id`` if sane), and
-    counts and times every answer by route template and status."""
+    """Gives every request a correlation id, and counts and times every answer by route
+    template and status.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    With tracing on, each API request (``/v1/...``) is a server span, child of the caller's
+    ``traceparent`` when it sends a valid one, and the correlation id *is* its trace id: the
+    id in the response header, in problem documents and in log lines finds the whole trace.
+    Otherwise the caller's ``x-correlation-id`` is kept when sane, or a new one is made.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, telemetry: Telemetry | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.telemetry = telemetry if telemetry is not None and telemetry.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
-        cid = given if _CID.match(given) else new_event_id()
+        route = route_label(scope["path"])
+        if self.telemetry is None or not scope["path"].startswith("/v1/"):
+            given = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
+            await self._serve(scope, receive, send, route, given if _CID.match(given) else None)
+            return
+        traceparent = dict(scope["headers"]).get(b"traceparent", b"").decode("latin-1")
+        with self.telemetry.server_span(scope["method"], route, traceparent or None) as span:
+            await self._serve(scope, receive, send, route, current_trace_id(), span)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, route: str, cid: str | None,
+        span: Span | None = None,
+    ) -> None:  # fmt: skip
+        cid = cid or new_event_id()
         scope.setdefault("state", {})["cid"] = cid
         header = (b"x-correlation-id", cid.encode())
-        route = route_label(scope["path"])
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
-                self.metrics.requests.labels(route, str(message["status"])).inc()
+                status = message["status"]
+                self.metrics.requests.labels(route, str(status)).inc()
                 self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+                if span is not None and span.is_recording():
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR, str(status)))
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -291,4 +316,4 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return CorrelationMiddleware(starlette, app.metrics)
+    return CorrelationMiddleware(starlette, app.metrics, app.telemetry)

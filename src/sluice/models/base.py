@@ -50,6 +50,7 @@ class ModelResult:
     usage: Usage = Usage()
     cost: float = 0.0
     latency_ms: float = 0.0
+    cached: bool = False  # answered by the response cache: nothing was spent
 
 
 class Model(Protocol):

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sluice.errors import ConfigError
 from sluice.models.base import Model, ModelRequest, ModelResult
+from sluice.telemetry.tracing import model_span, record_model_result
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,9 @@ class Cascade:
                     break
                 held = granted
             try:
-                result = await tier.model.predict(request)
+                with model_span(tier.model) as span:
+                    result = await tier.model.predict(request)
+                    record_model_result(span, result)
             except BaseException:
                 if held is not None:
                     await held.release()

@@ -26,6 +26,7 @@ from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Held
 from sluice.reliability.guarded import call_deadline
+from sluice.telemetry.metrics import FLAG_FIELD
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -55,15 +56,25 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     with call_deadline(ctx.deadline):
         outcome = await cascade.run(ModelRequest(text=text), escalate)
     final = outcome.result
+    telemetry = ctx.services.get("telemetry")
+    if telemetry is not None:  # the cost ledger: one row per call, cache hits at zero
+        telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, outcome.steps)
+        if telemetry.settings.log_prompts:  # opt-in; the log formatter masks PII in it
+            ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
     metrics = ctx.services.get("metrics")
     if metrics is not None:
-        tenant = metrics.tenant(ctx.tenant)
+        tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(data.get(FLAG_FIELD))
         for call in outcome.steps:
-            labels = (tenant, ctx.workflow, ctx.step, call.model)
+            labels = (tenant, ctx.workflow, ctx.version, ctx.step, call.model, flag)
             metrics.model_calls.labels(*labels).inc()
             metrics.model_cost.labels(*labels).inc(call.cost)
+            metrics.model_input_tokens.labels(*labels).inc(call.usage.input_tokens)
+            metrics.model_output_tokens.labels(*labels).inc(call.usage.output_tokens)
         if outcome.escalated:
-            metrics.escalations.labels(tenant, ctx.workflow).inc()
+            metrics.escalations.labels(tenant, ctx.workflow, ctx.version, flag).inc()
+    alerts = ctx.services.get("alerts")
+    if alerts is not None:  # cost and token spikes against a rolling baseline
+        alerts.record(ctx.workflow, outcome.steps)
     return {
         **data,
         "intent": final.label,

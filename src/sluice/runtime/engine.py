@@ -34,6 +34,7 @@ from sluice.store.base import (
     Store,
 )
 from sluice.telemetry.metrics import Metrics
+from sluice.telemetry.tracing import current_traceparent
 from sluice.workflow.loader import format_path
 from sluice.workflow.model import Workflow
 from sluice.workflow.registry import WorkflowRegistry
@@ -194,7 +195,11 @@ class Runtime:
     def new_event(
         self, workflow: Workflow, data: Any, tenant: str, original: bytes | None = None
     ) -> NewEvent:
-        """An event of ``workflow`` on ``data``, with its deadline from the workflow budget."""
+        """An event of ``workflow`` on ``data``, with its deadline from the workflow budget.
+
+        The current span's context (the request's, when there is one) is kept with the event,
+        so its steps continue that trace wherever they run.
+        """
         now = time.time()
         return NewEvent(
             id=new_event_id(),
@@ -206,6 +211,7 @@ class Runtime:
             created_at=now,
             deadline=now + workflow.budget_ms / 1000,
             original=original,
+            trace=current_traceparent(),
         )
 
     async def accept(self, event: NewEvent, idempotency: IdempotencyClaim | None = None) -> Receipt:

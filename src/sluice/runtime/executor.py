@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 from sluice.errors import (
     BudgetExceededError,
@@ -26,7 +27,9 @@ from sluice.errors import (
 from sluice.reliability.slo_guards import SloGuards
 from sluice.runtime.backoff import backoff_delay
 from sluice.store.base import Completion, Job, Store
+from sluice.telemetry import tracing
 from sluice.telemetry.metrics import Metrics
+from sluice.telemetry.tracing import Telemetry
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import Step, Workflow
 from sluice.workflow.registry import WorkflowRegistry
@@ -55,12 +58,27 @@ class StepExecutor:
         self._on_settled = on_settled
         self._metrics = metrics
         self._guards: SloGuards | None = services.get("slo_guards")
+        telemetry: Telemetry | None = services.get("telemetry")
+        self._telemetry = telemetry if telemetry is not None and telemetry.enabled else None
         self._backoff = backoff or (
             lambda attempt, after: backoff_delay(attempt, retry_after=after)
         )
 
     async def execute(self, job: Job) -> None:
-        """Run ``job`` and commit its result, retry or dead letter."""
+        """Run ``job`` and commit its result, retry or dead letter (in the event's trace)."""
+        if self._telemetry is None:
+            await self._execute(job)
+            return
+        with self._telemetry.step_span(job, self._step_name(job)):
+            await self._execute(job)
+
+    def _step_name(self, job: Job) -> str:
+        try:
+            return self._registry.get(job.workflow, job.version).steps[job.step].name
+        except (NotFoundError, IndexError):
+            return f"#{job.step}"
+
+    async def _execute(self, job: Job) -> None:
         try:
             workflow = self._registry.get(job.workflow, job.version)
         except NotFoundError as exc:
@@ -82,6 +100,7 @@ class StepExecutor:
             output = await self._run(job, workflow, step, started, remaining)
         except StepError as exc:
             self._observe_step(job, step, started, "error")
+            tracing.fail(trace.get_current_span(), exc)
             await self._fail(job, workflow, step, exc)
             return
         self._observe_step(job, step, started, "ok")

@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from opentelemetry.trace import SpanKind
 
 from sluice.errors import StepError
 from sluice.ingress.signatures import decode_secret, sign
+from sluice.telemetry.tracing import fail, outbound_headers, span
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -56,8 +58,30 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
         "webhook-signature": sign(decode_secret(secret), ctx.idempotency_key, stamp, body),
     }
     session: aiohttp.ClientSession = egress.session()
+    target = urlsplit(str(url))
+    port = target.port or (443 if target.scheme == "https" else 80)
+    attributes: dict[str, str | int] = {
+        "http.request.method": "POST", "server.address": target.hostname or "", "server.port": port,
+    }  # fmt: skip
+    with span("POST", attributes, SpanKind.CLIENT) as current:
+        # The receiver continues the event's trace from this call.
+        headers.update(outbound_headers())
+        try:
+            status = await _post(session, str(url), body, headers)
+        except StepError as exc:
+            fail(current, exc)
+            raise
+        if current is not None:
+            current.set_attribute("http.response.status_code", status)
+    return {**result, "delivered_to": str(url)}
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> int:
+    """POST the signed body; a StepError says whether trying again may help."""
     try:
-        async with session.post(str(url), data=body, headers=headers) as resp:
+        async with session.post(url, data=body, headers=headers) as resp:
             if resp.status >= 500 or resp.status == 429:
                 after = resp.headers.get("retry-after")
                 raise StepError(
@@ -66,6 +90,6 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
                 )
             if resp.status >= 400:
                 raise StepError(f"deliver: {url} refused with {resp.status}", retryable=False)
+            return resp.status
     except aiohttp.ClientError as exc:
         raise StepError(f"deliver: {url}: {type(exc).__name__}: {exc}") from exc
-    return {**result, "delivered_to": str(url)}
