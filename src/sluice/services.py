@@ -15,6 +15,8 @@ from sluice.config import AppSettings
 from sluice.kv.base import KV
 from sluice.steps.egress import Egress
 from sluice.steps.files import AppFiles
+from sluice.telemetry.alerts import Alerts, AlertSettings
+from sluice.telemetry.metrics import Metrics, reliability_gauges
 
 
 class Services(dict[str, Any]):
@@ -28,8 +30,11 @@ class Services(dict[str, Any]):
                 await start()
 
     async def aclose(self) -> None:
-        """Close every service that holds resources."""
-        for service in self.values():
+        """Close every service that holds resources, the last built first.
+
+        Later services use earlier ones (alerts post through egress), so they stop first.
+        """
+        for service in reversed(list(self.values())):
             close = getattr(service, "aclose", None)
             if close is not None and inspect.iscoroutinefunction(close):
                 await close()
@@ -49,4 +54,12 @@ def build_services(
 
         services.update(build_ai_services(settings, kv))
     services.update(given or {})
+    metrics = services.get("metrics")
+    if isinstance(metrics, Metrics):
+        metrics.configure(settings.extra.get("metrics"))
+        metrics.watch(lambda: reliability_gauges(services))
+    if settings.extra.get("alerts") is not None and "alerts" not in services:
+        egress = services["egress"]
+        alerts = AlertSettings.from_config(settings.extra["alerts"], egress.allow)
+        services["alerts"] = Alerts(alerts, egress, metrics)
     return services

@@ -21,7 +21,8 @@ completions say ``system_fingerprint: "sluice-simulator"``. Delayed answers stat
 ``x-sluice-latency-ms``, so a drill can tell simulated latency from its own overhead.
 ``GET /sim/stats`` returns the counters a drill checks (requests, 429s, errors, highest
 concurrency); ``POST /sim/reset`` zeroes them. Usage tokens are estimated at four characters a
-token.
+token; ``answer_padding`` pads answers with whitespace, so the tokens (and the bill) grow while
+the answers stay the same.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class SimulatorSettings:
     max_concurrency: int = 0
     stream_chunk_ms: float = 0.0
     answer_cache_size: int = 4096
+    #: Whitespace appended to each answer, as a multiple of its length (2.0 triples the output
+    #: tokens, answers still parse): a model that starts rambling, for cost-spike drills.
+    answer_padding: float = 0.0
     api_key: str | None = None
     seed: int | None = None
 
@@ -81,6 +85,8 @@ class SimulatorSettings:
             problems.append("retry_after_s, max_concurrency, answer_cache_size: must be >= 0")
         if self.stream_chunk_ms < 0:
             problems.append("stream_chunk_ms: must be >= 0")
+        if not 0.0 <= self.answer_padding <= 100.0:
+            problems.append("answer_padding: must be between 0 and 100")
         return problems
 
 
@@ -212,6 +218,7 @@ class ModelSimulator:
             answer["confidence"] = "high"  # the schema asks for a number: a typical slip
         stats.ok += 1
         content = orjson.dumps(answer).decode()
+        content += " " * round(len(content) * settings.answer_padding)
         prompt_chars = sum(
             len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)
         )

@@ -6,20 +6,33 @@ at scrape time, so they cost nothing between scrapes. Every metric lives in the 
 registry, so two apps in one process (tests) never share numbers.
 
 Label cardinality is bounded: the first ``max_tenants`` tenants keep their names and the rest
-fold into ``other``; routes are the API's route templates, never raw paths.
+fold into ``other``; a feature flag is one of the ``flags`` the app declares (``none`` when a
+request names none, ``other`` when it names an undeclared one); routes are the API's route
+templates, never raw paths; workflows, versions, steps, models, pools, caches and breakers come
+from the app's own config. Declared in ``sluice.yaml``::
+
+    metrics: {max_tenants: 100, flags: [new-prompt, large-first]}
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sluice.errors import ConfigError
+
 OTHER = "other"
+NO_FLAG = "none"
+#: Where an event carries its feature flag: a reserved key of the step data, set at ingress.
+FLAG_FIELD = "_flag"
+MAX_FLAGS = 20
+_FLAG = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _ROUTES = (
     ("/v1/hooks/", "hooks"),
@@ -45,9 +58,12 @@ def route_label(path: str) -> str:
 class Metrics:
     """The metrics of one app."""
 
-    def __init__(self, max_tenants: int = 100) -> None:
+    def __init__(self, max_tenants: int = 100, flags: Collection[str] = ()) -> None:
+        if len(flags) > MAX_FLAGS:
+            raise ConfigError(f"metrics.flags: at most {MAX_FLAGS} flags, got {len(flags)}")
         self.registry = CollectorRegistry(auto_describe=True)
         self._max_tenants = max_tenants
+        self.flags = frozenset(flags)
         self._tenants: set[str] = set()
         self._lock = threading.Lock()
         counter = self._counter
@@ -65,12 +81,20 @@ class Metrics:
                                    *event, "version")  # fmt: skip
         self.step_seconds = timer("sluice_step_duration_seconds", "One step attempt",
                                   "workflow", "version", "step", "outcome")  # fmt: skip
-        call = (*event, "step", "model")
+        call = (*event, "version", "step", "model", "flag")
         self.model_calls = counter(
             "sluice_model_calls", "Calls to models (cache hits cost 0)", *call
         )
         self.model_cost = counter("sluice_model_cost", "Cost of model calls", *call)
-        self.escalations = counter("sluice_escalations", "Past the cascade's first tier", *event)
+        self.model_input_tokens = counter("sluice_model_input_tokens", "Prompt tokens", *call)
+        self.model_output_tokens = counter("sluice_model_output_tokens", "Answer tokens", *call)
+        self.escalations = counter("sluice_escalations", "Past the cascade's first tier",
+                                   *event, "version", "flag")  # fmt: skip
+        alert = ("workflow", "model", "signal")
+        self.spike_alerts = counter("sluice_spike_alerts", "Cost and token spikes raised", *alert)
+        self.alert_deliveries = counter(
+            "sluice_alert_deliveries", "Alert webhook posts by outcome", "outcome"
+        )
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, list(labels), registry=self.registry)
@@ -87,6 +111,34 @@ class Metrics:
                 self._tenants.add(name)
                 return name
         return OTHER
+
+    def flag(self, value: object) -> str:
+        """The label of a feature flag: declared ones keep their name, ``none`` when absent."""
+        if value is None:
+            return NO_FLAG
+        return value if isinstance(value, str) and value in self.flags else OTHER
+
+    def configure(self, section: object) -> None:
+        """Apply the ``metrics:`` section of ``sluice.yaml`` (absent: the defaults)."""
+        if section is None:
+            return
+        if not isinstance(section, Mapping):
+            raise ConfigError("metrics: expected {max_tenants: N, flags: [name, ...]}")
+        problems = [f"metrics.{key}: unknown setting" for key in section
+                    if key not in ("max_tenants", "flags")]  # fmt: skip
+        tenants, flags = section.get("max_tenants", self._max_tenants), section.get("flags", [])
+        if not isinstance(tenants, int) or isinstance(tenants, bool) or tenants < 1:
+            problems.append("metrics.max_tenants: must be a positive integer")
+        if not isinstance(flags, list) or not all(
+            isinstance(f, str) and _FLAG.match(f) for f in flags
+        ):
+            problems.append("metrics.flags: must list names of letters, digits, '.', '_', '-'")
+        elif len(flags) > MAX_FLAGS:
+            problems.append(f"metrics.flags: at most {MAX_FLAGS} flags, got {len(flags)}")
+        if problems:
+            raise ConfigError("invalid metrics section", problems)
+        self._max_tenants = tenants
+        self.flags = frozenset(flags)
 
     def watch(self, read: Callable[[], Iterator[Metric]]) -> None:
         """Add gauges read from live objects at every scrape."""
@@ -133,3 +185,28 @@ def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
         misses.add_metric([name], figures.misses)
         entries.add_metric([name], figures.entries)
     yield from (hits, misses, entries)
+
+
+def reliability_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
+    """Breaker state per downstream and SLO-guard state per workflow, one series per state.
+
+    The current state's series is 1 and the others 0, so ``sluice_breaker_state{state="open"}
+    == 1`` selects open breakers, and a state change never leaves a stale series behind.
+    """
+    from sluice.reliability.breaker import BreakerState
+    from sluice.reliability.slo_guard import GuardState
+
+    breaker = GaugeMetricFamily("sluice_breaker_state", "Circuit breaker state (1 = current)",
+                                labels=["downstream", "state"])  # fmt: skip
+    registry = services.get("breakers")
+    for snap in [] if registry is None else registry.snapshot():
+        for state in BreakerState:
+            breaker.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
+    guard = GaugeMetricFamily("sluice_slo_guard_state", "SLO guard state (1 = current)",
+                              labels=["workflow", "state"])  # fmt: skip
+    guards = services.get("slo_guards")
+    for snap in [] if guards is None else guards.snapshot():
+        for guard_state in GuardState:
+            current = 1.0 if snap.state is guard_state else 0.0
+            guard.add_metric([snap.workflow, guard_state.value], current)
+    yield from (breaker, guard)
