@@ -1,0 +1,200 @@
+"""Variants of the triage app written into a directory, for benchmarks and drills.
+
+Each function writes a complete app (``sluice.yaml`` and ``workflows/``) built from a source
+triage app (``examples/triage`` by default) and returns its directory. What does not change
+between variants is linked, not copied: the data, the knowledge base, the routing rules, the
+app's step module, and the trained model artifacts and retrieval indexes under ``.sluice/``.
+Artifacts are content-addressed by their training data and parameters, so a variant reuses the
+source app's trained models and index and nothing is retrained; the variant's store is its own
+(``.sluice/triage.db`` inside ``dest``).
+
+Both variants add a chat model named ``llm`` (``kind: openai``) at ``llm_base_url``: the model
+simulator (``sluice simulate-model``) or any OpenAI-compatible endpoint. It is priced from
+``prices:`` per token, the local models keep the source app's price per call.
+
+- :func:`llm_triage_app`: the triage workflow as Sluice means it to run: isolated pools, the
+  caches on, a three-tier cascade ``small -> large -> llm`` (the LLM only for what the large
+  model is unsure of), the reliability machinery (breakers, retry budget, fallback) and,
+  optionally, an SLO guard.
+- :func:`naive_triage_app`: the same steps the way a first version is built: one shared pool
+  for every step, every ticket to the LLM, no caches, no breakers: a failed LLM call fails
+  the step and the executor's plain retries apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluice.errors import ConfigError
+
+#: The reference triage app of the repository.
+EXAMPLE_TRIAGE = Path(__file__).resolve().parents[3] / "examples" / "triage"
+
+#: Per-token list prices of a small hosted chat model (USD per 1,000 tokens, as published
+#: for gpt-4o-mini): what a call of the ``llm`` tier costs unless the caller says otherwise.
+LLM_PRICES: Mapping[str, float] = {"input_per_1k": 0.00015, "output_per_1k": 0.0006}
+
+LLM_MODEL = "llm"
+_WORKFLOW_FILE = "triage.yaml"
+# Linked into every variant: read in place, never written by a variant.
+_SHARED = ("data", "kb", "routing.yaml")
+# Under .sluice/: trained artifacts and built indexes, shared so nothing is rebuilt.
+_SHARED_STATE = ("models", "indexes")
+
+
+def llm_triage_app(
+    dest: Path,
+    llm_base_url: str,
+    *,
+    source: Path = EXAMPLE_TRIAGE,
+    llm_threshold: float = 0.5,
+    llm_prices: Mapping[str, float] = LLM_PRICES,
+    llm_timeout_s: float = 10.0,
+    llm_max_connections: int = 64,
+    slo: Mapping[str, Any] | None = None,
+    guard_tiers: bool = True,
+    caches: bool = True,
+) -> Path:
+    """Write the triage app with the LLM as the cascade's last tier into ``dest``.
+
+    The classify step's cascade becomes ``source's tiers -> llm``: the source's last tier
+    (``large``) gets ``llm_threshold`` (its answers below it go to the LLM) and keeps its
+    other tiers and thresholds. Pools, caches and every other step are the source's.
+
+    ``slo`` adds the workflow's ``slo:`` section (e.g. ``{"p95_ms": 300, "error_rate": 0.01,
+    "window_s": 30, "policy": "degrade"}``); ``guard_tiers=False`` calls the costly tiers bare
+    (``reliability.guard_tiers: false``); ``caches=False`` removes the ``caches:`` section.
+    Returns ``dest``.
+    """
+    if not 0.0 <= llm_threshold <= 1.0:
+        raise ConfigError(f"llm_threshold must be within 0..1, got {llm_threshold!r}")
+    llm = _llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    config, flow = _load(source)
+    _link_shared(dest, source)
+    config["models"][LLM_MODEL] = llm
+    config["prices"] = {**config.get("prices", {}), LLM_MODEL: dict(llm_prices)}
+    config["reliability"] = {"guard_tiers": guard_tiers}
+    if not caches:
+        config.pop("caches", None)
+    classify = _classify_step(flow, source)
+    cascade = [dict(tier) for tier in classify["options"]["cascade"]]
+    cascade[-1]["threshold"] = llm_threshold
+    cascade.append({"model": LLM_MODEL})
+    classify["options"] = {**classify["options"], "cascade": cascade}
+    if slo is not None:
+        flow["slo"] = dict(slo)
+    return _write(dest, config, flow)
+
+
+def naive_triage_app(
+    dest: Path,
+    llm_base_url: str,
+    *,
+    source: Path = EXAMPLE_TRIAGE,
+    concurrency: int = 32,
+    queue_limit: int = 2500,
+    retries: int = 3,
+    llm_prices: Mapping[str, float] = LLM_PRICES,
+    llm_timeout_s: float = 10.0,
+    llm_max_connections: int = 64,
+) -> Path:
+    """Write the naive triage app into ``dest``: one shared pool, every ticket to the LLM.
+
+    Every step runs in one pool named ``shared`` (``concurrency`` workers, ``queue_limit``
+    queued jobs), so slow LLM calls hold the workers the quick steps need. The classify
+    step's cascade is the LLM alone, with ``retries`` plain retries (full-jitter backoff,
+    never sooner than a 429's ``Retry-After``). No ``caches:`` section, and
+    ``reliability.guard_tiers: false``. The only model is the LLM (the retrieval index
+    embeds with its own embedder). Returns ``dest``.
+    """
+    if concurrency < 1 or queue_limit < 1 or retries < 0:
+        raise ConfigError(
+            "naive app: concurrency and queue_limit must be at least 1, retries at least 0",
+            [f"concurrency={concurrency}", f"queue_limit={queue_limit}", f"retries={retries}"],
+        )
+    llm = _llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    config, flow = _load(source)
+    _link_shared(dest, source)
+    config["pools"] = {"shared": {"concurrency": concurrency, "queue_limit": queue_limit}}
+    config["models"] = {LLM_MODEL: llm}
+    config["prices"] = {LLM_MODEL: dict(llm_prices)}
+    config["reliability"] = {"guard_tiers": False}
+    config.pop("caches", None)
+    classify = _classify_step(flow, source)
+    classify["options"] = {**classify["options"], "cascade": [{"model": LLM_MODEL}]}
+    classify["retries"] = retries
+    for step in flow["steps"]:
+        step["pool"] = "shared"
+    flow.pop("slo", None)
+    return _write(dest, config, flow)
+
+
+def _llm_entry(base_url: str, timeout_s: float, max_connections: int) -> dict[str, Any]:
+    """The ``kind: openai`` entry of the ``llm`` tier, labels taken from the training CSV."""
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"llm_base_url must be an http(s) URL, got {base_url!r}")
+    return {
+        "kind": "openai",
+        "base_url": base_url,
+        "model": LLM_MODEL,
+        "labels": "data/train.csv",
+        "timeout_s": timeout_s,
+        "max_connections": max_connections,
+        "params": {"temperature": 0, "max_tokens": 64},
+    }
+
+
+def _load(source: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The source app's config and triage workflow, as plain data to rewrite."""
+    config_path = source / "sluice.yaml"
+    flow_path = source / "workflows" / _WORKFLOW_FILE
+    for path in (config_path, flow_path):
+        if not path.is_file():
+            raise ConfigError(f"{source}: not a triage app ({path.name} is missing)")
+    config = yaml.safe_load(config_path.read_text())
+    flow = yaml.safe_load(flow_path.read_text())
+    if not isinstance(config, dict) or not isinstance(config.get("models"), dict):
+        raise ConfigError(f"{config_path}: a triage app defines its models: section")
+    config["store"] = "sqlite:///.sluice/triage.db"  # the variant's own store, in dest
+    return config, flow
+
+
+def _classify_step(flow: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The workflow's classify step (the one with a cascade)."""
+    for step in flow.get("steps", []):
+        if step.get("uses") == "classify" and (step.get("options") or {}).get("cascade"):
+            found: dict[str, Any] = step  # edited in place: it belongs to ``flow``
+            return found
+    raise ConfigError(f"{source}: the triage workflow has no classify step with a cascade")
+
+
+def _link_shared(dest: Path, source: Path) -> None:
+    """Link the source's read-only files and its trained state into ``dest``."""
+    source = source.resolve()
+    (dest / "workflows").mkdir(parents=True, exist_ok=True)
+    for name in _SHARED:
+        _link(dest / name, source / name)
+    for module in sorted((source / "workflows").glob("*.py")):
+        _link(dest / "workflows" / module.name, module)
+    (dest / ".sluice").mkdir(exist_ok=True)
+    for name in _SHARED_STATE:
+        # Created in the source if missing, so what a variant trains is kept for the next.
+        (source / ".sluice" / name).mkdir(parents=True, exist_ok=True)
+        _link(dest / ".sluice" / name, source / ".sluice" / name)
+
+
+def _link(link: Path, target: Path) -> None:
+    if link.is_symlink() or link.exists():
+        return
+    if target.exists():
+        link.symlink_to(target)
+
+
+def _write(dest: Path, config: dict[str, Any], flow: dict[str, Any]) -> Path:
+    (dest / "sluice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (dest / "workflows" / _WORKFLOW_FILE).write_text(yaml.safe_dump(flow, sort_keys=False))
+    return dest
