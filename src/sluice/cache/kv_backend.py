@@ -46,7 +46,7 @@ log = logging.getLogger("sluice.cache")
 #: Breaker of a cache store: opens fast (three failures in a row: a cache call is cheap to
 #: give up on) and probes again after a few seconds, so an outage costs a handful of failed
 #: calls per ``open_s`` and caching resumes within ``open_s`` of the store's return.
-CACHE_BREAKER = BreakerSettings(failure_threshold=3, error_rate=0.5, min_requests=20, open_s=3.0)
+CACHE_BREAKER = BreakerSettings(failure_threshold=3, error_rate=0.5, min_requests=20, open_s=5.0)
 
 #: Largest value stored by default: model answers and neighbour lists are a few KB.
 DEFAULT_MAX_VALUE_BYTES = 256 * 1024
