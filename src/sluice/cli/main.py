@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "index",
     "evaluate",
     "chaos",
+    "top",
 )
 
 
