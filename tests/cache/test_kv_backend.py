@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sluice.cache import RESPONSE_CACHE, RETRIEVAL_CACHE, CacheConfigError, ResponseCache
+from sluice.cache import (
+    RESPONSE_CACHE,
+    RETRIEVAL_CACHE,
+    CacheConfigError,
+    ResponseCache,
+    RetrievalCache,
+)
 from sluice.cache.config import BACKEND_ENV, build_caches, parse_caches
 from sluice.cache.kv_backend import CACHE_BREAKER, KVBackend
 from sluice.kv.base import KV
@@ -95,6 +101,26 @@ class TestOnEveryKV:
         assert model.calls == 1
         assert (again.label, again.cost) == (answer.label, 0.0)
         assert second.cache.stats().hits == 1
+
+    async def test_unreadable_values_are_misses(self, kv: KV) -> None:
+        """A value this version cannot read (another version's, or damaged) is a miss, and
+        the model's answer replaces it."""
+        model = KeywordModel()
+        cache = ResponseCache(KVBackend(kv, prefix="c:"), ttl_s=60)
+        cached = cache.wrap(model)
+        request = ModelRequest(text="my card was stolen")
+        await kv.set("c:" + cached.key(request), b'{"model": "old-format"}')
+        await cached.predict(request)
+        again = await cached.predict(request)
+        assert model.calls == 1
+        assert again.cost == 0.0
+        assert (cache.stats().misses, cache.stats().hits) == (1, 1)
+        neighbours = RetrievalCache(KVBackend(kv, prefix="c:"), ttl_s=60)
+        await kv.set("c:retr:bad", b"not json")
+        await kv.set("c:retr:scalar", b"42")
+        assert await neighbours.get("retr:bad") is None
+        assert await neighbours.get("retr:scalar") is None
+        assert neighbours.stats().misses == 2
 
 
 class TestConfig:

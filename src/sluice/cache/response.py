@@ -79,11 +79,18 @@ class ResponseCache:
         with cache_span("response") as span:
             raw = await self.backend.get(key)
             record_hit(span, raw is not None)
-        if raw is None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            result = None if raw is None else decode_result(raw, latency_ms=latency_ms)
+        except (KeyError, TypeError, ValueError):
+            # A shared store may hold what this version cannot read (written by another
+            # version, or damaged): a miss, and the model's answer overwrites it.
+            result = None
+        if result is None:
             self._counters.misses += 1
             return None
         self._counters.hits += 1
-        return decode_result(raw, latency_ms=(time.perf_counter() - started) * 1000)
+        return result
 
     async def put(self, key: str, result: ModelResult) -> None:
         """Store ``result`` under ``key`` for the cache's TTL."""

@@ -62,11 +62,14 @@ class RetrievalCache:
         with cache_span("retrieval") as span:
             raw = await self.backend.get(key)
             record_hit(span, raw is not None)
-        if raw is None:
+        try:
+            neighbours: Any = None if raw is None else orjson.loads(raw)
+        except ValueError:
+            neighbours = None  # unreadable (another version's, or damaged): a miss
+        if not isinstance(neighbours, list):
             self._counters.misses += 1
             return None
         self._counters.hits += 1
-        neighbours: list[dict[str, Any]] = orjson.loads(raw)
         return neighbours
 
     async def put(self, key: str, neighbours: Sequence[dict[str, Any]]) -> None:
