@@ -30,6 +30,7 @@ from sluice.kv.memory import MemoryKV
 from sluice.kv.redis import RedisKV
 from sluice.models.base import ModelRequest
 from sluice.reliability.breaker import BreakerState
+from sluice.telemetry.metrics import cache_gauges
 from sluice.testing.redis_server import RedisServer
 from tests.cache.conftest import Clock, KeywordModel
 
@@ -199,6 +200,8 @@ class TestLostRedis:
                 assert backend.stats().errors == CACHE_BREAKER.failure_threshold
                 assert backend.bypassed == 2 * 20 - CACHE_BREAKER.failure_threshold
                 assert cache.stats().as_dict()["errors"] == CACHE_BREAKER.failure_threshold
+                gauges = {m.name: m for m in cache_gauges({RESPONSE_CACHE: cache})}
+                assert gauges["sluice_cache_errors"].samples[0].value == backend.errors
                 lines = [r for r in caplog.records if r.name == "sluice.cache"]
                 assert len(lines) == 1  # rate-limited: one line for the whole burst
                 assert "running uncached" in lines[0].getMessage()

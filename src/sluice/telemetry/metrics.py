@@ -170,10 +170,15 @@ def runtime_gauges(stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> Iter
 
 
 def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
-    """Hits, misses and entries of every service that reports cache stats."""
+    """Hits, misses, entries and store errors of every service that reports cache stats."""
     hits = GaugeMetricFamily("sluice_cache_hits", "Cache hits since start", labels=["cache"])
     misses = GaugeMetricFamily("sluice_cache_misses", "Cache misses since start", labels=["cache"])
     entries = GaugeMetricFamily("sluice_cache_entries", "Entries held", labels=["cache"])
+    errors = GaugeMetricFamily(
+        "sluice_cache_errors",
+        "Failed calls to the cache's store (served as misses)",
+        labels=["cache"],
+    )
     for name, service in services.items():
         stats = getattr(service, "stats", None)
         if stats is None:
@@ -184,7 +189,8 @@ def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
         hits.add_metric([name], figures.hits)
         misses.add_metric([name], figures.misses)
         entries.add_metric([name], figures.entries)
-    yield from (hits, misses, entries)
+        errors.add_metric([name], getattr(figures, "errors", 0))
+    yield from (hits, misses, entries, errors)
 
 
 def reliability_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
