@@ -1,9 +1,10 @@
 """Variants of the triage app written into a directory, for benchmarks and drills.
 
 Each function writes a complete app (``sluice.yaml`` and ``workflows/``) built from a source
-triage app (``examples/triage`` by default) and returns its directory. What does not change
-between variants is linked, not copied: the data, the knowledge base, the routing rules, the
-app's step module, and the trained model artifacts and retrieval indexes under ``.sluice/``.
+triage app (``examples/triage`` by default) and returns its directory. The data, the trained
+model artifacts and the retrieval indexes (under ``.sluice/``) are linked, not copied; the
+knowledge base, the routing rules and the app's step module are copied (the files service
+reads only inside the app directory).
 Artifacts are content-addressed by their training data and parameters, so a variant reuses the
 source app's trained models and index and nothing is retrained; the variant's store is its own
 (``.sluice/triage.db`` inside ``dest``).
@@ -23,6 +24,7 @@ simulator (``sluice simulate-model``) or any OpenAI-compatible endpoint. It is p
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,10 @@ LLM_PRICES: Mapping[str, float] = {"input_per_1k": 0.00015, "output_per_1k": 0.0
 LLM_MODEL = "llm"
 _WORKFLOW_FILE = "triage.yaml"
 # Linked into every variant: read in place, never written by a variant.
-_SHARED = ("data", "kb", "routing.yaml")
+_SHARED = ("data",)
+# Copied: the files service reads app files only inside the app directory (a link out of it
+# is refused), and they are small.
+_COPIED = ("kb", "routing.yaml")
 # Under .sluice/: trained artifacts and built indexes, shared so nothing is rebuilt.
 _SHARED_STATE = ("models", "indexes")
 
@@ -178,8 +183,13 @@ def _link_shared(dest: Path, source: Path) -> None:
     (dest / "workflows").mkdir(parents=True, exist_ok=True)
     for name in _SHARED:
         _link(dest / name, source / name)
+    for name in _COPIED:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name, dirs_exist_ok=True)
+        elif (source / name).is_file():
+            shutil.copyfile(source / name, dest / name)
     for module in sorted((source / "workflows").glob("*.py")):
-        _link(dest / "workflows" / module.name, module)
+        shutil.copyfile(module, dest / "workflows" / module.name)
     (dest / ".sluice").mkdir(exist_ok=True)
     for name in _SHARED_STATE:
         # Created in the source if missing, so what a variant trains is kept for the next.
