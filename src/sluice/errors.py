@@ -25,7 +25,8 @@ Defined here, and (in brackets) next to the code that raises them::
         ├── BudgetExceededError     a step or event time budget was used up
         ├── StepOutputError         a step returned something that is not a JSON object
         ├── [ModelOutputError]      models.openai_client: a model's answer is not the schema
-        └── [BreakerOpenError]      reliability.breaker: the downstream's breaker is open
+        ├── [BreakerOpenError]      reliability.breaker: the downstream's breaker is open
+        └── [UpstreamError]         gateway.upstream: a provider refused or failed a relayed call
 
 Retry behaviour is carried on the error itself (``retryable``, ``retry_after``) so the
 runtime never has to guess from exception types it does not own.

@@ -33,6 +33,7 @@ from sluice.errors import (
     RateLimitedError,
     SluiceError,
 )
+from sluice.gateway.routes import gateway_routes
 from sluice.ids import new_event_id
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.index_deltas import apply_delta
@@ -313,6 +314,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/v1/indexes/{name}/items", index_items, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            *gateway_routes(app, gateway.auth),  # the AI gateway, when configured
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,139 @@
+"""One provider deployment behind one pooled aiohttp session: relay a body, get bytes back.
+
+The gateway relays request bodies it has already serialized and answers with the provider's
+bytes as they are, so nothing here builds or parses completions: that keeps the relay at the
+cost of one pooled HTTP round trip. Failures raise :class:`UpstreamError`, retryable (429,
+408, 409, 425, 5xx, timeouts, refused or reset connections: the next deployment may answer)
+or not (other 4xx: the request itself is wrong, and the provider's error goes back as it is).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from sluice.errors import StepError
+from sluice.gateway.config import Deployment
+from sluice.models.openai_client import parse_retry_after
+
+_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+_ERROR_BODY_BYTES = 64 * 1024
+
+
+class UpstreamError(StepError):
+    """A provider refused or failed a relayed call.
+
+    ``status`` is the provider's HTTP status (0 when no answer came); ``body`` its error
+    document, relayed to the caller for requests the provider judged invalid.
+    """
+
+    def __init__(
+        self,
+        deployment: str,
+        status: int,
+        message: str,
+        *,
+        body: bytes = b"",
+        retry_after: float | None = None,
+    ) -> None:
+        retryable = status == 0 or status >= 500 or status in _RETRYABLE_4XX
+        super().__init__(
+            f"deployment {deployment!r}: {message}", retryable=retryable, retry_after=retry_after
+        )
+        self.deployment = deployment
+        self.status = status
+        self.body = body
+
+
+class Upstream:
+    """A pooled client of one deployment; :meth:`start` before use, :meth:`aclose` after."""
+
+    def __init__(self, deployment: Deployment, max_response_bytes: int) -> None:
+        self.deployment = deployment
+        self.url = deployment.base_url + "/chat/completions"
+        self._max_bytes = max_response_bytes
+        self._headers = {"Content-Type": "application/json"}
+        if deployment.api_key:
+            self._headers["Authorization"] = f"Bearer {deployment.api_key}"
+        self._timeout = aiohttp.ClientTimeout(total=deployment.timeout_s, sock_connect=5.0)
+        # A stream may last long; what must not last is a silence between two chunks.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=5.0, sock_read=deployment.timeout_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        if self._session is None:
+            limit = self.deployment.max_connections
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, skip_auto_headers=("User-Agent",)
+            )
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise UpstreamError(self.deployment.name, 0, "the gateway is not started")
+        return self._session
+
+    async def complete(self, body: bytes) -> bytes:
+        """POST ``body`` and return the provider's 200 answer, bounded in size."""
+        name = self.deployment.name
+        try:
+            async with self._pool().post(self.url, data=body, timeout=self._timeout) as response:
+                if response.status != 200:
+                    raise await _failure(name, response)
+                length = response.content_length
+                if length is not None and length <= self._max_bytes:
+                    return await response.read()
+                return await _read_bounded(name, response, self._max_bytes)
+        except TimeoutError as exc:
+            raise UpstreamError(
+                name, 0, f"no answer within {self.deployment.timeout_s:g} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(name, 0, f"{type(exc).__name__}: {exc}") from exc
+
+    async def open_stream(self, body: bytes) -> aiohttp.ClientResponse:
+        """POST a streaming ``body``; the caller reads the 200 answer and must close it."""
+        name = self.deployment.name
+        try:
+            response = await self._pool().post(self.url, data=body, timeout=self._stream_timeout)
+        except TimeoutError as exc:
+            raise UpstreamError(name, 0, "no answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(name, 0, f"{type(exc).__name__}: {exc}") from exc
+        if response.status != 200:
+            try:
+                raise await _failure(name, response)
+            finally:
+                response.release()
+        return response
+
+
+async def _failure(name: str, response: aiohttp.ClientResponse) -> UpstreamError:
+    try:
+        body = await response.content.read(_ERROR_BODY_BYTES)
+    except (aiohttp.ClientError, TimeoutError):
+        body = b""
+    retry_after = parse_retry_after(response.headers)
+    text = body[:300].decode("utf-8", "replace") or "(empty body)"
+    return UpstreamError(
+        name, response.status, f"answered {response.status}: {text}", body=body,
+        retry_after=retry_after,
+    )  # fmt: skip
+
+
+async def _read_bounded(name: str, response: aiohttp.ClientResponse, limit: int) -> bytes:
+    # A misbehaving provider must not make the gateway buffer an unbounded answer.
+    chunks = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks += chunk
+        if len(chunks) > limit:
+            raise UpstreamError(name, 502, f"answer exceeds {limit} bytes")
+    return bytes(chunks)
