@@ -12,6 +12,7 @@ import orjson
 import typer
 
 from sluice.testing.drill_cache import kill_cache_drill
+from sluice.testing.drill_flood import flood
 from sluice.testing.drill_model import throttle_model
 from sluice.testing.drills import DrillOptions, DrillReport, kill_worker_drill
 
@@ -19,6 +20,7 @@ from sluice.testing.drills import DrillOptions, DrillReport, kill_worker_drill
 DRILLS: dict[str, Callable[[DrillOptions], Coroutine[Any, Any, DrillReport]]] = {
     "kill-worker": kill_worker_drill,
     "throttle-model": throttle_model,
+    "flood": flood,
     "kill-cache": kill_cache_drill,
 }
 

@@ -37,7 +37,7 @@ import yaml
 from sluice.errors import ConfigError
 from sluice.models.metrics import percentile
 from sluice.testing.drills import SLUICE, DrillOptions, DrillReport, count_events, spawn
-from sluice.testing.load import open_loop, peak_rss_mb
+from sluice.testing.load import memory_mb, open_loop
 from sluice.testing.servers import free_port, wait_ready
 
 #: The simulated provider: median 200 ms, p95 600 ms, 4 calls in flight at most.
@@ -128,7 +128,7 @@ def write_drill_app(
     return dest
 
 
-async def _views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
+async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Every event's run view once it has ended (or stopped moving for a minute)."""
     views: dict[str, dict[str, Any]] = {}
     todo = list(ids)
@@ -180,10 +180,10 @@ async def _run_side(
                     base, f"/v1/workflows/{_WORKFLOW}/runs", options.inputs, rate=rate,
                     seconds=options.seconds, headers=auth, progress=options.progress,
                 )  # fmt: skip
-                views = await _views(client, list(load.accepted.values()))
+                views = await final_views(client, list(load.accepted.values()))
                 stats = (await sim.get("/sim/stats")).json()
             status = (await client.get("/v1/status")).json()
-        peak_mb = peak_rss_mb(server.pid)
+        peak_mb = memory_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait, 30)

@@ -110,12 +110,13 @@ async def open_loop(
     return result
 
 
-def peak_rss_mb(pid: int) -> float:
-    """A process's peak resident memory (VmHWM) in MiB, from /proc; 0 where unavailable."""
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's memory from /proc in MiB: ``VmHWM`` (peak resident, the default) or
+    ``VmRSS`` (resident now); 0 where unavailable."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

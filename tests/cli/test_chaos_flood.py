@@ -1,0 +1,50 @@
+"""The flood drill, short: ten times an app's capacity offered; 503s, and fast admitted work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.test_cli_runtime import sluice
+from tests.conftest import MakeApp
+
+CONFIG = """
+store: sqlite:///.sluice/flood.db
+pools:
+  work: {concurrency: 4, queue_limit: 40}
+rate_limits:
+  default: {rate: 100000, burst: 100000}
+"""
+# 4 at a time, 20 ms each: about 200 events a second; 40 queued wait about 0.2 s.
+WORKFLOW = """
+name: slow
+version: 1
+budget_ms: 10000
+slo: {p95_ms: 1000, error_rate: 0.01, window_s: 10, policy: shed, recover_s: 2}
+steps:
+  - {name: wait, pool: work, uses: "flood_steps:wait"}
+"""
+STEPS = """
+import asyncio
+
+async def wait(ctx, data):
+    await asyncio.sleep(0.02)
+    return data
+"""
+
+
+@pytest.mark.slow
+def test_flood_sheds_and_keeps_admitted_work_within_the_slo(make_app: MakeApp) -> None:
+    app_dir = make_app(CONFIG, {"slow.yaml": WORKFLOW}, {"flood_steps.py": STEPS})
+    out = sluice("chaos", "flood", "--app", str(app_dir), "--workflow", "slow",
+                 "--events", "50", "--factor", "5", "--seconds", "3", "--json",
+                 timeout=180)  # fmt: skip
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.returncode == 0, (report, out.stderr[-2000:])
+    assert report["drill"] == "flood"
+    assert report["passed"] is True
+    assert report["accepted"] == report["completed"] > 0
+    assert report["refused_503_share"] > 0.3  # ingress shed most of the flood
+    assert report["p95_ms"] <= 1000
+    assert report["unexpected_statuses"] == {}
