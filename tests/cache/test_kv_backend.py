@@ -216,6 +216,23 @@ class TestLostRedis:
             finally:
                 await redis_kv.aclose()
 
+    async def test_two_clients_share_one_cache(self) -> None:
+        """Two Redis clients (as two processes) on one server: an answer cached by one is a
+        hit for the other, and with no model call."""
+        with RedisServer() as server:
+            first_kv, second_kv = RedisKV(server.url), RedisKV(server.url)
+            model = KeywordModel()
+            first = ResponseCache(KVBackend(first_kv), ttl_s=60).wrap(model)
+            second = ResponseCache(KVBackend(second_kv), ttl_s=60).wrap(model)
+            try:
+                await first.predict(ModelRequest(text="where is my card"))
+                shared = await second.predict(ModelRequest(text="where  is my card "))
+                assert model.calls == 1
+                assert (shared.label, shared.cost) == ("card_arrival", 0.0)
+            finally:
+                await first_kv.aclose()
+                await second_kv.aclose()
+
     async def test_store_never_reachable_is_uncached_from_the_start(self) -> None:
         """A cache configured on a Redis that is not there serves every request uncached."""
         server = RedisServer()  # a free port nothing listens on
