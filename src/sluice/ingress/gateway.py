@@ -295,6 +295,8 @@ class Gateway:
                 span.set_attributes(
                     {"sluice.event_id": receipt.event_id, "sluice.duplicate": receipt.duplicate}
                 )
+            log.debug("accepted %s", receipt.event_id, extra={"event_id": receipt.event_id,
+                      "tenant": tenant, "workflow": wf.name})  # fmt: skip
         self._remember(claim, receipt)
         if not receipt.duplicate:
             source = API_SOURCE if claim is None or claim.key.startswith("api:") else "hook"

@@ -1,9 +1,13 @@
-"""Structured logs: one JSON object per line, PII masked in every message.
+"""Structured logs: one JSON object per line (structlog), PII masked, the trace id on each.
 
-Log calls pass context as ``extra`` (``event_id``, ``step``, ``tenant``, ``workflow``,
-``correlation_id``); the formatter keeps those fields and nothing else from the record, so a
-stray attribute cannot leak a payload. Messages and tracebacks go through the PII masker
-before they are written: a step's exception text may quote the ticket it failed on.
+Log calls pass context as ``extra`` on the standard library loggers (``event_id``, ``step``,
+``tenant``, ``workflow``, ``correlation_id``, ``pool``) or as keyword arguments on structlog
+loggers; the formatter keeps those fields and nothing else, so a stray attribute cannot leak
+a payload. Every line written inside a trace (a request, a step) carries its ``trace_id``,
+the id the API returns as the correlation id. Messages and tracebacks go through the PII
+masker before they are written: a step's exception text may quote the ticket it failed on.
+Prompts are never logged unless the app opts in (``telemetry: {log_prompts: true}``), and
+then masked like everything else.
 """
 
 from __future__ import annotations
@@ -11,47 +15,76 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
+import structlog
+from opentelemetry import trace
 
 from sluice.guard.pii import PiiMasker
 
 CONTEXT_FIELDS = ("event_id", "step", "tenant", "workflow", "correlation_id", "pool")
+# Keys the structlog pipeline itself puts in an event dict; never copied into a line.
+_INTERNAL = {"_record", "_from_structlog", "event", "exc_info", "level", "logger", "timestamp"}
 
 
-class JsonFormatter(logging.Formatter):
-    """Formats records as JSON lines with masked text."""
+def _trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def _dumps(entry: Any, **_: Any) -> str:
+    return orjson.dumps(entry).decode()
+
+
+class JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """Formats standard-library and structlog records as JSON lines with masked text."""
 
     def __init__(self, masker: PiiMasker | None = None) -> None:
-        super().__init__()
         self._masker = masker or PiiMasker()
+        super().__init__(
+            processors=[self._entry, structlog.processors.JSONRenderer(serializer=_dumps)],
+            foreign_pre_chain=[],
+        )
 
     def _mask(self, text: str) -> str:
         return self._masker.mask(text).masked
 
-    def format(self, record: logging.LogRecord) -> str:
-        """One JSON object: time, level, logger, masked message, context, masked traceback."""
+    def _entry(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """One line: time, level, logger, masked message, context, trace id, masked traceback."""
+        record: logging.LogRecord = event_dict["_record"]
+        # structlog has already rendered a standard record's message with its arguments.
+        message = event_dict.get("event")
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": self._mask(record.getMessage()),
+            "msg": self._mask(str(message) if message is not None else record.getMessage()),
         }
         for field in CONTEXT_FIELDS:
-            value = record.__dict__.get(field)
-            if value is not None:
+            value = event_dict.get(field, record.__dict__.get(field))
+            if value is not None and field not in _INTERNAL:
                 entry[field] = str(value)
-        if record.exc_info:
-            entry["exc"] = self._mask(self.formatException(record.exc_info))
-        return orjson.dumps(entry).decode()
+        trace_id = _trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
+        exc_info = record.exc_info
+        if exc_info is None and event_dict.get("exc_info"):
+            exc_info = sys.exc_info() if event_dict["exc_info"] is True else event_dict["exc_info"]
+        if exc_info and exc_info[0] is not None:
+            entry["exc"] = self._mask(self.formatException(exc_info))
+        return entry
 
 
 def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Send the process's logs to stderr as ``text`` (for people) or ``json`` (for machines).
 
-    Both mask PII in messages; text is for a terminal, JSON for a log pipeline.
+    Both mask PII in messages; text is for a terminal, JSON for a log pipeline. structlog
+    loggers (``structlog.get_logger()``) go through the same handler and formatter.
     """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -61,6 +94,12 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    structlog.configure(
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
 
 
 class _MaskedText(logging.Formatter):
@@ -69,4 +108,8 @@ class _MaskedText(logging.Formatter):
         self._masker = PiiMasker()
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._masker.mask(super().format(record)).masked
+        line = super().format(record)
+        trace_id = _trace_id()
+        if trace_id is not None:
+            line = f"{line} trace_id={trace_id}"
+        return self._masker.mask(line).masked
