@@ -60,6 +60,7 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
         prices:
           small: {{input_per_1k: 0.1, output_per_1k: 0.2}}
           large: {{input_per_1k: 1.0, output_per_1k: 2.0}}
+        alerts: {{window_s: 60}}
         """
         workflow = """
         name: tickets

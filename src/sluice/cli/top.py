@@ -175,7 +175,8 @@ def render(new: Scrape, old: Scrape | None, url: str) -> str:
     lines.append(
         f"CACHES    {'cache':<20} {'hit rate':>9} {'hits':>10} {'misses':>10} {'entries':>9}"
     )
-    hits, misses = new.by("sluice_cache_hits", "cache"), new.by("sluice_cache_misses", "cache")
+    hits = new.by("sluice_cache_hits_total", "cache")
+    misses = new.by("sluice_cache_misses_total", "cache")
     entries = new.by("sluice_cache_entries", "cache")
     for cache in sorted(hits)[:_MAX_ROWS]:
         asked = hits[cache] + misses.get(cache, 0.0)

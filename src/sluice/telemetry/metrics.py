@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from sluice.errors import ConfigError
@@ -170,11 +170,16 @@ def runtime_gauges(stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> Iter
 
 
 def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
-    """Hits, misses, entries and store errors of every service that reports cache stats."""
-    hits = GaugeMetricFamily("sluice_cache_hits", "Cache hits since start", labels=["cache"])
-    misses = GaugeMetricFamily("sluice_cache_misses", "Cache misses since start", labels=["cache"])
+    """Hits, misses, entries and store errors of every service that reports cache stats.
+
+    Hits, misses and errors are running totals, exported as counters (``_total``) so that
+    ``rate()`` reads them right; entries is a gauge.
+    """
+    hits = CounterMetricFamily("sluice_cache_hits", "Cache hits since start", labels=["cache"])
+    misses = CounterMetricFamily("sluice_cache_misses", "Cache misses since start",
+                                 labels=["cache"])  # fmt: skip
     entries = GaugeMetricFamily("sluice_cache_entries", "Entries held", labels=["cache"])
-    errors = GaugeMetricFamily(
+    errors = CounterMetricFamily(
         "sluice_cache_errors",
         "Failed calls to the cache's store (served as misses)",
         labels=["cache"],
