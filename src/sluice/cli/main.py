@@ -25,6 +25,8 @@ _COMMAND_MODULES = (
     "evaluate",
     "chaos",
     "top",
+    "trace",
+    "costs",
 )
 
 
