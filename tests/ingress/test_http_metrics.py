@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-from sluice.telemetry.metrics import OTHER, Metrics, route_label
+import orjson
+import pytest
+
+from sluice.errors import ConfigError
+from sluice.telemetry.metrics import FLAG_FIELD, NO_FLAG, OTHER, Metrics, route_label
 from tests.ingress.conftest import Ingress
 
 
@@ -52,3 +56,36 @@ def test_routes_are_templates() -> None:
     assert route_label("/v1/runs/0123abc") == "runs:get"
     assert route_label("/v1/hooks/helpdesk") == "hooks"
     assert route_label("/wp-admin/login.php") == OTHER
+
+
+async def test_feature_flags_are_declared_carried_and_bounded(ingress: Ingress) -> None:
+    """A declared X-Sluice-Flag keeps its name, travels in the event's data and labels the
+    accepted count; an undeclared one folds into ``other``; no header is ``none``."""
+    ingress.app.metrics.configure({"flags": ["beta"]})
+    runs = "/v1/workflows/tickets/runs"
+    results = {}
+    for flag in ("beta", "made-up", None):
+        headers = {**ingress.auth(), **({"x-sluice-flag": flag} if flag else {})}
+        resp = await ingress.http.post(runs, json={"text": "hi"}, headers=headers)
+        record = await ingress.app.runtime.wait(resp.json()["event_id"], 5)
+        results[flag] = orjson.loads(record.result or b"{}")
+    assert results["beta"][FLAG_FIELD] == "beta"
+    assert results["made-up"][FLAG_FIELD] == OTHER
+    assert FLAG_FIELD not in results[None]
+    text = (await ingress.http.get("/metrics")).text
+    for label in ("beta", OTHER, NO_FLAG):
+        assert _value(text, "sluice_events_accepted_total", workflow="tickets", flag=label) == 1
+
+
+def test_the_metrics_section_is_validated() -> None:
+    metrics = Metrics()
+    with pytest.raises(ConfigError) as err:
+        metrics.configure({"flags": ["ok", "bad flag!"], "max_tenants": 0, "colour": 1})
+    text = "\n".join(err.value.problems)
+    for fragment in ("metrics.flags", "metrics.max_tenants", "metrics.colour"):
+        assert fragment in text
+    with pytest.raises(ConfigError, match="at most 20"):
+        metrics.configure({"flags": [f"f{i}" for i in range(21)]})
+    metrics.configure({"flags": ["a"], "max_tenants": 1})
+    assert (metrics.flag("a"), metrics.flag("b"), metrics.flag(None)) == ("a", OTHER, NO_FLAG)
+    assert [metrics.tenant(t) for t in ("x", "y")] == ["x", OTHER]

@@ -61,6 +61,7 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
           small: {{input_per_1k: 0.1, output_per_1k: 0.2}}
           large: {{input_per_1k: 1.0, output_per_1k: 2.0}}
         alerts: {{window_s: 60}}
+        metrics: {{flags: [beta]}}
         """
         workflow = """
         name: tickets
@@ -96,8 +97,9 @@ async def _traffic(served: Served, texts: list[str], stop: asyncio.Event) -> int
     async with httpx.AsyncClient(base_url=served.url) as http:
         while not stop.is_set():
             text = texts[(sent - 1 if sent % 10 == 9 else sent) % len(texts)]
+            flag = {"x-sluice-flag": "beta"} if sent % 2 else {}
             resp = await http.post("/v1/workflows/tickets/runs", json={"text": text},
-                                   headers=headers, params={"wait": 5})  # fmt: skip
+                                   headers={**headers, **flag}, params={"wait": 5})  # fmt: skip
             assert resp.status_code == 200, resp.text
             sent += 1
     return sent
@@ -149,6 +151,8 @@ async def test_without_a_key_states_come_from_the_gauges(served: Served, texts: 
     await traffic
     async with httpx.AsyncClient(base_url=served.url) as http:
         scrape = parse_scrape((await http.get("/metrics")).text, time.monotonic())
+    flags = {labels["flag"] for labels, _ in scrape.values("sluice_model_calls_total")}
+    assert flags == {"beta", "none"}  # the flag travelled from the header to the classify step
     frame = render(scrape, None, served.url)
     assert "GUARDS    tickets normal" in frame
     assert "accepted/s -" in frame  # one scrape: no rate yet

@@ -38,6 +38,7 @@ from sluice.ingress.settings import IngressSettings, SourceSettings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.kv.limiter import KVRateLimiter
 from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
+from sluice.telemetry.metrics import FLAG_FIELD, NO_FLAG
 from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
@@ -112,19 +113,35 @@ class Gateway:
 
     # the two ways in --------------------------------------------------------------------------
     async def api_run(
-        self, tenant: str, workflow_name: str, body: bytes, data: Any, key: str | None
+        self,
+        tenant: str,
+        workflow_name: str,
+        body: bytes,
+        data: Any,
+        key: str | None,
+        flag: str | None = None,
     ) -> Receipt:
-        """An authenticated API call's run; invalid input is quarantined and raised."""
+        """An authenticated API call's run; invalid input is quarantined and raised.
+
+        ``flag`` (a feature-flag label, already bounded by ``Metrics.flag``) travels with the
+        event in its data under ``_flag``, so steps' metrics are labelled with it.
+        """
         wf = self.app.registry.get(workflow_name)
         if key is None:
-            return await self._api_run(tenant, wf, body, data, None)
+            return await self._api_run(tenant, wf, body, data, None, flag)
         claim = self._claim(tenant, f"api:{wf.name}:{key}", body)
         return await self._single_flight(
-            claim, lambda: self._api_run(tenant, wf, body, data, claim)
+            claim, lambda: self._api_run(tenant, wf, body, data, claim, flag)
         )
 
     async def _api_run(
-        self, tenant: str, wf: Workflow, body: bytes, data: Any, claim: IdempotencyClaim | None
+        self,
+        tenant: str,
+        wf: Workflow,
+        body: bytes,
+        data: Any,
+        claim: IdempotencyClaim | None,
+        flag: str | None = None,
     ) -> Receipt:
         if claim is not None and (hit := self._recent_hit(claim)) is not None:
             return hit
@@ -136,7 +153,7 @@ class Gateway:
             raise InvalidInputError(
                 f"input does not match the schema of workflow {wf.name!r}", problems
             )
-        return await self._accept(wf, tenant, data, claim)
+        return await self._accept(wf, tenant, data, claim, flag)
 
     async def webhook(self, source: str, headers: Mapping[str, str], body: bytes) -> Receipt:
         """A signed webhook delivery; malformed payloads are quarantined (202 for the sender)."""
@@ -283,11 +300,18 @@ class Gateway:
         return masked, original
 
     async def _accept(
-        self, wf: Workflow, tenant: str, data: Any, claim: IdempotencyClaim | None
+        self,
+        wf: Workflow,
+        tenant: str,
+        data: Any,
+        claim: IdempotencyClaim | None,
+        flag: str | None = None,
     ) -> Receipt:
         attributes = {"sluice.workflow": wf.name, "sluice.tenant": tenant}
         with self.app.telemetry.span(f"accept {wf.name}", attributes) as span:
             masked, original = self._mask(wf, data)
+            if flag is not None and isinstance(masked, dict):  # after the schema check
+                masked = {**masked, FLAG_FIELD: flag}
             # The event keeps this span's context: its steps continue the trace.
             event = self.app.runtime.new_event(wf, masked, tenant, original)
             receipt = await self.app.runtime.accept(event, claim)
@@ -300,7 +324,8 @@ class Gateway:
         self._remember(claim, receipt)
         if not receipt.duplicate:
             source = API_SOURCE if claim is None or claim.key.startswith("api:") else "hook"
-            self.app.metrics.accepted.labels(self.app.metrics.tenant(tenant), wf.name, source).inc()
+            tenant_label = self.app.metrics.tenant(tenant)
+            self.app.metrics.accepted.labels(tenant_label, wf.name, source, flag or NO_FLAG).inc()
         return receipt
 
     async def _quarantine(

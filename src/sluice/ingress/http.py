@@ -216,9 +216,11 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             return problem(413, "payload-too-complex", "Payload Too Complex", too_big,
                            correlation_id=cid)  # fmt: skip
         try:
+            flag = request.headers.get("x-sluice-flag")  # bounded: declared flags or "other"
             receipt = await gateway.api_run(
                 key.tenant, request.path_params["name"], body, data,
                 request.headers.get("idempotency-key"),
+                None if flag is None else app.metrics.flag(flag),
             )  # fmt: skip
         except SluiceError as exc:
             return _refusal(exc, cid)

@@ -72,7 +72,8 @@ class Metrics:
         self.request_seconds = timer("sluice_http_request_duration_seconds",
                                      "Time to answer an HTTP request", "route")  # fmt: skip
         event = ("tenant", "workflow")
-        self.accepted = counter("sluice_events_accepted", "Accepted at ingress", *event, "source")
+        self.accepted = counter("sluice_events_accepted", "Accepted at ingress",
+                                *event, "source", "flag")  # fmt: skip
         self.quarantined = counter("sluice_events_quarantined", "Malformed, kept aside",
                                    *event, "source")  # fmt: skip
         self.finished = counter("sluice_events_finished", "Events that reached an end",
