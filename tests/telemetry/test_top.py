@@ -138,6 +138,10 @@ async def test_top_once_shows_a_served_app(served: Served, texts: list[str]) -> 
     assert re.search(r"inference\s+\d+\s+\d+\s+4\b", frame)  # queue, in flight, cap
     assert "GUARDS    tickets normal" in frame
     assert "ALERTS    none firing" in frame
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        status = await http.get("/v1/status", headers={"authorization": f"Bearer {served.key}"})
+    assert status.json()["alerts"]["firing"] == []
+    assert status.json()["alerts"]["window_s"] == 60
     if "model:large" in frame:  # created at the first escalation
         assert "model:large closed" in frame
 

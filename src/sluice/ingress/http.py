@@ -264,6 +264,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
         snapshot = [] if breakers is None else breakers.snapshot()
         body = {"pools": app.runtime.stats(), "caches": caches, "breakers": snapshot,
                 **(await reliability_status(app.services))}  # fmt: skip
+        alerts = app.services.get("alerts")
+        if alerts is not None:  # spike alerts firing, the last changes, webhook deliveries
+            body["alerts"] = alerts.snapshot()
         # Snapshots are frozen dataclasses holding read-only mappings: render those as dicts.
         return Response(orjson.dumps(body, default=dict), media_type="application/json")
 
