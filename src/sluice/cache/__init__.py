@@ -1,8 +1,9 @@
 """Caches for model answers and retrieval results, over a small backend port.
 
 ``CacheBackend`` is the port (async bytes get/set with TTL); ``MemoryBackend`` is the
-embedded LRU. ``ResponseCache`` / ``CachedModel`` cache model answers; ``RetrievalCache``
-caches neighbours. Both report ``stats()``.
+embedded LRU, ``KVBackend`` the app's KV (shared through Redis, uncached while it is away).
+``ResponseCache`` / ``CachedModel`` cache model answers; ``RetrievalCache`` caches
+neighbours. Both report ``stats()``.
 """
 
 from sluice.cache.backend import BackendStats, CacheBackend, MemoryBackend
@@ -15,6 +16,7 @@ from sluice.cache.config import (
 )
 from sluice.cache.errors import CacheConfigError
 from sluice.cache.keys import normalize_prompt, response_key
+from sluice.cache.kv_backend import KVBackend
 from sluice.cache.response import CachedModel, ResponseCache
 from sluice.cache.retrieval import RetrievalCache
 from sluice.cache.stats import CacheStats
@@ -28,6 +30,7 @@ __all__ = [
     "CacheSettings",
     "CacheStats",
     "CachedModel",
+    "KVBackend",
     "MemoryBackend",
     "ResponseCache",
     "RetrievalCache",
