@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +28,14 @@ import httpx
 import yaml
 
 from sluice.models.metrics import percentile
-from sluice.testing.drill_model import final_views
-from sluice.testing.drills import SLUICE, DrillOptions, DrillReport, count_events, spawn
+from sluice.testing.drills import (
+    DrillOptions,
+    DrillReport,
+    count_events,
+    create_api_key,
+    final_views,
+    spawn,
+)
 from sluice.testing.load import memory_mb, open_loop
 from sluice.testing.servers import free_port, wait_ready
 
@@ -77,18 +82,14 @@ async def flood(options: DrillOptions) -> DrillReport:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         env = {**os.environ, "SLUICE_STORE": f"sqlite:///{tmp / 'flood.db'}"}
-        created = await asyncio.to_thread(
-            subprocess.run,
-            [*SLUICE, "apikey", "create", "--tenant", "drill", "--app", str(options.app_dir)],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        key = await create_api_key(options.app_dir, env)
         port = free_port()
         # The production topology: a gateway that only admits and a worker process, so the
         # flood of requests and the work itself do not share one event loop.
         server = spawn(["serve", str(options.app_dir), "--port", str(port), "--no-workers"],
                        env, tmp / "log")  # fmt: skip
         worker = spawn(["worker", str(options.app_dir)], env, tmp / "log")
-        auth = {"authorization": f"Bearer {created.stdout.strip()}"}
+        auth = {"authorization": f"Bearer {key}"}
         base = f"http://127.0.0.1:{port}"
         path = f"/v1/workflows/{options.workflow}/runs"
         try:

@@ -25,7 +25,6 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,14 @@ import yaml
 
 from sluice.errors import ConfigError
 from sluice.models.metrics import percentile
-from sluice.testing.drills import SLUICE, DrillOptions, DrillReport, count_events, spawn
+from sluice.testing.drills import (
+    DrillOptions,
+    DrillReport,
+    count_events,
+    create_api_key,
+    final_views,
+    spawn,
+)
 from sluice.testing.load import memory_mb, open_loop
 from sluice.testing.servers import free_port, wait_ready
 
@@ -128,32 +134,6 @@ def write_drill_app(
     return dest
 
 
-async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Every event's run view once it has ended (or stopped moving for a minute)."""
-    views: dict[str, dict[str, Any]] = {}
-    todo = list(ids)
-    gate = asyncio.Semaphore(16)
-    last_progress = time.monotonic()
-
-    async def fetch(event_id: str) -> None:
-        async with gate:
-            view = (await client.get(f"/v1/runs/{event_id}")).json()
-        if view.get("status") != "accepted":
-            views[event_id] = view
-
-    while todo and time.monotonic() - last_progress < 60:
-        before = len(views)
-        await asyncio.gather(*(fetch(i) for i in todo))
-        todo = [i for i in todo if i not in views]
-        if len(views) > before:
-            last_progress = time.monotonic()
-        if todo:
-            await asyncio.sleep(0.5)
-    for event_id in todo:
-        views[event_id] = {"status": "accepted"}
-    return views
-
-
 async def _run_side(
     options: DrillOptions, tmp: Path, llm_url: str, rate: float, *, guarded: bool
 ) -> dict[str, Any]:
@@ -161,14 +141,10 @@ async def _run_side(
     app = write_drill_app(tmp / side, options.app_dir, options.workflow, llm_url, guarded=guarded)
     env = {**os.environ, "SLUICE_STORE": f"sqlite:///{tmp / side / 'drill.db'}"}
     log = tmp / f"{side}.log"
-    created = await asyncio.to_thread(
-        subprocess.run,
-        [*SLUICE, "apikey", "create", "--tenant", "drill", "--app", str(app)],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    key = await create_api_key(app, env)
     port = free_port()
     server = spawn(["serve", str(app), "--port", str(port)], env, log)
-    auth = {"authorization": f"Bearer {created.stdout.strip()}"}
+    auth = {"authorization": f"Bearer {key}"}
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client:

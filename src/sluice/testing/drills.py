@@ -127,12 +127,7 @@ async def kill_worker(
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SLUICE_STORE": f"sqlite:///{Path(tmp) / 'drill.db'}"}
         log = Path(tmp) / "processes.log"
-        created = await asyncio.to_thread(
-            subprocess.run,
-            [*SLUICE, "apikey", "create", "--tenant", "drill", "--app", str(app_dir)],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        key = created.stdout.strip()
+        key = await create_api_key(app_dir, env)
         port = free_port()
         gateway = spawn(["serve", str(app_dir), "--port", str(port), "--no-workers"], env, log)
         workers = [spawn(["worker", str(app_dir)], env, log) for _ in range(2)]
@@ -203,21 +198,45 @@ async def count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
         await store.aclose()
 
 
-async def settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
-    """Poll until every event has ended (or stopped moving for a minute); id -> status."""
-    states: dict[str, str] = {}
-    open_ids = list(event_ids)
+async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Every event's run view once it has ended (or stopped moving for a minute)."""
+    views: dict[str, dict[str, Any]] = {}
+    todo = list(ids)
+    gate = asyncio.Semaphore(16)
     last_progress = time.monotonic()
-    while open_ids and time.monotonic() - last_progress < 60:
-        still = []
-        for event_id in open_ids:
-            run = (await client.get(f"/v1/runs/{event_id}")).json()
-            states[event_id] = run.get("status", "unknown")
-            if states[event_id] == "accepted":
-                still.append(event_id)
-        if len(still) < len(open_ids):
+
+    async def fetch(event_id: str) -> None:
+        async with gate:
+            view = (await client.get(f"/v1/runs/{event_id}")).json()
+        if view.get("status") != "accepted":
+            views[event_id] = view
+
+    while todo and time.monotonic() - last_progress < 60:
+        before = len(views)
+        await asyncio.gather(*(fetch(i) for i in todo))
+        todo = [i for i in todo if i not in views]
+        if len(views) > before:
             last_progress = time.monotonic()
-        open_ids = still
-        if open_ids:
+        if todo:
             await asyncio.sleep(0.5)
-    return states
+    for event_id in todo:
+        views[event_id] = {"status": "accepted"}
+    return views
+
+
+async def settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
+    """Every event's final status (``accepted`` for those still moving after a minute)."""
+    return {
+        i: str(v.get("status", "unknown"))
+        for i, v in (await final_views(client, event_ids)).items()
+    }
+
+
+async def create_api_key(app_dir: Path, env: dict[str, str], tenant: str = "drill") -> str:
+    """A new API key of ``tenant`` in the store ``env`` configures (``sluice apikey create``)."""
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [*SLUICE, "apikey", "create", "--tenant", tenant, "--app", str(app_dir)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return created.stdout.strip()
