@@ -68,7 +68,7 @@ def triage_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "sluice.yaml").write_text(textwrap.dedent(CONFIG))
     built = sluice("index", "build", str(root))
     assert built.returncode == 0, built.stderr
-    trained = sluice("train", str(root))
+    trained = sluice("train", str(root), timeout=300)  # two models; slow on a busy machine
     assert trained.returncode == 0, trained.stderr
     return root
 
