@@ -169,9 +169,11 @@ async def kill_cache(
                 for n, data in enumerate(plan):
                     await asyncio.sleep(max(0.0, started + n * interval - time.monotonic()))
                     if not kill_at and n >= len(plan) // 2:
-                        before = await _status(client)
                         kill_at = time.time()
                         redis.kill()
+                        # Counted after the kill: no later lookup can hit a dead store, so
+                        # lookups racing the kill cannot blur the rate after it.
+                        before = await _status(client)
                         progress(f"killed redis-server after {n} events")
                     tasks.append(asyncio.create_task(send(n, data)))
                 await asyncio.gather(*tasks)
