@@ -65,11 +65,9 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     if metrics is not None:
         tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(data.get(FLAG_FIELD))
         for call in outcome.steps:
-            labels = (tenant, ctx.workflow, ctx.version, ctx.step, call.model, flag)
-            metrics.model_calls.labels(*labels).inc()
-            metrics.model_cost.labels(*labels).inc(call.cost)
-            metrics.model_input_tokens.labels(*labels).inc(call.usage.input_tokens)
-            metrics.model_output_tokens.labels(*labels).inc(call.usage.output_tokens)
+            series = metrics.model_series(tenant, ctx.workflow, ctx.version, ctx.step,
+                                          call.model, flag)  # fmt: skip
+            series.count(call.cost, call.usage.input_tokens, call.usage.output_tokens)
         if outcome.escalated:
             metrics.escalations.labels(tenant, ctx.workflow, ctx.version, flag).inc()
     alerts = ctx.services.get("alerts")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -55,6 +56,26 @@ def route_label(path: str) -> str:
     return OTHER
 
 
+_MAX_CACHED_SERIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSeries:
+    """The counters of model calls for one label set."""
+
+    calls: Counter
+    cost: Counter
+    input_tokens: Counter
+    output_tokens: Counter
+
+    def count(self, cost: float, input_tokens: int, output_tokens: int) -> None:
+        """Count one call."""
+        self.calls.inc()
+        self.cost.inc(cost)
+        self.input_tokens.inc(input_tokens)
+        self.output_tokens.inc(output_tokens)
+
+
 class Metrics:
     """The metrics of one app."""
 
@@ -65,6 +86,7 @@ class Metrics:
         self._max_tenants = max_tenants
         self.flags = frozenset(flags)
         self._tenants: set[str] = set()
+        self._model_series: dict[tuple[str, ...], ModelSeries] = {}
         self._lock = threading.Lock()
         counter = self._counter
         timer = self._histogram
@@ -96,6 +118,21 @@ class Metrics:
         self.alert_deliveries = counter(
             "sluice_alert_deliveries", "Alert webhook posts by outcome", "outcome"
         )
+
+    def model_series(self, *labels: str) -> ModelSeries:
+        """The call, cost and token counters of one label set (tenant, workflow, version, step,
+        model, flag), kept once made: resolving labels costs more than the increments."""
+        series = self._model_series.get(labels)
+        if series is None:
+            series = ModelSeries(
+                self.model_calls.labels(*labels),
+                self.model_cost.labels(*labels),
+                self.model_input_tokens.labels(*labels),
+                self.model_output_tokens.labels(*labels),
+            )
+            if len(self._model_series) < _MAX_CACHED_SERIES:  # labels are bounded; so is this
+                self._model_series[labels] = series
+        return series
 
     def _counter(self, name: str, doc: str, *labels: str) -> Counter:
         return Counter(name, doc, list(labels), registry=self.registry)
