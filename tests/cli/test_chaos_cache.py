@@ -71,9 +71,13 @@ def test_kill_cache_drill_passes_and_reports(make_app: MakeApp) -> None:
     assert (report["lost"], report["duplicates"], report["dead"]) == (0, 0, 0)
     assert report["client_errors"] == 0
     assert report["hit_rate_before_kill"] > 0
-    assert report["hit_rate_after_kill"] == 0  # nothing to hit: the store is gone
+    # Nothing to hit once the store is gone (a reply read just before the kill may be counted
+    # just after it).
+    assert report["hit_rate_after_kill"] < 0.05
     assert report["cache_errors"] > 0
     assert report["events_before_kill"] > 0
     assert report["events_after_kill"] > 0
     assert report["p95_ms_after_kill"] <= report["p95_bound_ms"]
+    assert report["lookups_after_kill"] > 0
+    assert report["checks"]["lookup_after_kill_no_slower"] is True
     assert "killed redis-server" in out.stderr
