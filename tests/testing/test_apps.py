@@ -65,6 +65,7 @@ def test_naive_app_runs_every_step_in_one_pool_and_asks_only_the_llm(tmp_path: P
     assert _cascade(workflow) == [{"model": "llm"}]
     assert next(s for s in workflow.steps if s.name == "classify").retries == 2
     assert "caches" not in extra
+    assert "spend" not in extra
     assert extra["reliability"] == {"guard_tiers": False}
     assert list(extra["models"]) == ["llm"]
     assert "slo" not in workflow.extra

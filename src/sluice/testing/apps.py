@@ -112,8 +112,8 @@ def naive_triage_app(
     Every step runs in one pool named ``shared`` (``concurrency`` workers, ``queue_limit``
     queued jobs), so slow LLM calls hold the workers the quick steps need. The classify
     step's cascade is the LLM alone, with ``retries`` plain retries (full-jitter backoff,
-    never sooner than a 429's ``Retry-After``). No ``caches:`` section, and
-    ``reliability.guard_tiers: false``. The only model is the LLM (the retrieval index
+    never sooner than a 429's ``Retry-After``). No ``caches:``, no ``spend:``, no ``slo:``,
+    and ``reliability.guard_tiers: false``. The only model is the LLM (the retrieval index
     embeds with its own embedder). Returns ``dest``.
     """
     if concurrency < 1 or queue_limit < 1 or retries < 0:
@@ -129,6 +129,7 @@ def naive_triage_app(
     config["prices"] = {LLM_MODEL: dict(llm_prices)}
     config["reliability"] = {"guard_tiers": False}
     config.pop("caches", None)
+    config.pop("spend", None)  # no spend budgets either: nothing degrades to a cheaper answer
     classify = _classify_step(flow, source)
     classify["options"] = {**classify["options"], "cascade": [{"model": LLM_MODEL}]}
     classify["retries"] = retries
