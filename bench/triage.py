@@ -9,6 +9,14 @@ classify (the cascade), route, draft and deliver, each step a durable job on SQL
 off (every ticket to the large model) for the baseline. The last line is one JSON object.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py [--tickets 50000] [--baseline 3000]
+
+``--telemetry both`` measures what telemetry costs instead: the same tickets with telemetry
+off (no spans, no cost ledger) and on (a span for acceptance, each step, each model call and
+cache lookup, written to the local span store, plus the ledger), alternating off/on
+``--repeats`` times in one run, and prints the median tickets/s of each and their ratio.
+``--telemetry on|off`` runs the full benchmark with telemetry set that way.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py --telemetry both [--tickets 3000]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import dataclasses
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -74,11 +83,15 @@ def _without_cascade(registry: WorkflowRegistry) -> WorkflowRegistry:
     return WorkflowRegistry(changed)
 
 
-async def run(stream: list[tuple[str, str]], cascade: bool, label: str) -> dict[str, Any]:
+async def run(
+    stream: list[tuple[str, str]], cascade: bool, label: str, telemetry: bool = True
+) -> dict[str, Any]:
     """Push ``stream`` through the triage app in this process; return the figures."""
     settings = load_settings(APP)
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(settings, store=f"sqlite:///{Path(tmp) / 'bench.db'}")
+        section = {} if telemetry else {"tracing": False, "ledger": False}
+        settings = dataclasses.replace(settings, extra={**settings.extra, "telemetry": section})
         registry = WorkflowRegistry.from_directory(settings.workflows_dir or APP, settings.pools)
         if not cascade:
             registry = _without_cascade(registry)
@@ -123,7 +136,9 @@ async def run(stream: list[tuple[str, str]], cascade: bool, label: str) -> dict[
                 predicted[position[event.id]] = result.get("intent")
                 escalated += bool(result.get("escalated"))
     gold = [label for _, label in stream]
+    spans = app.telemetry.sink.written  # the app flushed what was buffered when it stopped
     return {
+        "spans_and_rows": spans,
         "tickets": len(stream),
         "seconds": elapsed,
         "tickets_per_s": len(stream) / elapsed,
@@ -133,19 +148,59 @@ async def run(stream: list[tuple[str, str]], cascade: bool, label: str) -> dict[
     }
 
 
+def telemetry_cost(count: int, repeats: int) -> None:
+    """Telemetry off and on, alternating, on the same tickets; medians and their ratio."""
+    print(f"triage telemetry cost: {count} tickets x {repeats} runs each way,"
+          f" {os.cpu_count()} cores")  # fmt: skip
+    stream = tickets(count)
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    written = 0
+    for n in range(repeats):
+        for mode in ("off", "on"):
+            figures = asyncio.run(
+                run(stream, cascade=True, label=f"telemetry {mode}", telemetry=mode == "on")
+            )
+            rates[mode].append(figures["tickets_per_s"])
+            if mode == "on":
+                written = figures["spans_and_rows"]
+            print(f"  run {n + 1} telemetry {mode:<3}: {figures['tickets_per_s']:.0f} tickets/s"
+                  f" (dead {figures['dead']})")  # fmt: skip
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    print(f"  telemetry off: median {off:.0f} tickets/s")
+    print(f"  telemetry on : median {on:.0f} tickets/s ({written} spans and ledger rows"
+          f" stored in the last run, {written / count:.1f} per ticket)")  # fmt: skip
+    print(f"  ratio        : {on / off:.3f} (telemetry costs {100 * (1 - on / off):.1f}%"
+          " of the throughput)")  # fmt: skip
+    print(json.dumps({
+        "tickets": count, "repeats": repeats,
+        "telemetry_off_tickets_per_s": round(off, 1), "telemetry_on_tickets_per_s": round(on, 1),
+        "ratio": round(on / off, 4), "off_runs": [round(r, 1) for r in rates["off"]],
+        "on_runs": [round(r, 1) for r in rates["on"]],
+    }))  # fmt: skip
+
+
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tickets", type=int, default=50_000)
+    parser.add_argument("--tickets", type=int, default=None,
+                        help="default 50000, or 3000 with --telemetry both")  # fmt: skip
     parser.add_argument("--baseline", type=int, default=3_000)
+    parser.add_argument("--telemetry", choices=("on", "off", "both"), default="on")
+    parser.add_argument("--repeats", type=int, default=3, help="runs each way (--telemetry both)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(f"triage benchmark: {args.tickets} tickets, {os.cpu_count()} cores")
-    full = asyncio.run(run(tickets(args.tickets), cascade=True, label="cascade"))
+    if args.telemetry == "both":
+        telemetry_cost(args.tickets or 3_000, args.repeats)
+        return
+    args.tickets = args.tickets or 50_000
+    on = args.telemetry == "on"
+    print(f"triage benchmark: {args.tickets} tickets, {os.cpu_count()} cores, telemetry"
+          f" {args.telemetry}")  # fmt: skip
+    full = asyncio.run(run(tickets(args.tickets), cascade=True, label="cascade", telemetry=on))
     print(f"  cascade on : {full['tickets']} tickets in {full['seconds']:.1f} s ="
           f" {full['tickets_per_s']:.0f}/s, accuracy {full['accuracy']:.4f},"
           f" escalation {full['escalation_rate']:.3f}, dead {full['dead']}")  # fmt: skip
-    base = asyncio.run(run(tickets(args.baseline), cascade=False, label="no cascade"))
+    base = asyncio.run(run(tickets(args.baseline), cascade=False, label="no cascade", telemetry=on))
     print(f"  cascade off: {base['tickets']} tickets in {base['seconds']:.1f} s ="
           f" {base['tickets_per_s']:.0f}/s, accuracy {base['accuracy']:.4f}"
           f" (every ticket to the large model)")  # fmt: skip

@@ -107,8 +107,8 @@ def trace_app(tmp_path_factory: pytest.TempPathFactory, receiver_port: int) -> P
     )
     config = CONFIG.replace("RECEIVER", str(receiver_port)).replace("HOOK_SECRET", HOOK_SECRET)
     (root / "sluice.yaml").write_text(textwrap.dedent(config))
-    assert sluice("index", "build", str(root)).returncode == 0
-    trained = sluice("train", str(root))
+    assert sluice("index", "build", str(root), timeout=300).returncode == 0
+    trained = sluice("train", str(root), timeout=300)  # slow when the cores are shared
     assert trained.returncode == 0, trained.stderr
     return root
 

@@ -11,6 +11,7 @@
       span_ttl_s: 604800         # spans older than this are purged (7 days)
       cost_ttl_s: 7776000        # ledger rows older than this are purged (90 days)
       log_prompts: false         # opt in to logging model prompts (always PII-masked)
+      ledger: true               # one cost-ledger row per model call (`sluice costs`)
 
 The sample ratio defaults to 1 on the embedded store (SQLite: one process, spans are cheap to
 keep) and to 0.1 on PostgreSQL (a fleet of processes; keep one trace in ten).
@@ -26,7 +27,7 @@ from sluice.errors import ConfigError
 
 _KNOWN = {
     "tracing", "sample_ratio", "otlp_endpoint", "local_spans", "max_spans", "span_ttl_s",
-    "cost_ttl_s", "log_prompts", "buffer", "flush_ms", "service_name",
+    "cost_ttl_s", "log_prompts", "buffer", "flush_ms", "service_name", "ledger",
 }  # fmt: skip
 
 
@@ -42,6 +43,7 @@ class TelemetrySettings:
     span_ttl_s: float = 7 * 86_400.0
     cost_ttl_s: float = 90 * 86_400.0
     log_prompts: bool = False
+    ledger: bool = True
     #: Spans and ledger rows waiting to be written; past it new ones are dropped and counted.
     buffer: int = 50_000
     flush_ms: int = 500
@@ -57,7 +59,7 @@ def parse_telemetry(
     if not isinstance(spec, Mapping):
         raise ConfigError("telemetry: must be a mapping")
     problems = [f"telemetry.{key}: unknown setting" for key in spec if key not in _KNOWN]
-    for key in ("tracing", "local_spans", "log_prompts"):
+    for key in ("tracing", "local_spans", "log_prompts", "ledger"):
         if key in spec and not isinstance(spec[key], bool):
             problems.append(f"telemetry.{key}: must be true or false")
     for key in ("max_spans", "buffer", "flush_ms"):
@@ -86,6 +88,7 @@ def parse_telemetry(
         span_ttl_s=float(spec.get("span_ttl_s", defaults.span_ttl_s)),
         cost_ttl_s=float(spec.get("cost_ttl_s", defaults.cost_ttl_s)),
         log_prompts=bool(spec.get("log_prompts", False)),
+        ledger=bool(spec.get("ledger", True)),
         buffer=int(spec.get("buffer", defaults.buffer)),
         flush_ms=int(spec.get("flush_ms", defaults.flush_ms)),
         service_name=str(

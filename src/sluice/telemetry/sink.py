@@ -16,24 +16,24 @@ import contextlib
 import logging
 import time
 from collections import deque
-
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from typing import TYPE_CHECKING
 
 from sluice.store.base import CostRecord, SpanRecord, Store
 from sluice.telemetry.settings import TelemetrySettings
+
+if TYPE_CHECKING:
+    from sluice.telemetry.otlp import OtlpForwarder
+    from sluice.telemetry.tracing import LocalSpan
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
 
-def span_record(span: ReadableSpan) -> SpanRecord | None:
-    """The stored form of a finished span (None for a span without a valid context)."""
-    ctx = span.context
-    if ctx is None or not ctx.is_valid:
-        return None
-    attributes = dict(span.attributes or {})
-    event_id = attributes.get("sluice.event_id")
+def span_record(span: LocalSpan) -> SpanRecord:
+    """The stored form of a finished span."""
+    ctx = span.get_span_context()
+    event_id = span.attributes.get("sluice.event_id")
     parent = span.parent
     return SpanRecord(
         trace_id=format(ctx.trace_id, "032x"),
@@ -41,21 +41,24 @@ def span_record(span: ReadableSpan) -> SpanRecord | None:
         parent_id=None if parent is None else format(parent.span_id, "016x"),
         name=span.name,
         kind=span.kind.name.lower(),
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time or span.start_time or 0,
-        status=span.status.status_code.name.lower(),
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        status=span.status.name.lower(),
         event_id=None if event_id is None else str(event_id),
-        attributes=attributes,
+        attributes=span.attributes,
     )
 
 
 class TelemetrySink:
     """Bounded buffers of spans and ledger rows, and the task that writes them."""
 
-    def __init__(self, store: Store, settings: TelemetrySettings) -> None:
+    def __init__(
+        self, store: Store, settings: TelemetrySettings, forward: OtlpForwarder | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
-        self._spans: deque[ReadableSpan] = deque()
+        self._forward = forward
+        self._spans: deque[LocalSpan] = deque()
         self._costs: deque[CostRecord] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +67,7 @@ class TelemetrySink:
         self.written = 0
 
     # producers (event loop; must stay cheap) -------------------------------------------------
-    def add_span(self, span: ReadableSpan) -> None:
+    def add_span(self, span: LocalSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
         if len(self._spans) + len(self._costs) >= self._settings.buffer:
             self.dropped += 1
@@ -85,15 +88,19 @@ class TelemetrySink:
         """Start the writer task on the running loop."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="telemetry-sink")
+        if self._forward is not None:
+            self._forward.start()
 
     async def stop(self) -> None:
-        """Stop the task, then write what is still buffered."""
+        """Stop the task, then write what is still buffered (and send it to the collector)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self.flush()
+        if self._forward is not None:
+            await self._forward.drain()
 
     async def flush(self) -> int:
         """Write everything buffered now; return how many rows were written."""
@@ -102,7 +109,9 @@ class TelemetrySink:
             while self._spans or self._costs:
                 spans = [self._spans.popleft() for _ in range(min(BATCH, len(self._spans)))]
                 costs = [self._costs.popleft() for _ in range(min(BATCH, len(self._costs)))]
-                records = [r for r in map(span_record, spans) if r is not None]
+                if self._forward is not None:
+                    self._forward.add(spans)
+                records = [span_record(s) for s in spans] if self._settings.local_spans else []
                 try:
                     await self._store.write_telemetry(records, costs)
                 except Exception:  # telemetry never fails the work it describes
@@ -136,14 +145,3 @@ class TelemetrySink:
                     await self.purge()
                 except Exception:  # a bad moment must not end the loop
                     log.warning("purging old spans and ledger rows failed", exc_info=True)
-
-
-class LocalSpanProcessor(SpanProcessor):
-    """Hands every sampled span, once ended, to the sink (the local span store)."""
-
-    def __init__(self, sink: TelemetrySink) -> None:
-        self._sink = sink
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Buffer the span; the sink's task writes it."""
-        self._sink.add_span(span)

@@ -1,7 +1,7 @@
 """Tracing: one OpenTelemetry trace per event, from the request that made it to delivery.
 
-Each app owns a :class:`Telemetry` with its own ``TracerProvider`` (never the global one, so
-two apps in one process, or two tests, stay apart). Spans:
+Each app owns a :class:`Telemetry` with its own tracer (never the global provider, so two
+apps in one process, or two tests, stay apart). Spans:
 
 * ingress: the HTTP request (``SERVER``), with the caller's ``traceparent`` as parent; its
   trace id is the request's correlation id, returned in ``x-correlation-id`` and in every
@@ -19,7 +19,7 @@ two apps in one process, or two tests, stay apart). Spans:
 Attributes name things and count them; they never carry ticket text, prompts, outputs or
 PII, and exceptions are recorded by type only (a message may quote the ticket). Spans go to
 the app's store through :class:`~sluice.telemetry.sink.TelemetrySink` (``sluice trace``) and,
-when an endpoint is configured, to an OTLP/HTTP collector through the SDK's batch processor.
+when an endpoint is configured, to an OTLP/HTTP collector (:mod:`sluice.telemetry.otlp`).
 
 Code below the step (cascades, caches, egress) reaches the active :class:`Telemetry` through
 a context variable set for the step's duration, so models and caches need no tracing wiring.
@@ -28,6 +28,7 @@ a context variable set for the step's duration, so models and caches need no tra
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -35,16 +36,19 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
-from opentelemetry.trace import TraceFlags as OtelTraceFlags
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from sluice.store.base import CostRecord, Store
 from sluice.telemetry.settings import TelemetrySettings
-from sluice.telemetry.sink import LocalSpanProcessor, TelemetrySink
+from sluice.telemetry.sink import TelemetrySink
 from sluice.telemetry.traceparent import format_traceparent, parse_traceparent
 
 if TYPE_CHECKING:
@@ -53,41 +57,153 @@ if TYPE_CHECKING:
 
 _ACTIVE: ContextVar[Telemetry | None] = ContextVar("sluice_telemetry", default=None)
 Attributes = Mapping[str, str | bool | int | float]
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_TRACE_ID_MASK = (1 << 64) - 1
+
+
+class LocalSpan(Span):
+    """A span as Sluice records it: names, times, parent and plain attributes.
+
+    It implements the OpenTelemetry API's ``Span``, so the API's context, propagation and
+    ``get_current_span`` work with it; but it skips the SDK's per-span machinery (attribute
+    validation under a lock, span processors, resource and scope objects), which measured at
+    tens of microseconds a span, ten times what this costs, on a path that makes ten spans an
+    event. Events and exceptions are not recorded (their messages may quote a ticket):
+    failures are kept as a status and an ``error.type``.
+    """
+
+    __slots__ = ("_context", "_sink", "attributes", "end_ns", "kind", "name", "parent",
+                 "start_ns", "status")  # fmt: skip
+
+    def __init__(
+        self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
+        attributes: Attributes | None, sink: TelemetrySink,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self._context = context
+        self.parent = parent
+        self.kind = kind
+        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self.status = StatusCode.UNSET
+        self.start_ns = time.time_ns()
+        self.end_ns = 0
+        self._sink = sink
+
+    def get_span_context(self) -> SpanContext:
+        """The span's trace id, span id and flags."""
+        return self._context
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set several attributes (values are Sluice's own: names, counts, costs)."""
+        self.attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set one attribute."""
+        self.attributes[key] = value
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        """Not recorded: span events are where messages (and so ticket text) would go."""
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        """Not recorded."""
+
+    def update_name(self, name: str) -> None:
+        """Rename the span."""
+        self.name = name
+
+    def is_recording(self) -> bool:
+        """Always: unsampled spans are never LocalSpans."""
+        return True
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """Keep the status code; descriptions are dropped (they may quote a ticket)."""
+        self.status = status.status_code if isinstance(status, Status) else status
+
+    def record_exception(
+        self, exception: BaseException, attributes: Any = None, timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:  # fmt: skip
+        """Record the exception's type only."""
+        self.attributes["error.type"] = type(exception).__name__
+
+    def end(self, end_time: int | None = None) -> None:
+        """Finish the span and hand it to the sink (once)."""
+        if self.end_ns == 0:
+            self.end_ns = end_time or time.time_ns()
+            self._sink.add_span(self)
+
+
+class LocalTracer:
+    """Starts :class:`LocalSpan` children of the current (or a given) span context.
+
+    New traces are sampled by trace id against ``ratio``, as the SDK's ``TraceIdRatioBased``
+    does; a span with a parent follows the parent's sampled flag (a caller's ``traceparent``
+    decides for its own trace). Unsampled spans are the API's ``NonRecordingSpan``: they
+    still carry the trace id, so correlation ids and propagation work, but nothing is kept.
+    """
+
+    def __init__(self, sink: TelemetrySink, ratio: float) -> None:
+        self._sink = sink
+        self._bound = round(ratio * (_TRACE_ID_MASK + 1))
+        self._random = random.Random()
+
+    def start_span(
+        self, name: str, context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes | None = None,
+    ) -> Span:  # fmt: skip
+        """A span, child of the span current in ``context`` (or in the running context)."""
+        current = trace.get_current_span(context).get_span_context()
+        bits = self._random.getrandbits
+        parent: SpanContext | None = None
+        if current.is_valid:
+            parent = current
+            trace_id, sampled = current.trace_id, current.trace_flags.sampled
+        else:
+            trace_id = bits(128) or 1
+            sampled = (trace_id & _TRACE_ID_MASK) < self._bound
+        ctx = SpanContext(trace_id, bits(64) or 1, False, _SAMPLED if sampled else _UNSAMPLED)
+        if not sampled:
+            return NonRecordingSpan(ctx)
+        return LocalSpan(name, ctx, parent, kind, attributes, self._sink)
+
+    @contextlib.contextmanager
+    def start_as_current_span(
+        self, name: str, context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes | None = None,
+    ) -> Iterator[Span]:  # fmt: skip
+        """Start a span, make it current for the block, end it after."""
+        current = self.start_span(name, context, kind, attributes)
+        token = otel_context.attach(trace.set_span_in_context(current, context))
+        try:
+            yield current
+        finally:
+            otel_context.detach(token)
+            current.end()
 
 
 class Telemetry:
-    """The tracer provider, the span store and the cost ledger of one app."""
+    """The tracer, the span store and the cost ledger of one app."""
 
     def __init__(self, settings: TelemetrySettings, store: Store) -> None:
         self.settings = settings
-        self.sink = TelemetrySink(store, settings)
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": settings.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
-        )
-        if settings.local_spans:
-            self.provider.add_span_processor(LocalSpanProcessor(self.sink))
+        forward = None
         if settings.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from sluice.telemetry.otlp import OtlpForwarder
 
-            exporter = OTLPSpanExporter(endpoint=f"{settings.otlp_endpoint}/v1/traces")
-            # The SDK's batch processor exports from its own thread: never on the loop.
-            self.provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
-        self.tracer = self.provider.get_tracer("sluice")
+            forward = OtlpForwarder(settings.otlp_endpoint, settings.service_name)
+        self.sink = TelemetrySink(store, settings, forward)
+        self.tracer = LocalTracer(self.sink, settings.sample_ratio)
         self.enabled = settings.tracing
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start writing buffered spans and ledger rows to the store."""
+        """Start writing buffered spans and ledger rows to the store (and the collector)."""
         self.sink.start()
 
     async def stop(self) -> None:
-        """Write what is buffered and shut the exporters down (before the store closes)."""
+        """Write what is buffered (call before the store closes)."""
         await self.sink.stop()
-        if self.settings.otlp_endpoint:
-            import asyncio
-
-            await asyncio.to_thread(self.provider.shutdown)
 
     async def flush(self) -> int:
         """Write buffered spans and ledger rows now (tests and the CLI call this)."""
@@ -112,7 +228,6 @@ class Telemetry:
             self.tracer.start_as_current_span(
                 f"{method} {route}", context=parent, kind=SpanKind.SERVER,
                 attributes={"http.request.method": method, "http.route": route},
-                record_exception=False, set_status_on_exception=False,
             ) as span,
         ):  # fmt: skip
             yield span
@@ -129,13 +244,11 @@ class Telemetry:
         with (
             self.activate(),
             self.tracer.start_as_current_span(
-                f"step {step}", context=parent, attributes=attributes,
-                record_exception=False, set_status_on_exception=False,
+                f"step {step}", context=parent, attributes=attributes
             ) as span,
         ):  # fmt: skip
             yield span
-            status = getattr(span, "status", None)
-            failed = status is not None and status.status_code is StatusCode.ERROR
+            failed = isinstance(span, LocalSpan) and span.status is StatusCode.ERROR
             span.set_attribute("sluice.outcome", "error" if failed else "ok")
 
     @contextlib.contextmanager
@@ -153,6 +266,8 @@ class Telemetry:
         self, event_id: str, tenant: str, workflow: str, step: str, calls: Sequence[ModelResult]
     ) -> None:
         """One ledger row per model call (cache hits included, at zero cost)."""
+        if not self.settings.ledger:
+            return
         now = time.time()
         trace_id = current_trace_id()
         for call in calls:
@@ -171,7 +286,7 @@ def _remote_parent(traceparent: str) -> otel_context.Context | None:
     trace_id, span_id, flags = parsed
     ctx = SpanContext(
         int(trace_id, 16), int(span_id, 16), is_remote=True,
-        trace_flags=OtelTraceFlags(flags & 0x01),
+        trace_flags=TraceFlags(flags & 0x01),
     )  # fmt: skip
     return trace.set_span_in_context(NonRecordingSpan(ctx))
 
@@ -212,10 +327,7 @@ def span(
     if telemetry is None:
         yield None
         return
-    with telemetry.tracer.start_as_current_span(
-        name, kind=kind, attributes=attributes, record_exception=False,
-        set_status_on_exception=False,
-    ) as current:  # fmt: skip
+    with telemetry.tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         try:
             yield current
         except BaseException as exc:
