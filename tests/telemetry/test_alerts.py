@@ -29,6 +29,7 @@ from sluice.models.simulator import ModelSimulator, SimulatorSettings
 from sluice.models.simulator_answerer import TfidfAnswerer
 from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples
+from sluice.steps.egress import Egress
 from sluice.store.base import EventState
 from sluice.telemetry.alerts import (
     COST_PER_REQUEST,
@@ -178,11 +179,11 @@ async def test_tripled_outputs_raise_an_alert_within_one_window(
     assert "sluice_model_output_tokens_total{" in scraped
 
 
-def _requests(detector: SpikeDetector, tokens: int, count: int = 5) -> None:
-    """``count`` requests of workflow ``w``, each one call answering ``tokens`` tokens."""
+def _requests(detector: SpikeDetector, tokens: int, count: int = 5, workflow: str = "w") -> None:
+    """``count`` requests of ``workflow``, each one call answering ``tokens`` tokens."""
     for _ in range(count):
         call = ModelResult("m", {}, "x", 0.9, usage=Usage(10, tokens), cost=tokens / 1000)
-        detector.record("w", [call])
+        detector.record(workflow, [call])
 
 
 def test_an_alert_fires_once_and_resolves_when_the_figure_is_back() -> None:
@@ -226,3 +227,30 @@ def test_bad_settings_are_reported_with_their_paths() -> None:
     ok = AlertSettings.from_config({"webhook": "https://hooks.example.com/a", "window_s": 30},
                                    frozenset({"hooks.example.com"}))  # fmt: skip
     assert (ok.window_s, ok.webhook) == (30.0, "https://hooks.example.com/a")
+
+
+async def test_webhook_posts_are_bounded_and_never_retried() -> None:
+    """A full queue drops (counted), a dead receiver fails once (counted): no retry storm."""
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    settings = AlertSettings(
+        baseline_windows=2,
+        min_baseline=1,
+        min_calls=5,
+        queue=1,
+        signals=(OUTPUT_TOKENS_PER_CALL,),
+        webhook=f"http://{dead}/a",
+    )
+    egress = Egress(allow=frozenset({dead}), timeout_s=2.0)
+    alerts = Alerts(settings, egress)
+    await alerts.start()
+    try:
+        for tokens in (10, 50):  # a baseline window, then a spike in three workflows at once
+            for workflow in ("a", "b", "c"):
+                _requests(alerts.detector, tokens, workflow=workflow)
+            changes = alerts.evaluate()
+        assert len(changes) == 3
+        await alerts.flush()
+    finally:
+        await alerts.aclose()
+        await egress.aclose()
+    assert alerts.deliveries == {"sent": 0, "failed": 1, "dropped": 2}
