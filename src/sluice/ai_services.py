@@ -97,11 +97,13 @@ class CascadeSet:
         budget: RetryBudget,
         *,
         guarded: bool = True,
+        max_in_flight: Mapping[str, int] | None = None,
     ) -> None:
         self._models = models
         self._breakers = breakers
         self._budget = budget
         self._guarded = guarded
+        self._max_in_flight = dict(max_in_flight or {})
         self._cascades: dict[tuple[tuple[str, float], ...], Cascade] = {}
 
     def get(self, tiers: Sequence[Mapping[str, Any]]) -> Cascade:
@@ -120,7 +122,7 @@ class CascadeSet:
                     continue
                 guarded = GuardedModel(
                     self._models[name], self._breakers.get(f"model:{name}"), self._budget,
-                    fallback=first,
+                    fallback=first, max_in_flight=self._max_in_flight.get(name),
                 )  # fmt: skip
                 built.append(Tier(guarded, threshold))
             cascade = Cascade(built)
@@ -157,7 +159,13 @@ def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
         breakers = BreakerRegistry(reliability.breaker)
         services["breakers"] = breakers
         budget = RetryBudget(reliability.retry_budget)
-        services["cascades"] = CascadeSet(models, breakers, budget, guarded=reliability.guard_tiers)
+        services["cascades"] = CascadeSet(
+            models,
+            breakers,
+            budget,
+            guarded=reliability.guard_tiers,
+            max_in_flight=reliability.max_in_flight,
+        )
     if "indexes" in settings.extra:
         services["indexes"] = IndexSet(settings)
     return services

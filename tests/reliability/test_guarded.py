@@ -218,3 +218,52 @@ class TestOpenBreaker:
         with pytest.raises(RuntimeError):
             await guarded.predict(REQUEST)
         assert (model.calls, guarded.breaker.state) == (1, BreakerState.OPEN)
+
+
+class SlowModel(ScriptedModel):
+    """A scripted model whose every call takes ``seconds`` of real time."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name, ["card_arrival"])
+        self.seconds = seconds
+
+    async def predict(self, request: ModelRequest) -> ModelResult:
+        await asyncio.sleep(self.seconds)
+        return await super().predict(request)
+
+
+class TestBulkhead:
+    async def test_calls_past_max_in_flight_take_the_fallback_at_once(self) -> None:
+        """Ten concurrent calls with room for three: three reach the model, seven fall back."""
+        clock = ManualClock()
+        large, small = SlowModel("large", 0.05), ScriptedModel("small", ["cash"])
+        guarded = GuardedModel(
+            large,
+            CircuitBreaker("model:large", BreakerSettings(), clock=clock),
+            RetryBudget(RetryBudgetSettings(), clock=clock),
+            small,
+            max_in_flight=3,
+        )
+        results = await asyncio.gather(*(guarded.predict(REQUEST) for _ in range(10)))
+        assert large.calls == 3
+        assert small.calls == 7
+        assert [r.model for r in results].count("small") == 7
+        assert guarded.bulkhead_fallbacks == 7
+        assert guarded.in_flight == 0
+        await guarded.predict(REQUEST)  # room again once they are done
+        assert large.calls == 4
+
+    async def test_without_a_fallback_a_full_bulkhead_fails_fast_and_retryable(self) -> None:
+        clock = ManualClock()
+        guarded = GuardedModel(
+            SlowModel("large", 0.05),
+            CircuitBreaker("model:large", BreakerSettings(), clock=clock),
+            RetryBudget(RetryBudgetSettings(), clock=clock),
+            max_in_flight=1,
+        )
+        first = asyncio.create_task(guarded.predict(REQUEST))
+        await asyncio.sleep(0)
+        with pytest.raises(StepError, match="max_in_flight") as err:
+            await guarded.predict(REQUEST)
+        assert err.value.retryable
+        await first

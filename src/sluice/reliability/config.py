@@ -8,6 +8,7 @@
                                # executor's plain retries apply. For baselines and drills.
       breaker: {failure_threshold: 5, error_rate: 0.5, window_s: 30, min_requests: 20, open_s: 10}
       retry_budget: {ratio: 0.1, floor: 3, window_s: 10}
+      max_in_flight: {llm: 4} # a bulkhead per costly model: past it, the fallback answers
 
     spend:
       limits:                  # per workflow or tenant; "tenant:*" is every tenant's default
@@ -39,6 +40,7 @@ class ReliabilitySettings:
     guard_tiers: bool = True
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)
+    max_in_flight: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ def parse_reliability(raw: object) -> ReliabilitySettings:
     problems: list[str] = []
     if not isinstance(raw, Mapping):
         raise ConfigError("invalid reliability section", ["reliability: must be a mapping"])
-    unknown = set(raw) - {"guard_tiers", "breaker", "retry_budget"}
+    unknown = set(raw) - {"guard_tiers", "breaker", "retry_budget", "max_in_flight"}
     problems.extend(f"reliability.{k}: unknown setting" for k in sorted(unknown))
     guard = raw.get("guard_tiers", True)
     if not isinstance(guard, bool):
@@ -84,9 +86,20 @@ def parse_reliability(raw: object) -> ReliabilitySettings:
     budget = _dataclass(
         RetryBudgetSettings, raw.get("retry_budget"), "reliability.retry_budget", problems
     )
+    limits = raw.get("max_in_flight") or {}
+    if not isinstance(limits, Mapping) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in limits.values()
+    ):
+        problems.append("reliability.max_in_flight: must map model names to integers >= 1")
+        limits = {}
     if problems:
         raise ConfigError("invalid reliability section", problems)
-    return ReliabilitySettings(guard_tiers=bool(guard), breaker=breaker, retry_budget=budget)
+    return ReliabilitySettings(
+        guard_tiers=bool(guard),
+        breaker=breaker,
+        retry_budget=budget,
+        max_in_flight={str(k): int(v) for k, v in limits.items()},
+    )
 
 
 def _amount(value: object) -> bool:

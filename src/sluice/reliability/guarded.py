@@ -65,7 +65,10 @@ class GuardedModel:
     """``model`` behind ``breaker`` and ``budget``; answers from ``fallback`` while open.
 
     ``attempts`` bounds the calls one request makes (the first included). Retries count
-    against ``budget`` under ``budget_name`` (the breaker's name by default). ``name`` and
+    against ``budget`` under ``budget_name`` (the breaker's name by default). ``max_in_flight``
+    is a bulkhead: with that many calls already waiting on the model, a request takes the
+    fallback at once (or fails fast with a retryable error when there is none) instead of
+    adding to a queue the provider would answer with 429s. ``name`` and
     ``version`` are the wrapped model's, so caches and prices see no difference; an answer
     from the fallback carries the fallback's name in ``ModelResult.model``.
     """
@@ -85,9 +88,12 @@ class GuardedModel:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         if attempts < 1:
             raise ConfigError("attempts must be >= 1")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ConfigError("max_in_flight must be >= 1")
         self.model = model
         self.breaker = breaker
         self.budget = budget
@@ -100,6 +106,9 @@ class GuardedModel:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.bulkhead_fallbacks = 0
 
     @property
     def name(self) -> str:
@@ -117,6 +126,23 @@ class GuardedModel:
         ``deadline`` (``time.time()`` clock) tightens any set by :func:`call_deadline`.
         """
         deadline = _earliest(deadline, _deadline.get())
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            self.bulkhead_fallbacks += 1
+            if self.fallback is not None:
+                return await self.fallback.predict(request)
+            raise StepError(
+                f"{self.breaker.name}: {self.max_in_flight} calls already in flight (its"
+                " max_in_flight)",
+                retryable=True,
+                retry_after=0.1,
+            )
+        self.in_flight += 1
+        try:
+            return await self._attempts(request, deadline)
+        finally:
+            self.in_flight -= 1
+
+    async def _attempts(self, request: ModelRequest, deadline: float | None) -> ModelResult:
         last: StepError | None = None
         for attempt in range(1, self.attempts + 1):
             try:

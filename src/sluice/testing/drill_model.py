@@ -7,8 +7,9 @@ the last tier, threshold 1.0 so that every event wants the costly model, no resp
 (so repeats reach the model). Events are offered open loop at ``factor`` times the model's
 capacity, twice, in the same run:
 
-- ``guarded``: the reliability machinery on (breaker and retry budget on the costly tier with
-  the first tier as fallback, the SLO guard with the ``degrade`` policy);
+- ``guarded``: the reliability machinery on (a bulkhead of as many calls in flight as the
+  provider takes, breaker and retry budget on the costly tier with the first tier as
+  fallback, the SLO guard with the ``degrade`` policy);
 - ``bare``: ``reliability.guard_tiers: false`` and no SLO: every failure fails the step and
   the executor's plain retries (honouring ``Retry-After``) apply.
 
@@ -113,7 +114,12 @@ def write_drill_app(
         },
         "prices": {"llm": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}},
         "rate_limits": {"default": {"rate": 100_000, "burst": 100_000}},
-        "reliability": {"guard_tiers": guarded, "breaker": {"failure_threshold": 5, "open_s": 2}},
+        # The provider's concurrency quota is known: the bulkhead keeps calls within it.
+        "reliability": {
+            "guard_tiers": guarded,
+            "breaker": {"failure_threshold": 5, "open_s": 2},
+            "max_in_flight": {"llm": int(SIMULATOR["max_concurrency"])},
+        },
     }
     (dest / "sluice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     flow: dict[str, Any] = {
