@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, ModelResult
@@ -105,6 +106,13 @@ class ChatModel:
     def name(self) -> str:
         """Stable model name, used in prices, caches and metrics."""
         return self._name
+
+    @property
+    def provider(self) -> str:
+        """``gen_ai.provider.name`` of the spans: ``openai`` for api.openai.com, else the
+        endpoint's host (a self-hosted server or the simulator)."""
+        host = urlsplit(self._client.settings.base_url).hostname or "unknown"
+        return "openai" if host.endswith("openai.com") else host
 
     @property
     def version(self) -> str:

@@ -43,6 +43,7 @@ import orjson
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Usage
 from sluice.models.prices import PriceTable
+from sluice.telemetry.tracing import outbound_headers
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -212,7 +213,11 @@ class OpenAIClient:
         timeout = aiohttp.ClientTimeout(total=total, sock_connect=self.settings.connect_timeout_s)
         data = orjson.dumps(body) if body is not None else None
         try:
-            async with session.request(method, url, data=data, timeout=timeout) as response:
+            # The provider (or a self-hosted server) sees the event's trace, if it traces.
+            traced = outbound_headers()
+            async with session.request(
+                method, url, data=data, timeout=timeout, headers=traced
+            ) as response:
                 raw = await _read_bounded(response, self.settings.max_response_bytes)
                 status, headers = response.status, response.headers
         except TimeoutError as exc:
