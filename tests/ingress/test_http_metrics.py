@@ -60,7 +60,8 @@ def test_routes_are_templates() -> None:
 
 async def test_feature_flags_are_declared_carried_and_bounded(ingress: Ingress) -> None:
     """A declared X-Sluice-Flag keeps its name, travels in the event's data and labels the
-    accepted count; an undeclared one folds into ``other``; no header is ``none``."""
+    accepted and finished counts and the latency; an undeclared one folds into ``other``; no
+    header is ``none``."""
     ingress.app.metrics.configure({"flags": ["beta"]})
     runs = "/v1/workflows/tickets/runs"
     results = {}
@@ -75,6 +76,8 @@ async def test_feature_flags_are_declared_carried_and_bounded(ingress: Ingress) 
     text = (await ingress.http.get("/metrics")).text
     for label in ("beta", OTHER, NO_FLAG):
         assert _value(text, "sluice_events_accepted_total", workflow="tickets", flag=label) == 1
+        assert _value(text, "sluice_events_finished_total", outcome="done", flag=label) == 1
+        assert _value(text, "sluice_event_duration_seconds_count", flag=label) == 1
 
 
 def test_the_metrics_section_is_validated() -> None:

@@ -138,10 +138,11 @@ class StepExecutor:
             self._guards.record(job.workflow, seconds * 1000, outcome == "done")
         if self._metrics is None:
             return
-        tenant = self._metrics.tenant(job.tenant)
-        self._metrics.finished.labels(tenant, job.workflow, job.version, outcome).inc()
+        tenant, flag = self._metrics.tenant(job.tenant), self._metrics.flag_of(job.input)
+        self._metrics.finished.labels(tenant, job.workflow, job.version, outcome, flag).inc()
         if seconds is not None and outcome == "done":
-            self._metrics.event_seconds.labels(tenant, job.workflow, job.version).observe(seconds)
+            latency = self._metrics.event_seconds.labels(tenant, job.workflow, job.version, flag)
+            latency.observe(seconds)
 
     async def _run(
         self, job: Job, workflow: Workflow, step: Step, started: float, remaining: float
