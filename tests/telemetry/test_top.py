@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -181,3 +182,21 @@ def test_a_scrape_sums_and_groups_samples() -> None:
     assert scrape.total("x_total") == 9
     assert scrape.total("x_total", b="p") == 5
     assert scrape.by("x_total", "a") == {"1": 2, "2": 7}
+
+
+async def test_the_live_view_redraws_in_place_until_interrupted(served: Served) -> None:
+    """Without --once: frames drawn over each other (ANSI home + clear); Ctrl-C ends it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sluice", "top", "--url", served.url, "--interval", "0.2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = b""
+    async with asyncio.timeout(30):
+        while seen.count(b"\x1b[H\x1b[2J") < 2:
+            seen += await proc.stdout.read(4096)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = await proc.communicate()
+    seen += rest
+    assert proc.returncode == 0
+    assert seen.count(b"POOLS") >= 2

@@ -264,10 +264,22 @@ def top(
     base = url.rstrip("/")
     try:
         with httpx.Client(base_url=base, timeout=5.0) as client:
-            previous = fetch(client, key)
+            previous: Scrape | None = fetch(client, key)
             while True:
                 time.sleep(interval)
-                current = fetch(client, key)
+                try:
+                    current = fetch(client, key)
+                except httpx.HTTPError as exc:
+                    if once:
+                        raise
+                    # A restarting server must not end the view: say so and keep polling.
+                    sys.stdout.write(f"{_CLEAR}cannot read {base}: {exc}; retrying\n")
+                    sys.stdout.flush()
+                    previous = None  # its counters may restart: rates resume from the next scrape
+                    continue
+                if previous is None:
+                    previous = current
+                    continue
                 frame = render(current, previous, base)
                 if once:
                     typer.echo(frame)
