@@ -33,6 +33,7 @@ from sluice.testing.drills import (
     DrillReport,
     count_events,
     create_api_key,
+    dead_reasons,
     final_views,
     spawn,
 )
@@ -136,6 +137,7 @@ async def flood(options: DrillOptions) -> DrillReport:
         "p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "p95_ms": round(p95, 1),
         "p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
+        "dead_reasons": dead_reasons(views, most=3),
         "slo_p95_ms": slo_ms,
         "slo_from": slo_source,
         "warm_rss_mb": round(warm_mb, 1),

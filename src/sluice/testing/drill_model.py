@@ -41,6 +41,7 @@ from sluice.testing.drills import (
     DrillReport,
     count_events,
     create_api_key,
+    dead_reasons,
     final_views,
     spawn,
 )
@@ -180,6 +181,7 @@ async def _run_side(
         "accepted": accepted,
         "completed": len(done),
         "dead": sum(v.get("status") == "dead" for v in views.values()),
+        "dead_reasons": dead_reasons(views, most=3),
         "lost": sum(v.get("status") == "accepted" for v in views.values()),
         "duplicates": stored - accepted,
         "refused_503_share": round(load.refused_share, 4),

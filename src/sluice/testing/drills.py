@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -155,7 +156,7 @@ async def kill_worker(
                     send_all(client, workflow, inputs, concurrency=16), killer()
                 )
                 progress(f"accepted {len(accepted)}; waiting for completion")
-                states = await settle(client, list(accepted.values()))
+                views = await final_views(client, list(accepted.values()))
         finally:
             for proc in (gateway, *workers):
                 proc.send_signal(signal.SIGTERM)
@@ -165,6 +166,7 @@ async def kill_worker(
         # Every event the store holds, whether or not its sender saw the answer: more events
         # than keys means a resent request was accepted twice.
         stored = await count_events(app_dir, env, limit=2 * len(inputs) + 10)
+    states = {event_id: str(view.get("status")) for event_id, view in views.items()}
     completed = sum(s == "done" for s in states.values())
     dead = sum(s == "dead" for s in states.values())
     duplicates = stored - len(accepted)
@@ -179,7 +181,7 @@ async def kill_worker(
         drill="kill-worker", passed=all(checks.values()),
         accepted=len(accepted), completed=completed, lost=lost, duplicates=duplicates, dead=dead,
         seconds=round(elapsed, 2), checks=checks,
-        figures={"kills": done_kills,
+        figures={"kills": done_kills, "dead_reasons": dead_reasons(views),
                  "events_per_s": round(completed / elapsed, 1) if elapsed else 0.0},
     )  # fmt: skip
 
@@ -222,6 +224,16 @@ async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, di
     for event_id in todo:
         views[event_id] = {"status": "accepted"}
     return views
+
+
+def dead_reasons(views: dict[str, dict[str, Any]], most: int = 5) -> dict[str, int]:
+    """The commonest errors of dead events (event ids and figures stripped), with counts."""
+    reasons: dict[str, int] = {}
+    for view in views.values():
+        if view.get("status") == "dead":
+            reason = re.sub(r"\d+(\.\d+)?", "N", str(view.get("error", "")))[:160]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:most])
 
 
 async def settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, str]:
