@@ -10,7 +10,6 @@ than held in memory or waited for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ class OtlpForwarder:
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.exported = 0
         self.dropped = 0
 
@@ -63,15 +63,16 @@ class OtlpForwarder:
     async def drain(self) -> None:
         """Stop the task, export what is queued, and close the exporter."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Asked, not cancelled: a cancelled export would drop the batch it holds.
+            self._closing = True
+            self._wake.set()
+            await self._task
             self._task = None
         await self._export_queued()
         await asyncio.to_thread(self._exporter.shutdown)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self._export_queued()

@@ -63,6 +63,7 @@ class TelemetrySink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._stopping = False
         self.dropped = 0
         self.written = 0
 
@@ -92,12 +93,17 @@ class TelemetrySink:
             self._forward.start()
 
     async def stop(self) -> None:
-        """Stop the task, then write what is still buffered (and send it to the collector)."""
+        """Stop the task, then write what is still buffered (and send it to the collector).
+
+        The task is asked to stop, not cancelled: a cancelled flush would lose the batch it
+        holds.
+        """
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
+            self._stopping = False
         await self.flush()
         if self._forward is not None:
             await self._forward.drain()
@@ -134,12 +140,12 @@ class TelemetrySink:
     async def _run(self) -> None:
         every = self._settings.flush_ms / 1000
         next_purge = time.monotonic()
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), every)
             self._wake.clear()
             await self.flush()
-            if time.monotonic() >= next_purge:
+            if time.monotonic() >= next_purge and not self._stopping:
                 next_purge = time.monotonic() + PURGE_EVERY_S
                 try:
                     await self.purge()
