@@ -54,6 +54,13 @@ def openapi_document(registry: WorkflowRegistry, settings: IngressSettings) -> d
                         "required": False,
                         "schema": {"type": "string", "maxLength": 200},
                     },
+                    {
+                        "name": "X-Sluice-Flag",
+                        "in": "header",
+                        "required": False,
+                        "description": "A feature flag for metrics; undeclared ones count as other",
+                        "schema": {"type": "string", "maxLength": 40},
+                    },
                 ],
                 "requestBody": {
                     "required": True,
