@@ -146,8 +146,10 @@ class IndexSet(dict[str, Any]):
         log.info("indexes ready: %s", ", ".join(f"{k} ({len(v)})" for k, v in self.items()))
 
 
-def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
-    """Caches, models, cascades and indexes, as the config asks."""
+def build_ai_services(
+    settings: AppSettings, kv: KV, breakers: BreakerRegistry | None = None
+) -> dict[str, Any]:
+    """Caches, models, cascades and indexes, as the config asks (tiers use ``breakers``)."""
     services: dict[str, Any] = dict(
         build_caches(settings.extra.get("caches"), kv, env=settings.env)
     )
@@ -156,8 +158,9 @@ def build_ai_services(settings: AppSettings, kv: KV) -> dict[str, Any]:
         models = ModelSet(settings, cache if isinstance(cache, ResponseCache) else None)
         services["models"] = models
         reliability = parse_reliability(settings.extra.get("reliability"))
-        breakers = BreakerRegistry(reliability.breaker)
-        services["breakers"] = breakers
+        if breakers is None:
+            breakers = BreakerRegistry(reliability.breaker)
+            services["breakers"] = breakers
         budget = RetryBudget(reliability.retry_budget)
         services["cascades"] = CascadeSet(
             models,

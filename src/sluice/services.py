@@ -13,6 +13,8 @@ from typing import Any
 
 from sluice.config import AppSettings
 from sluice.kv.base import KV
+from sluice.reliability.breaker import BreakerRegistry
+from sluice.reliability.config import parse_reliability
 from sluice.steps.egress import Egress
 from sluice.steps.files import AppFiles
 from sluice.telemetry.alerts import Alerts, AlertSettings
@@ -44,15 +46,18 @@ def build_services(
     settings: AppSettings, kv: KV, given: Mapping[str, Any] | None = None
 ) -> Services:
     """The services of ``settings``, plus (and overridden by) ``given``."""
+    reliability = parse_reliability(settings.extra.get("reliability"))
     services = Services(
         kv=kv,
         files=AppFiles(settings.app_dir),
         egress=Egress.from_settings(settings),
+        # One breaker per downstream: model:NAME (cascade tiers), webhook:HOST (deliver).
+        breakers=BreakerRegistry(reliability.breaker),
     )
     if "models" in settings.extra or "indexes" in settings.extra:
         from sluice.ai_services import build_ai_services
 
-        services.update(build_ai_services(settings, kv))
+        services.update(build_ai_services(settings, kv, services["breakers"]))
     services.update(given or {})
     metrics = services.get("metrics")
     if isinstance(metrics, Metrics):

@@ -135,3 +135,33 @@ async def test_bad_rules_file_is_a_clear_error(make_app: MakeApp, tmp_path: Path
         record = await app.runtime.wait(await app.runtime.submit("ship", {"intent": "x"}), 10)
     assert record.state is EventState.DEAD
     assert "teams.b: 'x' is already in 'a'" in (record.error or "")
+
+
+async def test_a_failing_receiver_opens_its_breaker(
+    make_app: MakeApp, receiver: tuple[int, list[dict[str, Any]], list[int]]
+) -> None:
+    """Two 500s open the receiver's breaker; later deliveries fail fast without a request."""
+    port, received, answers = receiver
+    answers.extend([500] * 10)
+    app_dir = _app(make_app, port, f"127.0.0.1:{port}")
+    config = app_dir / "sluice.yaml"
+    config.write_text(
+        config.read_text() + "reliability: {breaker: {failure_threshold: 2, open_s: 60}}\n"
+    )
+    flow = app_dir / "workflows" / "ship.yaml"
+    flow.write_text("budget_ms: 3000\n" + flow.read_text())
+    settings = load_settings(app_dir, environ={"SLUICE_HOOK_SECRET": SECRET})
+    async with SluiceApp.from_settings(settings) as app:
+        first = await app.runtime.wait(await app.runtime.submit("ship", {"intent": "x"}), 10)
+        later = [
+            await app.runtime.wait(await app.runtime.submit("ship", {"intent": "x"}), 10)
+            for _ in range(3)
+        ]
+        (snapshot,) = app.services["breakers"].snapshot()
+    assert first.state is EventState.DEAD
+    assert all(r.state is EventState.DEAD for r in later)
+    assert all("breaker" in (r.error or "") for r in later), [r.error for r in later]
+    assert len(answers) == 8  # only the first event's two attempts reached the receiver
+    assert received == []
+    assert snapshot.name == "webhook:127.0.0.1"
+    assert snapshot.state == "open"

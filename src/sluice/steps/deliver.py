@@ -66,8 +66,15 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     with span("POST", attributes, SpanKind.CLIENT) as current:
         # The receiver continues the event's trace from this call.
         headers.update(outbound_headers())
+        breakers = ctx.services.get("breakers")
         try:
-            status = await _post(session, str(url), body, headers)
+            if breakers is None:
+                status = await _post(session, str(url), body, headers)
+            else:
+                # A receiver that keeps failing is not called until its breaker half-opens:
+                # the step fails fast with the breaker's retry-after instead.
+                async with breakers.get(f"webhook:{target.hostname}").guard():
+                    status = await _post(session, str(url), body, headers)
         except StepError as exc:
             fail(current, exc)
             raise
