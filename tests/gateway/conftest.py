@@ -48,6 +48,10 @@ def gateway_config(primary: int, backup: int, extra: str = "") -> str:
       primary: {{input_per_1k: 1.0, output_per_1k: 2.0}}
       backup: {{input_per_1k: 1.0, output_per_1k: 2.0}}
       solo: {{input_per_1k: 1.0, output_per_1k: 2.0}}
+    reliability:
+      breaker: {{failure_threshold: 2, open_s: 30}}
+    spend:
+      limits: {{"tenant:poor": {{amount: 0.05, window: hour}}}}
     gateway:
       models:
         chat:
@@ -64,9 +68,6 @@ def gateway_config(primary: int, backup: int, extra: str = "") -> str:
           slow: {{requests_per_s: 0.5, burst: 2}}
           wordy: {{tokens_per_min: 10}}
       cache: {{enabled: true, ttl_s: 60}}
-      budgets:
-        tenants: {{poor: {{amount: 0.05, window: hour}}}}
-      breaker: {{failure_threshold: 2, open_s: 30}}
     {textwrap.indent(textwrap.dedent(extra), "  ")}
     """
 

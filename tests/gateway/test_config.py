@@ -12,7 +12,7 @@ GROUP = {"chat": [{"name": "a", "base_url": "http://h:1/v1/", "model": "m"}]}
 
 
 def test_a_full_section_is_read() -> None:
-    """Groups keep their order; limits, cache, budgets, SLO and breaker settings are typed."""
+    """Groups keep their order; limits, cache and SLO settings are typed."""
     settings = parse_gateway(
         {
             "models": {
@@ -24,12 +24,11 @@ def test_a_full_section_is_read() -> None:
             },
             "limits": {"default": {"requests_per_s": 5}, "tenants": {"x": {"tokens_per_min": 9}}},
             "cache": {"enabled": True, "ttl_s": 30},
-            "budgets": {"default": {"amount": 2, "window": "day"}},
             "slo": {"p95_ms": 800, "error_rate": 0.05, "policy": "shed"},
-            "breaker": {"failure_threshold": 3},
         },
         {"cheap": {"per_call": 0.01}, "b": {"input_per_1k": 0.1}},
         environ={"K": "secret"},
+        priced=True,
     )  # fmt: skip
     a, b = settings.groups["chat"]
     assert (a.base_url, a.api_key, a.timeout_s, a.max_connections) == (
@@ -42,10 +41,8 @@ def test_a_full_section_is_read() -> None:
     assert settings.limits_for("y").bucket == 5.0
     assert settings.limits_for("x").tokens_per_min == 9
     assert settings.cache.ttl_s == 30
-    assert settings.budgets["tenant:*"].window == "day"
     assert settings.slo is not None
     assert settings.slo.policy is SloPolicy.SHED
-    assert settings.breaker.failure_threshold == 3
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -63,11 +60,11 @@ def test_every_problem_is_reported_at_once() -> None:
                 },
                 "limits": {"default": {"requests_per_s": -1}, "tenants": {"t": {"burst": 3}}},
                 "cache": {"ttl": 3},
-                "budgets": {"tenants": {"t": {"window": "week"}}, "default": {"amount": 1}},
                 "slo": {"p95_ms": 100, "error_rate": 0.1, "policy": "panic"},
                 "surprise": True,
             },
             environ={},
+            priced=True,
         )
     problems = caught.value.problems
     expected = [
@@ -80,9 +77,8 @@ def test_every_problem_is_reported_at_once() -> None:
         "gateway.limits.default.requests_per_s: must be a positive number, got -1",
         "gateway.limits.tenants.t.burst: needs requests_per_s",
         "gateway.cache.ttl: unknown setting",
-        "gateway.budgets.tenants.t.amount: required (a positive number)",
         "gateway.surprise: unknown setting",
-        "prices.a: gateway budgets need a price for deployment 'a'",
+        "prices.a: spend limits need a price for deployment 'a'",
     ]
     for line in expected:
         assert line in problems

@@ -1,4 +1,4 @@
-"""The ``gateway:`` section of ``sluice.yaml``: model groups, limits, cache, budgets, SLO.
+"""The ``gateway:`` section of ``sluice.yaml``: model groups, limits, cache, idempotency, SLO.
 
 ::
 
@@ -19,15 +19,17 @@
           acme: {requests_per_s: 500, burst: 1000, tokens_per_min: 2000000}
       cache: {enabled: true, ttl_s: 300, max_entries: 10000}
       idempotency: {ttl_s: 86400, max_entries: 10000, wait_s: 60}
-      budgets:                         # spend per tenant; needs a price for every deployment
-        default: {amount: 10.0, window: day}
-        tenants: {acme: {amount: 100.0, window: day}}
       slo: {p95_ms: 5000, error_rate: 0.2, policy: fail_closed}   # per group
-      breaker: {failure_threshold: 5, open_s: 10}
       max_body_bytes: 1048576
       reserve_output_tokens: 256       # output tokens a budget reservation assumes
 
-Every problem is collected and raised in one :class:`~sluice.errors.ConfigError`.
+The gateway shares the app's machinery rather than configuring its own: circuit breakers
+come from the app's registry (``reliability.breaker`` settings; one breaker per deployment,
+``gateway:NAME``), spend budgets from the app's ``spend:`` limits (``tenant:ID`` and
+``tenant:*``: one budget per tenant for its workflows and its gateway calls), prices from
+``prices:`` (per deployment name or ``price_as``; required for every deployment when the app
+has spend limits). Every problem is collected and raised in one
+:class:`~sluice.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -40,9 +42,7 @@ from typing import Any
 
 from sluice.errors import ConfigError
 from sluice.models.prices import PriceTable
-from sluice.reliability.breaker import BreakerSettings
 from sluice.reliability.slo_guard import SloPolicy, SloSettings
-from sluice.reliability.spend import SpendLimit
 
 _DEPLOYMENT_KEYS = frozenset(
     {"name", "base_url", "model", "api_key_env", "timeout_s", "max_connections", "price_as"}
@@ -54,9 +54,7 @@ _TOP_KEYS = frozenset(
         "limits",
         "cache",
         "idempotency",
-        "budgets",
         "slo",
-        "breaker",
         "max_body_bytes",
         "reserve_output_tokens",
         "max_response_bytes",
@@ -124,9 +122,7 @@ class GatewaySettings:
     tenant_limits: Mapping[str, TenantLimits] = field(default_factory=dict)
     cache: CacheSettings = CacheSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
-    budgets: Mapping[str, SpendLimit] = field(default_factory=dict)
     slo: SloSettings | None = None
-    breaker: BreakerSettings = field(default_factory=BreakerSettings)
     prices: PriceTable = field(default_factory=lambda: PriceTable({}))
     max_body_bytes: int = 1 << 20
     max_response_bytes: int = 8 << 20
@@ -235,19 +231,17 @@ def _dataclass_from(
     return None
 
 
-def _budget(raw: Any, where: str, problems: list[str]) -> SpendLimit | None:
-    spec = _mapping(raw, where, problems)
-    if not _number(spec.get("amount")):
-        problems.append(f"{where}.amount: required (a positive number)")
-        return None
-    limit: SpendLimit | None = _dataclass_from(SpendLimit, spec, where, problems)
-    return limit
-
-
 def parse_gateway(
-    raw: Any, prices: Any = None, environ: Mapping[str, str] | None = None
+    raw: Any,
+    prices: Any = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    priced: bool = False,
 ) -> GatewaySettings:
-    """Validate the ``gateway`` section (and the app's ``prices``) into settings."""
+    """Validate the ``gateway`` section (and the app's ``prices``) into settings.
+
+    ``priced``: the app has spend limits, so every deployment needs a price.
+    """
     env = os.environ if environ is None else environ
     problems: list[str] = []
     section = _mapping(raw, "gateway", problems)
@@ -285,24 +279,11 @@ def parse_gateway(
     idem = _dataclass_from(
         IdempotencySettings, section.get("idempotency"), "gateway.idempotency", problems
     )
-    budgets_raw = _mapping(section.get("budgets"), "gateway.budgets", problems)
-    _unknown(budgets_raw, frozenset({"default", "tenants"}), "gateway.budgets", problems)
-    budgets: dict[str, SpendLimit] = {}
-    if budgets_raw.get("default") is not None:
-        limit = _budget(budgets_raw["default"], "gateway.budgets.default", problems)
-        if limit is not None:
-            budgets["tenant:*"] = limit
-    tenants = _mapping(budgets_raw.get("tenants"), "gateway.budgets.tenants", problems)
-    for name, spec in tenants.items():
-        limit = _budget(spec, f"gateway.budgets.tenants.{name}", problems)
-        if limit is not None:
-            budgets[f"tenant:{name}"] = limit
     slo = None
     if section.get("slo") is not None:
         slo = _dataclass_from(
             SloSettings, section["slo"], "gateway.slo", problems, policy=SloPolicy
         )
-    breaker = _dataclass_from(BreakerSettings, section.get("breaker"), "gateway.breaker", problems)
     for key in ("max_body_bytes", "max_response_bytes", "reserve_output_tokens"):
         _positive(section, key, "gateway", problems)
     try:
@@ -310,10 +291,10 @@ def parse_gateway(
     except ConfigError as exc:
         problems.extend(exc.problems)
         table = PriceTable({})
-    if budgets:
+    if priced:
         for deployments in groups.values():
             problems.extend(
-                f"prices.{d.price_as}: gateway budgets need a price for deployment {d.name!r}"
+                f"prices.{d.price_as}: spend limits need a price for deployment {d.name!r}"
                 for d in deployments
                 if d.price_as not in table
             )
@@ -325,9 +306,7 @@ def parse_gateway(
         tenant_limits=tenant_limits,
         cache=cache or CacheSettings(),
         idempotency=idem or IdempotencySettings(),
-        budgets=budgets,
         slo=slo,
-        breaker=breaker or BreakerSettings(),
         prices=table,
         max_body_bytes=int(section.get("max_body_bytes", 1 << 20)),
         max_response_bytes=int(section.get("max_response_bytes", 8 << 20)),

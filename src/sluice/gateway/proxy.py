@@ -43,7 +43,7 @@ from sluice.models.base import Usage
 from sluice.models.prices import Price
 from sluice.reliability.breaker import BreakerOpenError, BreakerRegistry
 from sluice.reliability.slo_guard import SloGuard
-from sluice.reliability.spend import KVLedger, Reservation, SpendBudgets
+from sluice.reliability.spend import Reservation, SpendBudgets
 
 log = logging.getLogger("sluice.gateway")
 
@@ -132,21 +132,18 @@ class AiGateway:
         kv: KV,
         *,
         breakers: BreakerRegistry | None = None,
+        budgets: SpendBudgets | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.kv = kv
         # Not `breakers or ...`: an empty registry is falsy (it has a length).
-        self.breakers = breakers if breakers is not None else BreakerRegistry(settings.breaker)
+        self.breakers = breakers if breakers is not None else BreakerRegistry()
         self.metrics = metrics
         self.keys = IdempotencyKeys(settings.idempotency)
         c = settings.cache
         self.cache = GatewayCache(c.ttl_s, c.max_entries, c.max_bytes) if c.enabled else None
-        self.budgets = (
-            SpendBudgets(settings.budgets, KVLedger(kv, prefix="gateway-spend:"))
-            if settings.budgets
-            else None
-        )
+        self.budgets = budgets
         self.guards = (
             {g: SloGuard(f"gateway:{g}", settings.slo) for g in settings.groups}
             if settings.slo is not None
@@ -244,7 +241,7 @@ class AiGateway:
         call.guard = self.guards.get(call.group)
         if call.guard is not None and not call.guard.admit():
             raise call.guard.refusal()
-        if self.budgets is not None:
+        if self.budgets is not None and self.budgets.limit(f"tenant:{call.tenant}") is not None:
             call.reservation = await self.budgets.reserve(
                 f"tenant:{call.tenant}", self._most_it_can_cost(call)
             )

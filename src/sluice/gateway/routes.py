@@ -26,12 +26,12 @@ window resets. A provider's own 4xx (a request it judges invalid) is relayed as 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sluice.app import SluiceApp
 from sluice.errors import (
@@ -45,11 +45,11 @@ from sluice.errors import (
 )
 from sluice.gateway.config import parse_gateway
 from sluice.gateway.metrics import GatewayMetrics
-from sluice.gateway.proxy import JSON, SSE, AiGateway, Reply
+from sluice.gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
 from sluice.gateway.upstream import UpstreamError
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.reliability.breaker import BreakerRegistry
-from sluice.reliability.spend import BudgetExhaustedError
+from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
 
 
 def openai_error(
@@ -97,47 +97,79 @@ def error_response(exc: SluiceError) -> Response:
     return openai_error(500, "the request failed", "server_error", "internal_error")
 
 
-def _send(reply: Any) -> Response:
-    if isinstance(reply, Reply):
-        return Response(reply.body, reply.status, reply.headers, media_type=reply.media_type)
+class ChatCompletions:
+    """``POST /v1/chat/completions`` as a bare ASGI endpoint.
+
+    The hot path of the gateway: it reads the few headers it needs and the bounded body
+    straight from the ASGI messages and answers with two messages, without building request
+    and response objects; refusals and streams go through Starlette responses.
+    """
+
+    def __init__(self, ai: AiGateway, auth: ApiKeyAuth) -> None:
+        self.ai = ai
+        self.auth = auth
+        self.limit = ai.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request."""
+        headers = dict(scope["headers"])
+        try:
+            authorization = headers.get(b"authorization")
+            key = await self.auth.authenticate(
+                None if authorization is None else authorization.decode("latin-1")
+            )
+            raw = await self._body(headers.get(b"content-length"), receive)
+            idempotency = headers.get(b"idempotency-key")
+            reply = await self.ai.complete(
+                key.tenant,
+                raw,
+                None if idempotency is None else idempotency.decode("latin-1"),
+                use_cache=headers.get(b"x-sluice-cache") != b"bypass",
+            )
+        except SluiceError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        except _GoneError:
+            return
+        except _TooLargeError:
+            too_large = openai_error(
+                413, f"the body exceeds {self.limit} bytes", "invalid_request_error",
+                "request_too_large",
+            )  # fmt: skip
+            await too_large(scope, receive, send)
+            return
+        if not isinstance(reply, Reply):
+            await _stream_response(reply)(scope, receive, send)
+            return
+        out = [(b"content-type", reply.media_type.encode()),
+               (b"content-length", str(len(reply.body)).encode())]  # fmt: skip
+        out += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": out})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _body(self, declared: bytes | None, receive: Receive) -> bytes:
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            raise _TooLargeError
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _GoneError  # http.disconnect: nobody is left to answer
+            chunk: bytes = message.get("body", b"")
+            body += chunk
+            if len(body) > self.limit:
+                raise _TooLargeError
+            if not message.get("more_body", False):
+                return body
+
+
+def _stream_response(reply: StreamReply) -> Response:
     headers = {**reply.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(reply.events, 200, headers, media_type=SSE)
 
 
 def build_routes(ai: AiGateway, auth: ApiKeyAuth) -> list[Route]:
     """The two routes of ``ai``, authenticating with the app's API keys."""
-    limit = ai.settings.max_body_bytes
-
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _TooLargeError
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _TooLargeError
-        return bytes(body)
-
-    async def chat_completions(request: Request) -> Response:
-        headers = request.headers
-        try:
-            key = await auth.authenticate(headers.get("authorization"))
-            raw = await read_body(request)
-            reply = await ai.complete(
-                key.tenant,
-                raw,
-                headers.get("idempotency-key"),
-                use_cache=headers.get("x-sluice-cache") != "bypass",
-            )
-        except SluiceError as exc:
-            return error_response(exc)
-        except _TooLargeError:
-            return openai_error(
-                413, f"the body exceeds {limit} bytes", "invalid_request_error",
-                "request_too_large",
-            )  # fmt: skip
-        return _send(reply)
 
     async def models(request: Request) -> Response:
         try:
@@ -147,7 +179,7 @@ def build_routes(ai: AiGateway, auth: ApiKeyAuth) -> list[Route]:
         return Response(ai.models_body, media_type=JSON)
 
     return [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", ChatCompletions(ai, auth), methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
     ]
 
@@ -156,21 +188,31 @@ class _TooLargeError(Exception):
     """The body outgrew the limit while being read."""
 
 
+class _GoneError(Exception):
+    """The caller went away while sending the body (nobody will read the answer)."""
+
+
 def gateway_routes(app: SluiceApp, auth: ApiKeyAuth) -> list[Route]:
     """The gateway's routes when the app config has a ``gateway:`` section, else none.
 
-    The gateway joins the app's services, so its pools open and close with the app; its
-    breakers are the app's ``breakers`` service when there is one (one view in /v1/status).
+    The gateway joins the app's services, so its pools open and close with the app; it uses
+    the app's breaker registry (one view in /v1/status and /metrics) and spend budgets.
     """
     raw = app.settings.extra.get("gateway")
     if raw is None:
         return []
-    settings = parse_gateway(raw, app.settings.extra.get("prices"))
+    extra = app.settings.extra
+    settings = parse_gateway(raw, extra.get("prices"), priced=extra.get("spend") is not None)
     breakers = app.services.get("breakers")
     if not isinstance(breakers, BreakerRegistry):
-        breakers = app.services["breakers"] = BreakerRegistry(settings.breaker)
+        breakers = app.services["breakers"] = BreakerRegistry()
+    budgets = app.services.get("spend")
     ai = AiGateway(
-        settings, app.kv, breakers=breakers, metrics=GatewayMetrics(app.metrics.registry)
+        settings,
+        app.kv,
+        breakers=breakers,
+        budgets=budgets if isinstance(budgets, SpendBudgets) else None,
+        metrics=GatewayMetrics(app.metrics.registry),
     )
     app.services["ai_gateway"] = ai
     if ai.cache is not None:

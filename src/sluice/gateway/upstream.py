@@ -9,10 +9,13 @@ or not (other 4xx: the request itself is wrong, and the provider's error goes ba
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from sluice.errors import StepError
 from sluice.gateway.config import Deployment
+from sluice.gateway.http1 import Http1Error, Http1Pool
 from sluice.models.openai_client import parse_retry_after
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
@@ -60,9 +63,16 @@ class Upstream:
             total=None, sock_connect=5.0, sock_read=deployment.timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
+        # Complete answers take the lean client; streams the general one (see http1.py).
+        self._http1 = Http1Pool(
+            self.url,
+            self._headers,
+            max_connections=deployment.max_connections,
+            max_bytes=max_response_bytes,
+        )
 
     async def start(self) -> None:
-        """Open the connection pool."""
+        """Open the connection pools."""
         if self._session is None:
             limit = self.deployment.max_connections
             connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
@@ -71,7 +81,8 @@ class Upstream:
             )
 
     async def aclose(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
+        await self._http1.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -84,20 +95,25 @@ class Upstream:
     async def complete(self, body: bytes) -> bytes:
         """POST ``body`` and return the provider's 200 answer, bounded in size."""
         name = self.deployment.name
+        limit = self.deployment.timeout_s
         try:
-            async with self._pool().post(self.url, data=body, timeout=self._timeout) as response:
-                if response.status != 200:
-                    raise await _failure(name, response)
-                length = response.content_length
-                if length is not None and length <= self._max_bytes:
-                    return await response.read()
-                return await _read_bounded(name, response, self._max_bytes)
+            async with asyncio.timeout(limit):
+                answer = await self._http1.post(body)
         except TimeoutError as exc:
-            raise UpstreamError(
-                name, 0, f"no answer within {self.deployment.timeout_s:g} s"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(name, 0, f"{type(exc).__name__}: {exc}") from exc
+            raise UpstreamError(name, 0, f"no answer within {limit:g} s") from exc
+        except Http1Error as exc:
+            raise UpstreamError(name, 0, str(exc)) from exc
+        if answer.status == 200:
+            return answer.body
+        # parse_retry_after reads the names as providers spell them.
+        spelled = {"retry-after": "Retry-After", "retry-after-ms": "retry-after-ms"}
+        headers = {spelled[k]: v for k, v in answer.headers.items()}
+        text = answer.body[:300].decode("utf-8", "replace") or "(empty body)"
+        retry_after = parse_retry_after(headers)
+        raise UpstreamError(
+            name, answer.status, f"answered {answer.status}: {text}",
+            body=answer.body[:_ERROR_BODY_BYTES], retry_after=retry_after,
+        )  # fmt: skip
 
     async def open_stream(self, body: bytes) -> aiohttp.ClientResponse:
         """POST a streaming ``body``; the caller reads the 200 answer and must close it."""
@@ -127,13 +143,3 @@ async def _failure(name: str, response: aiohttp.ClientResponse) -> UpstreamError
         name, response.status, f"answered {response.status}: {text}", body=body,
         retry_after=retry_after,
     )  # fmt: skip
-
-
-async def _read_bounded(name: str, response: aiohttp.ClientResponse, limit: int) -> bytes:
-    # A misbehaving provider must not make the gateway buffer an unbounded answer.
-    chunks = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks += chunk
-        if len(chunks) > limit:
-            raise UpstreamError(name, 502, f"answer exceeds {limit} bytes")
-    return bytes(chunks)
