@@ -131,7 +131,9 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
         primary: SimulatorSettings | None = None,
         backup: SimulatorSettings | None = None,
         extra: str = "",
+        config: str | None = None,
     ) -> Stack:
+        """``config`` replaces the test config; ``{primary}`` and ``{backup}`` are the ports."""
         sims = []
         for settings in (primary, backup):
             server = SimulatorServer(ModelSimulator(answerer, settings or SimulatorSettings()))
@@ -140,9 +142,13 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
             sims.append(server)
         app_dir = tmp_path / "app"
         (app_dir / "workflows").mkdir(parents=True)
-        (app_dir / "workflows" / "noop.yaml").write_text(WORKFLOW)
-        config = gateway_config(sims[0].port, sims[1].port, extra)
-        (app_dir / "sluice.yaml").write_text(textwrap.dedent(config))
+        if config is None:  # an app of its own has its own workflows (or none)
+            (app_dir / "workflows" / "noop.yaml").write_text(WORKFLOW)
+        if config is None:
+            config = textwrap.dedent(gateway_config(sims[0].port, sims[1].port, extra))
+        else:
+            config = config.format(primary=sims[0].port, backup=sims[1].port)
+        (app_dir / "sluice.yaml").write_text(config)
         settings = load_settings(app_dir)
         app = SluiceApp.from_settings(settings)
         asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
