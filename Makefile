@@ -41,6 +41,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/retrieval.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/pii.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/http_client.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/gateway.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py --events 5000
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/case_study.py
 
