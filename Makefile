@@ -34,15 +34,18 @@ test: lint
 # (SLUICE_BENCH_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test).
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py --events 10000 --repeat 3
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingress.py --seconds 5 --repeat 3
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/triage.py --tickets 5000 --baseline 1000
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py --events 5000 --repeat 3
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingress.py --seconds 3 --repeat 3
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/triage.py --tickets 3000 --baseline 600
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/models.py
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/retrieval.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/retrieval.py --embedders wordllama
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/pii.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/http_client.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/gateway.py
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py --events 5000
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py --events 3000
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/telemetry.py --repeat 3
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/spans.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/cache_kv.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/case_study.py
 
 clean:
