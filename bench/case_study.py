@@ -27,7 +27,7 @@ finished), LLM calls per ticket offered (the simulator's request count, 429s inc
 per finished ticket (each run's ``cost``: prices from the app's ``prices:`` section and the
 local models' price per call) and accuracy of finished tickets against their labels.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/case_study.py [--tickets 600] [--rate R]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/case_study.py [--tickets 1500] [--rate R]
 
 The last line of output is one JSON object: ``{"naive": {..}, "sluice": {..}, ...}``.
 """
@@ -343,7 +343,7 @@ def main() -> None:
     """Run the case study and print the table, the verdict and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", type=Path, default=EXAMPLE_TRIAGE)
-    parser.add_argument("--tickets", type=int, default=600)
+    parser.add_argument("--tickets", type=int, default=1500)
     parser.add_argument(
         "--rate",
         type=float,
