@@ -341,8 +341,12 @@ class AiGateway:
                 call.lead.abandon()
             await self._settle_cut(call, provider_failed=True)
             return
-        completion = orjson.dumps(assembler.completion())
         await self._settle(call, target, assembler.usage or {}, ok=True)
+        if not assembler.rebuildable:
+            if call.lead is not None:
+                call.lead.abandon()
+            return
+        completion = orjson.dumps(assembler.completion())
         if call.cache_key is not None and self.cache is not None:
             await self.cache.put(call.cache_key, completion)
         if call.lead is not None:

@@ -36,6 +36,9 @@ class StreamAssembler:
         self._finish: dict[int, Any] = {}
         self.usage: dict[str, Any] | None = None
         self.done = False
+        # Deltas other than text (tool calls, refusals, logprobs) are relayed but not joined:
+        # an answer that had them cannot be rebuilt, so it is neither cached nor replayed.
+        self.rebuildable = True
 
     def feed(self, data: bytes) -> list[bytes]:
         """The complete events in ``data`` (plus what was buffered), each ending in a blank line.
@@ -90,7 +93,11 @@ class StreamAssembler:
         index = choice.get("index", 0)
         index = index if isinstance(index, int) else 0
         delta = choice.get("delta")
+        if choice.get("logprobs") is not None:
+            self.rebuildable = False
         if isinstance(delta, dict):
+            if any(v is not None for k, v in delta.items() if k not in ("role", "content")):
+                self.rebuildable = False
             if isinstance(delta.get("role"), str):
                 self._roles[index] = delta["role"]
             if isinstance(delta.get("content"), str):
