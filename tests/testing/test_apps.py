@@ -57,6 +57,13 @@ def test_llm_app_is_the_triage_app_with_the_llm_as_last_tier(tmp_path: Path) -> 
     assert not (app / ".sluice" / "triage.db").exists()  # the store is the variant's own
 
 
+def test_llm_app_can_keep_only_the_first_local_tier(tmp_path: Path) -> None:
+    app = llm_triage_app(tmp_path / "drill", URL, local_tiers=1, llm_threshold=1.0, caches=False)
+    workflow, extra = _validated(app)
+    assert _cascade(workflow) == [{"model": "small", "threshold": 1.0}, {"model": "llm"}]
+    assert "caches" not in extra
+
+
 def test_naive_app_runs_every_step_in_one_pool_and_asks_only_the_llm(tmp_path: Path) -> None:
     app = naive_triage_app(tmp_path / "naive", URL, concurrency=8, retries=2)
     workflow, extra = _validated(app)
@@ -76,6 +83,8 @@ def test_variants_refuse_bad_settings_with_a_clear_error(tmp_path: Path) -> None
         llm_triage_app(tmp_path / "a", "localhost:8900")
     with pytest.raises(ConfigError, match="llm_threshold"):
         llm_triage_app(tmp_path / "b", URL, llm_threshold=1.5)
+    with pytest.raises(ConfigError, match="local_tiers"):
+        llm_triage_app(tmp_path / "e", URL, local_tiers=3)
     with pytest.raises(ConfigError, match="concurrency"):
         naive_triage_app(tmp_path / "c", URL, concurrency=0)
     with pytest.raises(ConfigError, match="not a triage app"):

@@ -57,6 +57,7 @@ def llm_triage_app(
     *,
     source: Path = EXAMPLE_TRIAGE,
     llm_threshold: float = 0.5,
+    local_tiers: int | None = None,
     llm_prices: Mapping[str, float] = LLM_PRICES,
     llm_timeout_s: float = 10.0,
     llm_max_connections: int = 64,
@@ -66,9 +67,11 @@ def llm_triage_app(
 ) -> Path:
     """Write the triage app with the LLM as the cascade's last tier into ``dest``.
 
-    The classify step's cascade becomes ``source's tiers -> llm``: the source's last tier
-    (``large``) gets ``llm_threshold`` (its answers below it go to the LLM) and keeps its
-    other tiers and thresholds. Pools, caches and every other step are the source's.
+    The classify step's cascade becomes ``source's tiers -> llm``: the last local tier kept
+    (``large``) gets ``llm_threshold`` (its answers below it go to the LLM); the other tiers
+    keep their thresholds. ``local_tiers`` keeps only the source's first N tiers (``1``:
+    ``small -> llm``; with ``llm_threshold=1.0`` every ticket wants the LLM, as a drill
+    needs). Pools, caches and every other step are the source's.
 
     ``slo`` adds the workflow's ``slo:`` section (e.g. ``{"p95_ms": 300, "error_rate": 0.01,
     "window_s": 30, "policy": "degrade"}``); ``guard_tiers=False`` calls the costly tiers bare
@@ -87,6 +90,10 @@ def llm_triage_app(
         config.pop("caches", None)
     classify = _classify_step(flow, source)
     cascade = [dict(tier) for tier in classify["options"]["cascade"]]
+    if local_tiers is not None:
+        if not 1 <= local_tiers <= len(cascade):
+            raise ConfigError(f"local_tiers must be within 1..{len(cascade)}, got {local_tiers}")
+        cascade = cascade[:local_tiers]
     cascade[-1]["threshold"] = llm_threshold
     cascade.append({"model": LLM_MODEL})
     classify["options"] = {**classify["options"], "cascade": cascade}
