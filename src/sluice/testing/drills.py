@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,6 +167,9 @@ async def kill_worker(
         # Every event the store holds, whether or not its sender saw the answer: more events
         # than keys means a resent request was accepted twice.
         stored = await count_events(app_dir, env, limit=2 * len(inputs) + 10)
+        kept = keep_log(log, "kill-worker") if stored != len(views) or any(
+            view.get("status") != "done" for view in views.values()
+        ) else None  # fmt: skip
     states = {event_id: str(view.get("status")) for event_id, view in views.items()}
     completed = sum(s == "done" for s in states.values())
     dead = sum(s == "dead" for s in states.values())
@@ -182,6 +186,7 @@ async def kill_worker(
         accepted=len(accepted), completed=completed, lost=lost, duplicates=duplicates, dead=dead,
         seconds=round(elapsed, 2), checks=checks,
         figures={"kills": done_kills, "dead_reasons": dead_reasons(views),
+                 **({"log": str(kept)} if kept else {}),
                  "events_per_s": round(completed / elapsed, 1) if elapsed else 0.0},
     )  # fmt: skip
 
@@ -224,6 +229,14 @@ async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, di
     for event_id in todo:
         views[event_id] = {"status": "accepted"}
     return views
+
+
+def keep_log(log: Path, drill: str) -> Path:
+    """Copy a failed drill's process log out of its temporary directory; return the copy."""
+    kept = Path(".sluice") / "drills" / f"{drill}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, kept)
+    return kept
 
 
 def dead_reasons(views: dict[str, dict[str, Any]], most: int = 5) -> dict[str, int]:
