@@ -361,6 +361,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.tickets < 1 or args.repeats < 0 or args.repeats >= 1 or args.llm_concurrency < 1:
         parser.error("--tickets and --llm-concurrency must be >= 1, --repeats within [0, 1)")
+    if args.rate < 0 or args.overload <= 0:
+        parser.error("--rate must be >= 0 (0: --overload times the naive capacity), --overload > 0")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run([*SLUICE, "train", str(args.app)], check=True, env=env)
     if not (args.app / ".sluice" / "indexes").is_dir():  # built once, shared by both sides
