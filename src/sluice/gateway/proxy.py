@@ -23,7 +23,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,10 +68,15 @@ class Reply:
 
 @dataclass(slots=True)
 class StreamReply:
-    """A streamed answer: events relayed as the provider sends them."""
+    """A streamed answer: events relayed as the provider sends them.
+
+    Call :meth:`close` once the response is over, however it ended: a stream whose events
+    were never read (the caller left before the first) still has a provider call to end.
+    """
 
     events: AsyncIterator[bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,7 @@ class _Call:
     reservation: Reservation | None = None
     guard: SloGuard | None = None
     started: float = 0.0
+    settled: bool = False
 
 
 class GatewayCache:
@@ -276,7 +282,11 @@ class AiGateway:
         headers = {"x-sluice-deployment": target.deployment.name}
         if call.stream:
             assert isinstance(response, aiohttp.ClientResponse)
-            return StreamReply(self._relay(call, target, response), headers)
+            return StreamReply(
+                self._relay(call, target, response),
+                headers,
+                lambda: self._cut(call, response),
+            )
         assert isinstance(answer, bytes)
         usage = _usage_of(answer)
         await self._settle(call, target, usage, ok=True)
@@ -336,13 +346,9 @@ class AiGateway:
                 for event in assembler.feed(data):
                     yield event
         except BaseException:
-            # The caller left, or the provider broke off: end the provider's stream now, and
-            # settle in the background (awaiting here could be cancelled again).
-            response.close()
-            if call.lead is not None:
-                call.lead.abandon()
-            self._background(self._settle_cut(call))
+            self._cut(call, response)
             raise
+        call.settled = True
         response.release()
         if not assembler.done:
             if call.lead is not None:
@@ -378,6 +384,17 @@ class AiGateway:
             call.guard.record(latency_ms, ok)
         if self.metrics is not None:
             self.metrics.answered(call.group, target.deployment.name, tokens_in, tokens_out, cost)
+
+    def _cut(self, call: _Call, response: aiohttp.ClientResponse) -> None:
+        """The caller left or the provider broke off: end the provider's stream now, and
+        settle in the background (an await here could be cancelled again). Once only."""
+        if call.settled:
+            return
+        call.settled = True
+        response.close()
+        if call.lead is not None:
+            call.lead.abandon()
+        self._background(self._settle_cut(call))
 
     async def _settle_cut(self, call: _Call, *, provider_failed: bool = False) -> None:
         # A cut stream was billed by the provider for what it sent: keep what was reserved.

@@ -139,7 +139,10 @@ class ChatCompletions:
             await too_large(scope, receive, send)
             return
         if not isinstance(reply, Reply):
-            await _stream_response(reply)(scope, receive, send)
+            try:
+                await _stream_response(reply)(scope, receive, send)
+            finally:
+                reply.close()
             return
         out = [(b"content-type", reply.media_type.encode()),
                (b"content-length", str(len(reply.body)).encode())]  # fmt: skip
