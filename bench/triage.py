@@ -12,8 +12,10 @@ off (every ticket to the large model) for the baseline. The last line is one JSO
 
 ``--telemetry both`` measures what telemetry costs instead: the same tickets with telemetry
 off (no spans, no cost ledger) and on (a span for acceptance, each step, each model call and
-cache lookup, written to the local span store, plus the ledger), alternating off/on
-``--repeats`` times in one run, and prints the median tickets/s of each and their ratio.
+cache lookup, written to the local span store, plus the ledger), alternating off/on and
+on/off ``--repeats`` times in one run, and prints the median tickets/s of each and their ratio,
+and beside it the CPU time the process spent a ticket (less sensitive than wall time to
+other work on a shared machine).
 ``--telemetry on|off`` runs the full benchmark with telemetry set that way.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py --telemetry both [--tickets 3000]
@@ -102,6 +104,7 @@ async def run(
             position: dict[str, int] = {}  # event id -> index in the stream
             todo = iter(enumerate(stream))
             started = time.perf_counter()
+            cpu_started = time.process_time()  # every thread of this process
 
             async def submitter() -> None:
                 for index, (text, _) in todo:
@@ -126,6 +129,7 @@ async def run(
             while await app.store.list_events(EventState.ACCEPTED, limit=1):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             predicted: list[str | None] = [None] * len(ids)
             escalated = dead = 0
             for event in await app.store.list_events(limit=len(ids) + 10):
@@ -139,6 +143,7 @@ async def run(
     spans = app.telemetry.sink.written  # the app flushed what was buffered when it stopped
     return {
         "spans_and_rows": spans,
+        "cpu_ms_per_ticket": cpu * 1000 / len(stream),
         "tickets": len(stream),
         "seconds": elapsed,
         "tickets_per_s": len(stream) / elapsed,
@@ -154,28 +159,36 @@ def telemetry_cost(count: int, repeats: int) -> None:
           f" {os.cpu_count()} cores")  # fmt: skip
     stream = tickets(count)
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     written = 0
     for n in range(repeats):
-        for mode in ("off", "on"):
+        # Alternate which goes first, so an order effect (a warmer second run) cancels out.
+        for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
             figures = asyncio.run(
                 run(stream, cascade=True, label=f"telemetry {mode}", telemetry=mode == "on")
             )
             rates[mode].append(figures["tickets_per_s"])
+            cpu[mode].append(figures["cpu_ms_per_ticket"])
             if mode == "on":
                 written = figures["spans_and_rows"]
-            print(f"  run {n + 1} telemetry {mode:<3}: {figures['tickets_per_s']:.0f} tickets/s"
+            print(f"  run {n + 1} telemetry {mode:<3}: {figures['tickets_per_s']:.0f} tickets/s,"
+                  f" {figures['cpu_ms_per_ticket']:.2f} CPU ms a ticket"
                   f" (dead {figures['dead']})")  # fmt: skip
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
-    print(f"  telemetry off: median {off:.0f} tickets/s")
-    print(f"  telemetry on : median {on:.0f} tickets/s ({written} spans and ledger rows"
-          f" stored in the last run, {written / count:.1f} per ticket)")  # fmt: skip
-    print(f"  ratio        : {on / off:.3f} (telemetry costs {100 * (1 - on / off):.1f}%"
-          " of the throughput)")  # fmt: skip
+    cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+    print(f"  telemetry off: median {off:.0f} tickets/s, {cpu_off:.2f} CPU ms a ticket")
+    print(f"  telemetry on : median {on:.0f} tickets/s, {cpu_on:.2f} CPU ms a ticket"
+          f" ({written} spans and ledger rows stored in the last run,"
+          f" {written / count:.1f} per ticket)")  # fmt: skip
+    print(f"  ratio        : throughput {on / off:.3f} (telemetry costs"
+          f" {100 * (1 - on / off):.1f}%); CPU a ticket {cpu_on / cpu_off:.3f}")  # fmt: skip
     print(json.dumps({
         "tickets": count, "repeats": repeats,
         "telemetry_off_tickets_per_s": round(off, 1), "telemetry_on_tickets_per_s": round(on, 1),
         "ratio": round(on / off, 4), "off_runs": [round(r, 1) for r in rates["off"]],
         "on_runs": [round(r, 1) for r in rates["on"]],
+        "cpu_ms_per_ticket_off": round(cpu_off, 3), "cpu_ms_per_ticket_on": round(cpu_on, 3),
+        "cpu_ratio": round(cpu_on / cpu_off, 4),
     }))  # fmt: skip
 
 

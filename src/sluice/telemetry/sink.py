@@ -18,6 +18,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 from sluice.store.base import CostRecord, SpanRecord, Store
 from sluice.telemetry.settings import TelemetrySettings
 
@@ -30,23 +32,21 @@ BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
 
+_KINDS = {kind: kind.name.lower() for kind in SpanKind}
+_STATUSES = {code: code.name.lower() for code in StatusCode}
+
+
 def span_record(span: LocalSpan) -> SpanRecord:
     """The stored form of a finished span."""
     ctx = span.get_span_context()
     event_id = span.attributes.get("sluice.event_id")
     parent = span.parent
     return SpanRecord(
-        trace_id=format(ctx.trace_id, "032x"),
-        span_id=format(ctx.span_id, "016x"),
-        parent_id=None if parent is None else format(parent.span_id, "016x"),
-        name=span.name,
-        kind=span.kind.name.lower(),
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        status=span.status.name.lower(),
-        event_id=None if event_id is None else str(event_id),
-        attributes=span.attributes,
-    )
+        f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}",
+        None if parent is None else f"{parent.span_id:016x}", span.name, _KINDS[span.kind],
+        span.start_ns, span.end_ns, _STATUSES[span.status],
+        None if event_id is None else str(event_id), span.attributes,
+    )  # fmt: skip
 
 
 class TelemetrySink:
