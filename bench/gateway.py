@@ -11,13 +11,14 @@ the simulator, so the difference is Sluice's own cost (the simulator answers thr
 kind of server).
 
 - Maximum rate (closed loop): wrk, 2 threads, 64 connections, ``--seconds`` per target.
-- Latency (open loop): requests paced at ``--rate`` per second (default 500) for ``--seconds``
-  per target from this process (aiohttp), alternating the targets for ``--rounds`` rounds;
-  added p50/p99 = through Sluice - direct, per round, then the median over rounds.
+- Latency (open loop): requests paced at ``--rate`` per second (default 500) to each target
+  for ``--seconds`` from this process (aiohttp), the two targets' requests interleaved in the
+  same run, so both meet the same moments of a shared, noisy machine; added p50/p99 =
+  through Sluice - direct, per round, then the median over ``--rounds`` rounds.
 
 The last line is one JSON object. About 90 s by default::
 
-    .venv/bin/python bench/gateway.py [--seconds 8] [--rounds 3] [--rate 500]
+    .venv/bin/python bench/gateway.py [--seconds 8] [--rounds 3] [--rate 500] [--cache-entries 0]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ gateway:
          max_connections: 128}}
   limits:
     default: {{requests_per_s: 1000000, burst: 1000000, tokens_per_min: 1000000000}}
-  cache: {{enabled: true, ttl_s: 60, max_entries: 100000}}
+  cache: {{enabled: {cache}, ttl_s: 60, max_entries: {cache_entries}}}
   slo: {{p95_ms: 1000, error_rate: 0.5, policy: fail_closed}}
 """
 WORKFLOW = "name: noop\nsteps: [{name: keep, pool: cpu, uses: noop}]\n"
@@ -103,11 +104,21 @@ def _body(model: str, seed: int) -> bytes:
     )
 
 
-def serve_sluice(tmp: Path, sim_port: int) -> tuple[subprocess.Popen[bytes], int, str]:
+def serve_sluice(
+    tmp: Path, sim_port: int, cache_entries: int = 10_000
+) -> tuple[subprocess.Popen[bytes], int, str]:
     """Write the app, create an API key, start ``sluice serve``; its process, port and key."""
     app = tmp / "app"
     (app / "workflows").mkdir(parents=True)
-    (app / "sluice.yaml").write_text(textwrap.dedent(CONFIG.format(sim_port=sim_port)))
+    (app / "sluice.yaml").write_text(
+        textwrap.dedent(
+            CONFIG.format(
+                sim_port=sim_port,
+                cache="true" if cache_entries else "false",
+                cache_entries=max(1, cache_entries),
+            )
+        )
+    )
     (app / "workflows" / "noop.yaml").write_text(WORKFLOW)
     key = subprocess.run(
         [str(SLUICE), "apikey", "create", "--tenant", "bench", "--app", str(app)],
@@ -138,33 +149,39 @@ def wrk(port: int, script: Path, model: str, key: str, seconds: int) -> float:
     return float(match.group(1))
 
 
-async def paced(url: str, model: str, key: str, rate: float, seconds: float) -> list[float]:
-    """Latencies (ms) of requests sent at ``rate`` per second, whatever came back before."""
-    latencies: list[float] = []
+async def paced(
+    targets: list[tuple[str, str]], key: str, rate: float, seconds: float
+) -> list[list[float]]:
+    """Latencies (ms) per target of requests sent at ``rate`` per second to each ``(url,
+    model)``, interleaved evenly: every target meets the same moments of a shared machine."""
+    latencies: list[list[float]] = [[] for _ in targets]
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     total = int(rate * seconds)
     tag = time.monotonic_ns()
-    connector = aiohttp.TCPConnector(limit=512)
+    connector = aiohttp.TCPConnector(limit=1024)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         # A few requests first, so connections are open and every code path has run once.
-        for i in range(50):
-            async with session.post(url, data=_body(model, -i - 1 - tag)) as response:
-                await response.read()
+        for url, model in targets:
+            for i in range(50):
+                async with session.post(url, data=_body(model, -i - 1 - tag)) as response:
+                    await response.read()
 
-        async def one(i: int) -> None:
+        async def one(i: int, target: int) -> None:
+            url, model = targets[target]
             body = _body(model, tag + i)
             started = time.perf_counter()
             async with session.post(url, data=body) as response:
                 await response.read()
                 if response.status != 200:
                     raise SystemExit(f"{url} answered {response.status}: {await response.text()}")
-            latencies.append((time.perf_counter() - started) * 1000)
+            latencies[target].append((time.perf_counter() - started) * 1000)
 
         start = time.perf_counter()
         tasks = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(i)))
+        step = 1.0 / (rate * len(targets))
+        for i in range(total * len(targets)):
+            await asyncio.sleep(max(0.0, start + i * step - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i, i % len(targets))))
         await asyncio.gather(*tasks)
     return latencies
 
@@ -181,12 +198,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument(
+        "--cache-entries", type=int, default=10_000, help="response cache size; 0 turns it off"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk; `make bench` does it)")
     print(__doc__.splitlines()[0])
     print(f"{os.cpu_count()} cores; {args.seconds} s per run, {args.rounds} rounds, latency at"
-          f" {args.rate:g} requests/s")  # fmt: skip
+          f" {args.rate:g} requests/s, response cache of {args.cache_entries} entries"
+          " (every request a miss)")  # fmt: skip
     sim_port = free_port()
     sim = start_simulator(sim_port)
     try:
@@ -194,7 +215,7 @@ def main() -> None:
             tmp = Path(tmp_name)
             script = tmp / "chat.lua"
             script.write_text(WRK_LUA)
-            proc, port, key = serve_sluice(tmp, sim_port)
+            proc, port, key = serve_sluice(tmp, sim_port, args.cache_entries)
             try:
                 figures = run(args, sim_port, port, key, script)
             finally:
@@ -216,10 +237,9 @@ def run(
     for round_ in range(args.rounds):
         direct_rps = wrk(sim_port, script, "sim-bench", "none", args.seconds)
         sluice_rps = wrk(port, script, "chat", key, args.seconds)
-        direct = quantiles(
-            asyncio.run(paced(direct_url, "sim-bench", "none", args.rate, args.seconds))
-        )
-        through = quantiles(asyncio.run(paced(sluice_url, "chat", key, args.rate, args.seconds)))
+        pair = [(direct_url, "sim-bench"), (sluice_url, "chat")]
+        lat_direct, lat_through = asyncio.run(paced(pair, key, args.rate, args.seconds))
+        direct, through = quantiles(lat_direct), quantiles(lat_through)
         rows.append((direct_rps, sluice_rps, *direct, *through))
         print(f"  round {round_ + 1}: max rate direct {direct_rps:7.0f}/s, through Sluice"
               f" {sluice_rps:7.0f}/s (ratio {sluice_rps / direct_rps:.2f}) | at {args.rate:g}/s:"
