@@ -160,7 +160,11 @@ class LocalTracer:
             parent = current
             trace_id, sampled = current.trace_id, current.trace_flags.sampled
         else:
-            trace_id = bits(128) or 1
+            # The time (ms) in the top 48 bits, 80 random bits below (the 56 that W3C Trace
+            # Context level 2 asks to be random, and the 64 that sampling reads, among them):
+            # new traces then sort by time, so the span store's trace index grows at its end
+            # instead of dirtying pages all over (bench/spans.py: about 0.7x the CPU a write).
+            trace_id = (time.time_ns() // 1_000_000 << 80) | bits(80)
             sampled = (trace_id & _TRACE_ID_MASK) < self._bound
         ctx = SpanContext(trace_id, bits(64) or 1, False, _SAMPLED if sampled else _UNSAMPLED)
         if not sampled:
