@@ -138,3 +138,15 @@ async def test_a_body_over_the_limit_is_a_413(make_stack: StackFactory) -> None:
         answer = await http.post("/v1/chat/completions", content=body, headers=stack.auth())
     assert answer.status_code == 413
     assert answer.json()["error"]["code"] == "request_too_large"
+
+
+async def test_an_oversized_idempotency_key_is_a_400(make_stack: StackFactory) -> None:
+    """An idempotency key is an id: past 255 characters it is refused, nothing relayed."""
+    stack = await make_stack()
+    async with stack.client() as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(
+                model="chat", messages=ask(), extra_headers={"Idempotency-Key": "k" * 256}
+            )
+    assert "Idempotency-Key: 1 to 255 characters" in refused.value.message
+    assert (await sim_stats(stack.primary))["requests"] == 0

@@ -49,6 +49,7 @@ from sluice.reliability.spend import Reservation, SpendBudgets
 log = logging.getLogger("sluice.gateway")
 
 _CHARS_PER_TOKEN = 4
+_MAX_KEY_CHARS = 255  # an idempotency key is an id, not a payload
 JSON = "application/json"
 SSE = "text/event-stream"
 # Fields that change how an answer is delivered or attributed, not what it says.
@@ -209,6 +210,8 @@ class AiGateway:
         if idempotency_key is None:
             call = _Call(tenant, group, body, stream, include_usage, None)
             return await self._run(call, use_cache)
+        if not 0 < len(idempotency_key) <= _MAX_KEY_CHARS:
+            raise InvalidInputError(f"Idempotency-Key: 1 to {_MAX_KEY_CHARS} characters")
         claim = await self.keys.claim(tenant, idempotency_key, raw)
         if isinstance(claim, bytes):
             self._count(group, "replay")
