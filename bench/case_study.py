@@ -53,7 +53,7 @@ import httpx
 from sluice.demo import ticket_stream
 from sluice.models.metrics import accuracy, percentile
 from sluice.testing.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
-from sluice.testing.drills import SLUICE, spawn
+from sluice.testing.drills import SLUICE, final_views, spawn
 from sluice.testing.servers import free_port, wait_ready
 
 #: The story's LLM: median 800 ms, p95 2.8 s.
@@ -64,7 +64,6 @@ TARGET_P95_MS = 300.0
 TARGET_COST_CUT = 0.70
 SLO = {"p95_ms": TARGET_P95_MS, "error_rate": 0.01, "window_s": 30, "policy": "degrade",
        "recover_s": 10}  # fmt: skip
-_POLL_S = 0.5
 _STALL_S = 90.0  # a side whose runs stop finishing for this long is reported as it stands
 
 
@@ -102,32 +101,6 @@ async def offer(
         tasks.append(asyncio.create_task(send(i, ticket)))
     await asyncio.gather(*tasks)
     return accepted, refused, time.perf_counter() - started
-
-
-async def settle(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Every run's view once it has ended, or as it stands after a long stall."""
-    views: dict[str, dict[str, Any]] = {}
-    todo = list(ids)
-    gate = asyncio.Semaphore(16)
-    last_progress = time.monotonic()
-
-    async def fetch(event_id: str) -> None:
-        async with gate:
-            view: dict[str, Any] = (await client.get(f"/v1/runs/{event_id}")).json()
-        if view.get("status") != "accepted":
-            views[event_id] = view
-
-    while todo and time.monotonic() - last_progress < _STALL_S:
-        before = len(views)
-        await asyncio.gather(*(fetch(i) for i in todo))
-        todo = [i for i in todo if i not in views]
-        if len(views) > before:
-            last_progress = time.monotonic()
-        if todo:
-            await asyncio.sleep(_POLL_S)
-    for event_id in todo:
-        views[event_id] = {"status": "unfinished"}
-    return views
 
 
 def figures(
@@ -214,7 +187,7 @@ async def run_side(
             accepted, refused, seconds = await offer(client, stream, rate)
             print(f"  {side}: {len(accepted)} accepted, {refused} refused in {seconds:.1f} s;"
                   " waiting for the runs to end", flush=True)  # fmt: skip
-            views = await settle(client, [e for _, e in accepted])
+            views = await final_views(client, [e for _, e in accepted], stall_s=_STALL_S)
             stats: dict[str, Any] = (await sim.get("/sim/stats")).json()
     except Exception:
         print(log.read_text()[-3000:], file=sys.stderr)

@@ -205,8 +205,13 @@ async def count_events(app_dir: Path, env: dict[str, str], limit: int) -> int:
         await store.aclose()
 
 
-async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Every event's run view once it has ended (or stopped moving for a minute)."""
+async def final_views(
+    client: httpx.AsyncClient, ids: list[str], stall_s: float = 60.0
+) -> dict[str, dict[str, Any]]:
+    """Every event's run view once it has ended.
+
+    When none has ended for ``stall_s``, the rest are reported as ``{"status": "accepted"}``.
+    """
     views: dict[str, dict[str, Any]] = {}
     todo = list(ids)
     gate = asyncio.Semaphore(16)
@@ -214,11 +219,11 @@ async def final_views(client: httpx.AsyncClient, ids: list[str]) -> dict[str, di
 
     async def fetch(event_id: str) -> None:
         async with gate:
-            view = (await client.get(f"/v1/runs/{event_id}")).json()
+            view: dict[str, Any] = (await client.get(f"/v1/runs/{event_id}")).json()
         if view.get("status") != "accepted":
             views[event_id] = view
 
-    while todo and time.monotonic() - last_progress < 60:
+    while todo and time.monotonic() - last_progress < stall_s:
         before = len(views)
         await asyncio.gather(*(fetch(i) for i in todo))
         todo = [i for i in todo if i not in views]
