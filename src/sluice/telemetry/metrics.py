@@ -43,6 +43,8 @@ _ROUTES = (
     ("/v1/runs/", "runs:get"),
     ("/v1/indexes/", "indexes"),
     ("/v1/status", "status"),
+    ("/v1/chat/completions", "chat:completions"),
+    ("/v1/models", "models"),
     ("/metrics", "metrics"),
     ("/healthz", "healthz"),
     ("/readyz", "readyz"),
