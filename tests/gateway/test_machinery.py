@@ -224,6 +224,7 @@ async def test_gateway_metrics_count_answers_tokens_and_cost(make_stack: StackFa
         text = (await http.get("/metrics")).text
     assert answer.usage is not None
     assert 'sluice_gateway_requests_total{model="chat",outcome="answered"} 1.0' in text
+    assert 'sluice_http_requests_total{route="chat:completions",status="200"} 1.0' in text
     line = 'sluice_gateway_tokens_total{deployment="primary",kind="input"} '
     assert f"{line}{answer.usage.prompt_tokens:.1f}" in text
     cost = answer.usage.prompt_tokens / 1000 + answer.usage.completion_tokens * 2 / 1000
