@@ -41,6 +41,8 @@ from sluice.workflow.registry import WorkflowRegistry
 
 log = logging.getLogger("sluice.runtime")
 _FINAL = (EventState.DONE, EventState.DEAD)
+# How often a process that leaves some pools to other processes re-reads their queue depths.
+_DEPTH_REFRESH_S = 0.1
 
 
 class Runtime:
@@ -66,6 +68,7 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._validators: dict[tuple[str, str], tuple[Any, jsonschema.Draft202012Validator]] = {}
         self._maintenance: asyncio.Task[None] | None = None
+        self._depth_watch: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._services: Mapping[str, Any] = services or {}
         self._executor = StepExecutor(
@@ -100,15 +103,21 @@ class Runtime:
         for worker in self.workers.values():
             worker.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="runtime-maintenance")
+        if set(self.workers) != set(self.pools):
+            # Admission here counts jobs that other processes claim: a view refreshed only
+            # every heartbeat would cap admissions near queue_limit per heartbeat.
+            self._depth_watch = asyncio.create_task(self._watch_depths(), name="runtime-depths")
 
     async def stop(self) -> None:
         """Stop claiming, drain running steps briefly, and hand back what is left."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
+        for task in (self._maintenance, self._depth_watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._depth_watch = None
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         released = await self.store.release(self.owner)
         if released:
@@ -137,6 +146,14 @@ class Runtime:
                 self._refresh_depths(await self.store.queue_depths())
             except Exception:
                 log.exception("runtime maintenance failed")
+
+    async def _watch_depths(self) -> None:
+        while True:
+            await asyncio.sleep(_DEPTH_REFRESH_S)
+            try:
+                self._refresh_depths(await self.store.queue_depths())
+            except Exception:
+                log.exception("refreshing queue depths failed")
 
     def _refresh_depths(self, depths: Mapping[str, int]) -> None:
         current = self.store.depths
