@@ -227,6 +227,20 @@ def event_from_row(
     )  # fmt: skip
 
 
+def job_from_row(row: Sequence[Any], owner: str, decode: Callable[[bytes], bytes]) -> Job:
+    """A claimed :class:`Job` from a claim's row (``id, event_id, step, pool, workflow,
+    version, tenant, attempts, input, ready_at, deadline, trace``), its input decoded."""
+    return Job(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], decode(row[8]),
+        row[9], row[10], owner, row[11],
+    )  # fmt: skip
+
+
+def cost_total_from_row(row: Sequence[Any]) -> CostTotal:
+    """A :class:`CostTotal` from a row of (key, calls, cached, input, output, cost) sums."""
+    return CostTotal(str(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]))
+
+
 class Store(Protocol):
     """What the runtime needs from a store. Every implementation passes one contract suite.
 

@@ -36,6 +36,7 @@ from sluice.store.base import (
     Receipt,
     StepRecord,
     event_from_row,
+    job_from_row,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.postgres_batch import GroupCommit
@@ -243,24 +244,7 @@ class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
         rows = await self._in_transaction(partial(_claim, args=(owner, lease_s, pool, limit)))
         self._apply_delta(Counter({pool: -len(rows)}))
         decode = self.codec.decode
-        return [
-            Job(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                decode(r[8]),
-                r[9],
-                r[10],
-                owner,
-                r[11],
-            )
-            for r in sorted(rows, key=lambda r: r[9])
-        ]
+        return [job_from_row(r, owner, decode) for r in sorted(rows, key=lambda r: r[9])]
 
     async def complete(self, completion: Completion) -> bool:
         """Record the step result and the next job (or the event's end) in one transaction."""

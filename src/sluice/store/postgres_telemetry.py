@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from sluice.store.base import CostRecord, CostTotal, SpanRecord
+from sluice.store.base import CostRecord, CostTotal, SpanRecord, cost_total_from_row
 from sluice.store.sqlite_telemetry import cost_group, span_from_row
 from sluice.telemetry.traceparent import trace_id_of
 
@@ -100,10 +100,7 @@ class PostgresTelemetryMixin:
             f" ORDER BY sum(cost) DESC, {column}",
             since,
         )
-        return [
-            CostTotal(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]))
-            for r in rows
-        ]
+        return [cost_total_from_row(r) for r in rows]
 
     async def purge_telemetry(
         self, max_spans: int, spans_before: float, costs_before: float

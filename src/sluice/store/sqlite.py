@@ -27,6 +27,7 @@ from sluice.store.base import (
     Job,
     StepRecord,
     event_from_row,
+    job_from_row,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_ingress import SqliteIngressMixin
@@ -144,24 +145,7 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
 
         rows = await self._write(op)
         decode = self.codec.decode
-        return [
-            Job(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                decode(r[8]),
-                r[9],
-                r[10],
-                owner,
-                r[11],
-            )
-            for r in rows
-        ]
+        return [job_from_row(r, owner, decode) for r in rows]
 
     async def complete(self, completion: Completion) -> bool:
         """Record the step result and the next job (or the event's end) in one transaction."""

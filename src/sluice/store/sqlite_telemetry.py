@@ -13,7 +13,13 @@ from typing import Any
 
 import orjson
 
-from sluice.store.base import COST_GROUPS, CostRecord, CostTotal, SpanRecord
+from sluice.store.base import (
+    COST_GROUPS,
+    CostRecord,
+    CostTotal,
+    SpanRecord,
+    cost_total_from_row,
+)
 from sluice.store.sqlite_writer import Delta
 from sluice.telemetry.traceparent import trace_id_of
 
@@ -116,10 +122,7 @@ class SqliteTelemetryMixin:
             f" {column}"
         )
         rows = await self._read(lambda c: c.execute(sql, (since,)).fetchall())
-        return [
-            CostTotal(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]))
-            for r in rows
-        ]
+        return [cost_total_from_row(r) for r in rows]
 
     async def purge_telemetry(
         self, max_spans: int, spans_before: float, costs_before: float
