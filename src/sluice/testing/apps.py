@@ -80,9 +80,9 @@ def llm_triage_app(
     """
     if not 0.0 <= llm_threshold <= 1.0:
         raise ConfigError(f"llm_threshold must be within 0..1, got {llm_threshold!r}")
-    llm = _llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    llm = llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
     config, flow = _load(source)
-    _link_shared(dest, source)
+    link_shared(dest, source)
     config["models"][LLM_MODEL] = llm
     config["prices"] = {**config.get("prices", {}), LLM_MODEL: dict(llm_prices)}
     config["reliability"] = {"guard_tiers": guard_tiers}
@@ -128,9 +128,9 @@ def naive_triage_app(
             "naive app: concurrency and queue_limit must be at least 1, retries at least 0",
             [f"concurrency={concurrency}", f"queue_limit={queue_limit}", f"retries={retries}"],
         )
-    llm = _llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    llm = llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
     config, flow = _load(source)
-    _link_shared(dest, source)
+    link_shared(dest, source)
     config["pools"] = {"shared": {"concurrency": concurrency, "queue_limit": queue_limit}}
     config["models"] = {LLM_MODEL: llm}
     config["prices"] = {LLM_MODEL: dict(llm_prices)}
@@ -146,7 +146,7 @@ def naive_triage_app(
     return _write(dest, config, flow)
 
 
-def _llm_entry(base_url: str, timeout_s: float, max_connections: int) -> dict[str, Any]:
+def llm_entry(base_url: str, timeout_s: float, max_connections: int) -> dict[str, Any]:
     """The ``kind: openai`` entry of the ``llm`` tier, labels taken from the training CSV."""
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"llm_base_url must be an http(s) URL, got {base_url!r}")
@@ -185,7 +185,7 @@ def _classify_step(flow: dict[str, Any], source: Path) -> dict[str, Any]:
     raise ConfigError(f"{source}: the triage workflow has no classify step with a cascade")
 
 
-def _link_shared(dest: Path, source: Path) -> None:
+def link_shared(dest: Path, source: Path) -> None:
     """Link the source's read-only files and its trained state into ``dest``."""
     source = source.resolve()
     (dest / "workflows").mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from sluice.models.metrics import percentile
 from sluice.testing.drills import (
@@ -35,6 +34,7 @@ from sluice.testing.drills import (
     create_api_key,
     dead_reasons,
     final_views,
+    load_workflow,
     spawn,
 )
 from sluice.testing.load import memory_mb, open_loop
@@ -47,15 +47,11 @@ _CALIBRATE_RATE = 1500.0
 
 def _slo_ms(app_dir: Path, workflow: str) -> tuple[float, str]:
     """The workflow's p95 target: its ``slo.p95_ms``, else its whole budget."""
-    config = yaml.safe_load((app_dir / "sluice.yaml").read_text())
-    for path in sorted((app_dir / str(config.get("workflows", "workflows"))).glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())
-        if spec.get("name") == workflow:
-            slo = spec.get("slo") or {}
-            if "p95_ms" in slo:
-                return float(slo["p95_ms"]), "slo.p95_ms"
-            return float(spec.get("budget_ms", 60_000)), "budget_ms"
-    return 60_000.0, "default budget"
+    _, flow = load_workflow(app_dir, workflow)
+    slo = flow.extra.get("slo") or {}
+    if "p95_ms" in slo:
+        return float(slo["p95_ms"]), "slo.p95_ms"
+    return float(flow.budget_ms), "budget_ms"
 
 
 async def _capacity(base: str, path: str, options: DrillOptions, headers: dict[str, str],

@@ -36,6 +36,7 @@ import yaml
 
 from sluice.errors import ConfigError
 from sluice.models.metrics import percentile
+from sluice.testing.apps import LLM_MODEL, LLM_PRICES, link_shared, llm_entry
 from sluice.testing.drills import (
     DrillOptions,
     DrillReport,
@@ -43,6 +44,7 @@ from sluice.testing.drills import (
     create_api_key,
     dead_reasons,
     final_views,
+    load_workflow,
     spawn,
 )
 from sluice.testing.load import memory_mb, open_loop
@@ -66,18 +68,14 @@ def model_capacity(p50_ms: float, p95_ms: float, concurrency: int) -> float:
     return concurrency / mean_s
 
 
-def first_tier(app_dir: Path, workflow: str) -> tuple[str, dict[str, Any], Path]:
-    """The first cascade tier's model name and entry, and the workflow file, from an app."""
-    config = yaml.safe_load((app_dir / "sluice.yaml").read_text())
-    for path in sorted((app_dir / str(config.get("workflows", "workflows"))).glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())
-        if spec.get("name") != workflow:
-            continue
-        for step in spec.get("steps", []):
-            cascade = (step.get("options") or {}).get("cascade")
-            if step.get("uses") == "classify" and cascade:
-                name = cascade[0]["model"]
-                return name, dict(config["models"][name]), path
+def first_tier(app_dir: Path, workflow: str) -> tuple[str, dict[str, Any]]:
+    """The name and ``models:`` entry of the first tier of a workflow's classify cascade."""
+    settings, flow = load_workflow(app_dir, workflow)
+    for step in flow.steps:
+        cascade = step.options.get("cascade")
+        if step.uses == "classify" and cascade:
+            name = str(cascade[0]["model"])
+            return name, dict(settings.extra["models"][name])
     raise ConfigError(f"{app_dir}: workflow {workflow!r} has no classify step with a cascade")
 
 
@@ -85,41 +83,24 @@ def write_drill_app(
     dest: Path, source: Path, workflow: str, llm_url: str, *, guarded: bool
 ) -> Path:
     """An app in ``dest``: the source's first tier, then the simulated model; see above."""
-    name, entry, _ = first_tier(source, workflow)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "workflows").mkdir(exist_ok=True)
-    for shared in ("data",):  # training data, read in place
-        link = dest / shared
-        if not link.exists() and (source / shared).exists():
-            link.symlink_to((source / shared).resolve())
-    # Trained artifacts are shared with the source app, so the small model trains once.
-    models = source.resolve() / ".sluice" / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (dest / ".sluice").mkdir(exist_ok=True)
-    if not (dest / ".sluice" / "models").exists():
-        (dest / ".sluice" / "models").symlink_to(models)
+    name, entry = first_tier(source, workflow)
+    # Training data read in place, trained artifacts shared: the first tier trains once.
+    link_shared(dest, source)
     config: dict[str, Any] = {
         "store": "sqlite:///.sluice/drill.db",
         "workflows": "workflows",
         "pools": {"inference": {"concurrency": 64, "queue_limit": 400}},
         "models": {
             name: entry,
-            "llm": {
-                "kind": "openai",
-                "base_url": llm_url,
-                "model": "sim",
-                "labels": str(entry.get("train", "data/train.csv")),
-                "timeout_s": 5,
-                "max_connections": 64,
-            },
+            LLM_MODEL: llm_entry(llm_url, timeout_s=5, max_connections=64),
         },
-        "prices": {"llm": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}},
+        "prices": {LLM_MODEL: dict(LLM_PRICES)},
         "rate_limits": {"default": {"rate": 100_000, "burst": 100_000}},
         # The provider's concurrency quota is known: the bulkhead keeps calls within it.
         "reliability": {
             "guard_tiers": guarded,
             "breaker": {"failure_threshold": 5, "open_s": 2},
-            "max_in_flight": {"llm": int(SIMULATOR["max_concurrency"])},
+            "max_in_flight": {LLM_MODEL: int(SIMULATOR["max_concurrency"])},
         },
     }
     (dest / "sluice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -133,7 +114,7 @@ def write_drill_app(
                    "budget_ms": 5000, "retries": 3,
                    "options": {"field": "text",
                                "cascade": [{"model": name, "threshold": 1.0},
-                                           {"model": "llm"}]}}],
+                                           {"model": LLM_MODEL}]}}],
     }  # fmt: skip
     if guarded:
         flow["slo"] = dict(SLO)
@@ -189,7 +170,9 @@ async def _run_side(
         "model_calls": int(stats.get("requests", 0)),
         "model_429s": int(stats.get("throttled", 0)),
         "calls_per_accepted": round(stats.get("requests", 0) / accepted, 3) if accepted else 0.0,
-        "answered_by_model_share": round(answered_by.count("llm") / len(done), 4) if done else 0,
+        "answered_by_model_share": (
+            round(answered_by.count(LLM_MODEL) / len(done), 4) if done else 0.0
+        ),
         "p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "p95_ms": round(percentile(latencies, 95), 1) if latencies else None,
         "peak_rss_mb": round(peak_mb, 1),
@@ -207,7 +190,7 @@ async def throttle_model(options: DrillOptions) -> DrillReport:
         SIMULATOR["p50_ms"], SIMULATOR["p95_ms"], int(SIMULATOR["max_concurrency"])
     )
     rate = options.factor * capacity
-    _, entry, _ = first_tier(options.app_dir, options.workflow)
+    _, entry = first_tier(options.app_dir, options.workflow)
     train = options.app_dir / str(entry.get("train", "data/train.csv"))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -26,7 +26,11 @@ from typing import Any
 
 import httpx
 
+from sluice.config import AppSettings, load_settings
+from sluice.errors import ConfigError
 from sluice.testing.servers import free_port, wait_ready
+from sluice.workflow.model import Workflow
+from sluice.workflow.registry import WorkflowRegistry
 
 SLUICE = [sys.executable, "-m", "sluice"]
 
@@ -81,6 +85,15 @@ async def kill_worker_drill(options: DrillOptions) -> DrillReport:
         options.app_dir, options.workflow, options.inputs, kills=options.kills,
         progress=options.progress,
     )  # fmt: skip
+
+
+def load_workflow(app_dir: Path, name: str) -> tuple[AppSettings, Workflow]:
+    """An app's settings and its workflow ``name``, loaded and validated as serving would."""
+    settings = load_settings(app_dir)
+    if settings.workflows_dir is None:
+        raise ConfigError(f"{app_dir}: no workflow directory configured")
+    registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
+    return settings, registry.get(name)
 
 
 def spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
