@@ -23,7 +23,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,10 +33,10 @@ import httpx
 
 from sluice.models.metrics import percentile
 from sluice.testing.drills import (
-    SLUICE,
     DrillOptions,
     DrillReport,
     count_events,
+    create_api_key,
     settle,
     spawn,
 )
@@ -129,11 +128,7 @@ async def kill_cache(
             "SLUICE_CACHE_BACKEND": "kv",
         }
         log = Path(tmp) / "processes.log"
-        created = await asyncio.to_thread(
-            subprocess.run,
-            [*SLUICE, "apikey", "create", "--tenant", "drill", "--app", str(app_dir)],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        key = await create_api_key(app_dir, env)
         port = free_port()
         server = spawn(["serve", str(app_dir), "--port", str(port)], env, log)
         accepted: dict[str, str] = {}
@@ -142,7 +137,7 @@ async def kill_cache(
         try:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}",
-                headers={"authorization": f"Bearer {created.stdout.strip()}"},
+                headers={"authorization": f"Bearer {key}"},
                 timeout=30,
             ) as client:
                 await wait_ready(client, server, timeout_s=300)
