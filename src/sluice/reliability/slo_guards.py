@@ -26,6 +26,7 @@ import orjson
 
 from sluice.errors import AdmissionError, ConfigError, SluiceError
 from sluice.kv.base import KV
+from sluice.kv.memory import MemoryKV
 from sluice.reliability.slo_guard import GuardState, SloGuard, SloSettings, SloSnapshot
 from sluice.workflow.model import Workflow
 
@@ -129,8 +130,12 @@ class SloGuards:
         return dict(self._peers)
 
     async def start(self) -> None:
-        """Start sharing states through the KV (when there is one and a guarded workflow)."""
-        if self._kv is not None and self._guards and self._task is None:
+        """Start sharing states through the KV, when other processes can see it.
+
+        An in-process KV reaches no other process: nothing to share, no task.
+        """
+        shared = self._kv is not None and not isinstance(self._kv, MemoryKV)
+        if shared and self._guards and self._task is None:
             self._task = asyncio.create_task(self._share(), name="slo-guards")
 
     async def aclose(self) -> None:
