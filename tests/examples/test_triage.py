@@ -11,7 +11,7 @@ import json
 import shutil
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -56,21 +56,30 @@ sources:
 """.replace("SECRET]", SECRET + "]")
 
 
-@pytest.fixture(scope="module")
-def triage_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the triage app with small training data, its models and index built."""
-    root = tmp_path_factory.mktemp("triage-app")
+def build_small_triage_app(
+    root: Path, config: str, edit_workflow: Callable[[str], str] = lambda text: text
+) -> Path:
+    """The triage app in ``root`` on 12 training tickets a label, its index built and its
+    models trained; ``config`` is its ``sluice.yaml``, ``edit_workflow`` rewrites the workflow."""
     for part in ("workflows", "kb"):
         shutil.copytree(EXAMPLE / part, root / part)
     shutil.copy(EXAMPLE / "routing.yaml", root / "routing.yaml")
     train = per_label(read_examples(EXAMPLE / "data" / "train.csv"), 12)
     write_examples(root / "data" / "train.csv", train)
-    (root / "sluice.yaml").write_text(textwrap.dedent(CONFIG))
-    built = sluice("index", "build", str(root))
+    workflow = root / "workflows" / "triage.yaml"
+    workflow.write_text(edit_workflow(workflow.read_text()))
+    (root / "sluice.yaml").write_text(textwrap.dedent(config))
+    built = sluice("index", "build", str(root), timeout=300)
     assert built.returncode == 0, built.stderr
     trained = sluice("train", str(root), timeout=300)  # two models; slow on a busy machine
     assert trained.returncode == 0, trained.stderr
     return root
+
+
+@pytest.fixture(scope="module")
+def triage_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the triage app with small training data, its models and index built."""
+    return build_small_triage_app(tmp_path_factory.mktemp("triage-app"), CONFIG)
 
 
 @pytest.fixture

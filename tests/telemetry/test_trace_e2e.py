@@ -14,9 +14,7 @@ import asyncio
 import base64
 import io
 import logging
-import shutil
 import sqlite3
-import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -36,14 +34,11 @@ from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
 from sluice.ingress.signatures import decode_secret, sign
-from sluice.models.splits import read_examples, write_examples
 from sluice.store.base import EventState
 from sluice.telemetry.logs import JsonFormatter
 from sluice.testing import free_port
-from tests.cli.test_cli_runtime import sluice
-from tests.models.conftest import per_label
+from tests.examples.test_triage import build_small_triage_app
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 HOOK_SECRET = "whsec_" + base64.b64encode(b"trace-e2e-source-secret!").decode()
 OUT_SECRET = "whsec_" + base64.b64encode(b"trace-e2e-receiver-key!!").decode()
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -90,27 +85,16 @@ def receiver_port() -> int:
 @pytest.fixture(scope="module")
 def trace_app(tmp_path_factory: pytest.TempPathFactory, receiver_port: int) -> Path:
     """The triage app on small training data, delivering to the receiver's port."""
-    root = tmp_path_factory.mktemp("trace-app")
-    for part in ("workflows", "kb"):
-        shutil.copytree(EXAMPLE / part, root / part)
-    shutil.copy(EXAMPLE / "routing.yaml", root / "routing.yaml")
-    write_examples(
-        root / "data" / "train.csv", per_label(read_examples(EXAMPLE / "data" / "train.csv"), 12)
-    )
-    workflow = root / "workflows" / "triage.yaml"
-    workflow.write_text(
-        workflow.read_text().replace(
+    config = CONFIG.replace("RECEIVER", str(receiver_port)).replace("HOOK_SECRET", HOOK_SECRET)
+    return build_small_triage_app(
+        tmp_path_factory.mktemp("trace-app"),
+        config,
+        lambda text: text.replace(
             "options: {drop: [neighbours]}",
             "options: {drop: [neighbours], secret_env: SLUICE_OUT_SECRET,"
             f' url: "http://127.0.0.1:{receiver_port}/hook"}}',
-        )
+        ),
     )
-    config = CONFIG.replace("RECEIVER", str(receiver_port)).replace("HOOK_SECRET", HOOK_SECRET)
-    (root / "sluice.yaml").write_text(textwrap.dedent(config))
-    assert sluice("index", "build", str(root), timeout=300).returncode == 0
-    trained = sluice("train", str(root), timeout=300)  # slow when the cores are shared
-    assert trained.returncode == 0, trained.stderr
-    return root
 
 
 @pytest.fixture
