@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +19,7 @@ from sluice.config import load_settings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.steps.deliver import allowed
 from sluice.store.base import EventState
-from sluice.testing import free_port
+from sluice.testing.servers import AsgiServer
 from tests.conftest import MakeApp
 
 SECRET = "whsec_" + base64.b64encode(b"r" * 24).decode()
@@ -48,16 +46,9 @@ async def receiver() -> AsyncIterator[tuple[int, list[dict[str, Any]], list[int]
             received.append({"id": request.headers["webhook-id"], **orjson.loads(body)})
         return Response(status_code=status)
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
-        host="127.0.0.1", port=port, log_level="warning"))  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no started event
-        await asyncio.sleep(0.01)
-    yield port, received, answers
-    server.should_exit = True
-    await task
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    async with AsgiServer(app) as server:
+        yield server.port, received, answers
 
 
 def _app(make_app: MakeApp, port: int, allow: str) -> Path:

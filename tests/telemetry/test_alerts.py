@@ -6,7 +6,6 @@ seconds and the window an alert fires in is exact.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -15,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +38,7 @@ from sluice.telemetry.alerts import (
     SpikeDetector,
 )
 from sluice.testing import free_port
+from sluice.testing.servers import AsgiServer
 from tests.conftest import MakeApp
 
 DATA = Path(__file__).resolve().parents[2] / "examples/triage/data/banking77/train.csv"
@@ -72,16 +71,9 @@ async def receiver() -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
         received.append(orjson.loads(await request.body()))
         return Response(status_code=204)
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/alerts", hook, methods=["POST"])]),
-        host="127.0.0.1", port=port, log_level="warning"))  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no started event
-        await asyncio.sleep(0.01)
-    yield port, received
-    server.should_exit = True
-    await task
+    app = Starlette(routes=[Route("/alerts", hook, methods=["POST"])])
+    async with AsgiServer(app) as server:
+        yield server.port, received
 
 
 def _app(make_app: MakeApp, sim: SimulatorServer, hook_port: int) -> Path:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,7 +16,7 @@ from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.errors import ConfigError
 from sluice.telemetry.settings import parse_telemetry
-from sluice.testing import free_port
+from sluice.testing.servers import AsgiServer
 from tests.conftest import MakeApp
 
 WORKFLOW = """
@@ -41,16 +39,9 @@ async def collector() -> AsyncIterator[tuple[int, list[ExportTraceServiceRequest
         received.append(message)
         return Response(status_code=200, media_type="application/x-protobuf")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])]),
-        host="127.0.0.1", port=port, log_level="warning"))  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no started event
-        await asyncio.sleep(0.01)
-    yield port, received
-    server.should_exit = True
-    await task
+    app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    async with AsgiServer(app) as server:
+        yield server.port, received
 
 
 async def test_spans_reach_the_collector_and_the_store(

@@ -37,6 +37,7 @@ from sluice.ingress.signatures import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.telemetry.logs import JsonFormatter
 from sluice.testing import free_port
+from sluice.testing.servers import AsgiServer
 from tests.examples.test_triage import build_small_triage_app
 
 HOOK_SECRET = "whsec_" + base64.b64encode(b"trace-e2e-source-secret!").decode()
@@ -107,15 +108,9 @@ async def receiver(receiver_port: int) -> AsyncIterator[list[dict[str, str]]]:
         received.append(dict(request.headers))
         return Response(status_code=204)
 
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
-        host="127.0.0.1", port=receiver_port, log_level="warning"))  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes no started event
-        await asyncio.sleep(0.01)
-    yield received
-    server.should_exit = True
-    await task
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    async with AsgiServer(app, port=receiver_port):
+        yield received
 
 
 @pytest.fixture
