@@ -25,7 +25,13 @@ from sluice.store.codec import IdentityCodec
 from sluice.store.postgres import PostgresStore
 from sluice.store.postgres_schema import quote_ident
 from sluice.store.sqlite import SqliteStore
-from tests.store.conftest import POSTGRES_URL, drop_test_schema, new_schema, postgres_schema_url
+from tests.store.conftest import (
+    POSTGRES_URL,
+    drop_test_schema,
+    new_schema,
+    postgres_schema_url,
+    schema_text,
+)
 
 EMAIL = "jane.doe@example.com"
 ERROR = f"step 'parse' raised ValueError: could not parse {EMAIL} (not retryable)"
@@ -103,22 +109,6 @@ async def _old_postgres(schema: str) -> None:
         await conn.close()
 
 
-async def _postgres_text(schema: str) -> str:
-    """Every row of every table of ``schema`` as PostgreSQL renders it (bytea as hex)."""
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
-        )
-        out = []
-        for (table,) in tables:
-            name = f"{quote_ident(schema)}.{quote_ident(table)}"
-            out += [r[0] for r in await conn.fetch(f"SELECT t::text FROM {name} t")]
-        return "\n".join(out)
-    finally:
-        await conn.close()
-
-
 async def _reads_as_before(store: Store) -> None:
     record = await store.get_event("e1")
     assert (record.state, record.error, record.input) == (EventState.DEAD, ERROR, b"{}")
@@ -155,7 +145,7 @@ async def test_old_rows_read_and_rotate_seals_them(backend: str, tmp_path: Path)
             raw = b"".join(p.read_bytes() for p in files if p.exists())
             assert EMAIL.encode() not in raw
         else:
-            assert not _leaks(await _postgres_text(schema))
+            assert not _leaks(await schema_text(schema))
     finally:
         if backend == "postgres":
             await drop_test_schema(schema)
