@@ -133,9 +133,7 @@ class SourceMapping:
                     value = f.transform(value)
                 except (TypeError, ValueError):
                     # The exception text quotes the value (``invalid literal ... 'a@b.c'``).
-                    problems.append(
-                        transform_problem(f.name, f.raw_path, f.transform_name, value)
-                    )
+                    problems.append(transform_problem(f.name, f.raw_path, f.transform_name, value))
                     continue
             out[f.name] = value
         return out, problems

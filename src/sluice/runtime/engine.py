@@ -35,7 +35,7 @@ from sluice.store.base import (
 )
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.tracing import current_traceparent
-from sluice.workflow.input_errors import schema_problem
+from sluice.workflow.input_errors import schema_problems
 from sluice.workflow.model import Workflow
 from sluice.workflow.registry import WorkflowRegistry
 
@@ -188,10 +188,9 @@ class Runtime:
         fast, detailed = compiled
         if fast.is_valid(data):
             return []
-        errors = sorted(detailed.iter_errors(data), key=lambda e: list(map(str, e.path)))
         # Messages name the path, rule and kind of value, never the value: they are stored,
         # logged and returned, and a value may be PII.
-        return [schema_problem(e) for e in errors]
+        return schema_problems(detailed.iter_errors(data))
 
     def admit(self, workflow: Workflow, tenant: str = "default") -> None:
         """Refuse with AdmissionError when the event cannot be taken now.

@@ -41,23 +41,41 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+# A 422 lists every problem up to this many; past it, one line says how many more.
+MAX_PROBLEMS = 50
+
+
 @functools.cache
 def _masker() -> PiiMasker:
     return PiiMasker()
+
+
+@functools.lru_cache(maxsize=1024)  # schema names repeat; bounded, keys may be input
+def _masked_name(name: str) -> str:
+    return _masker().mask(name).masked
 
 
 def json_path(parts: Iterable[Any]) -> str:
     """``$.ticket.items[2]``, with any PII in the names masked (keys may come from input)."""
     out = "$"
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return _masker().mask(out).masked if len(out) > 1 else out
+        out += f"[{part}]" if isinstance(part, int) else f".{_masked_name(str(part))}"
+    return out
 
 
 def _rule(value: Any) -> str:
     """A schema value (never input) for a message, cut to a readable length."""
     text = repr(value)
     return text if len(text) <= _MAX_RULE_CHARS else text[: _MAX_RULE_CHARS - 3] + "..."
+
+
+def schema_problems(errors: Iterable[ValidationError], limit: int = MAX_PROBLEMS) -> list[str]:
+    """Every error as :func:`schema_problem`, in path order, at most ``limit`` of them."""
+    ordered = sorted(errors, key=lambda e: list(map(str, e.path)))
+    problems = [schema_problem(e) for e in ordered[:limit]]
+    if len(ordered) > limit:
+        problems.append(f"... and {len(ordered) - limit} more problems (first {limit} listed)")
+    return problems
 
 
 def schema_problem(error: ValidationError) -> str:
