@@ -96,12 +96,14 @@ class Served:
 
 @pytest.fixture
 def captured_logs() -> Iterator[list[io.StringIO]]:
-    """Every log record of the process, as the JSON lines and the text lines serve writes."""
+    """Every log record of the process: as the JSON and the text lines serve writes, and
+    through a plain formatter (an embedding application's own handler) that masks nothing."""
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     configure_logging("text")  # the formatters a served process installs
     outs: list[io.StringIO] = []
-    for formatter in (JsonFormatter(), root.handlers[0].formatter):
+    plain = logging.Formatter("%(name)s %(message)s")
+    for formatter in (JsonFormatter(), root.handlers[0].formatter, plain):
         out = io.StringIO()
         handler = logging.StreamHandler(out)
         handler.setFormatter(formatter)
@@ -214,11 +216,12 @@ async def test_no_pii_reaches_disk_logs_spans_or_metrics(
     assert any(span.name == "step parse" for span in spans)
     assert _leaks(orjson.dumps([[x.name, x.attributes, x.status] for x in spans])) == []
 
-    json_lines, text_lines = (out.getvalue() for out in captured_logs)
+    json_lines, text_lines, plain_lines = (out.getvalue() for out in captured_logs)
     assert "retrying" in json_lines  # the retry and the dead letter are logged, masked
     assert "<EMAIL_1>" in json_lines
     assert _leaks(json_lines) == []
     assert _leaks(text_lines) == []
+    assert _leaks(plain_lines) == []  # the executor masks step errors before logging them
 
     if s.schema is not None:
         assert _leaks(await schema_text(s.schema)) == []
