@@ -114,3 +114,13 @@ def test_problems_are_bounded() -> None:
     assert len(problems) == MAX_PROBLEMS + 1
     assert problems[0] == "$[0]: expected integer, got string (20 chars)"
     assert problems[-1] == f"... and {2_000 - MAX_PROBLEMS} more problems (first 50 listed)"
+
+
+def test_long_keys_are_masked_then_cut() -> None:
+    """A key of many kilobytes shows as its masked start, never as a cut-off value."""
+    schema = {"type": "object", "additionalProperties": {"type": "integer"}}
+    key = "x" * 40 + " " + EMAIL + " " + "y" * 10_000
+    (problem,) = [schema_problem(e) for e in jsonschema.Draft202012Validator(schema).iter_errors(
+        {key: "v"})]  # fmt: skip
+    name = f"{'x' * 40} <EMAIL_1> {'y' * 10}..."  # 64 chars in all
+    assert problem == f"$.{name}: expected integer, got string (1 chars)"

@@ -20,6 +20,7 @@ from sluice.guard.pii import PiiMasker
 # Keeps a message about a schema's enum short however many values the schema allows.
 _MAX_LISTED = 10
 _MAX_RULE_CHARS = 80
+_MAX_NAME_CHARS = 64
 
 
 def describe(value: Any) -> str:
@@ -50,9 +51,16 @@ def _masker() -> PiiMasker:
     return PiiMasker()
 
 
-@functools.lru_cache(maxsize=1024)  # schema names repeat; bounded, keys may be input
-def _masked_name(name: str) -> str:
+@functools.lru_cache(maxsize=1024)  # schema names repeat; only short names are cached
+def _masked_short_name(name: str) -> str:
     return _masker().mask(name).masked
+
+
+def _masked_name(name: str) -> str:
+    if len(name) <= _MAX_NAME_CHARS:
+        return _masked_short_name(name)
+    # A key as long as the body allows: masked whole first, so cutting cannot expose a part.
+    return _masker().mask(name).masked[: _MAX_NAME_CHARS - 3] + "..."
 
 
 def json_path(parts: Iterable[Any]) -> str:
