@@ -99,8 +99,8 @@ async def test_invalid_input_lists_every_error_and_is_quarantined(ingress: Ingre
     resp = await ingress.http.post(RUNS, json={"text": "", "subject": 5}, headers=ingress.auth())
     assert resp.status_code == 422
     assert sorted(resp.json()["errors"]) == [
-        "subject: 5 is not of type 'string'",
-        "text: '' should be non-empty",
+        "$.subject: expected string, got integer",
+        "$.text: expected at least 1 chars, got string (0 chars)",
     ]
     (item,) = await ingress.app.store.list_quarantine()
     assert item.source == "api"

@@ -92,7 +92,7 @@ class TestQuarantine:
             (b'{"ticket": {}}', "mapping: text: $.ticket.description not found in the payload"),
             (
                 orjson.dumps({"ticket": {"description": ""}, "requester": {"email": "a@b.c"}}),
-                "text: '' should be non-empty",
+                "$.text: expected at least 1 chars, got string (0 chars)",
             ),
             (b"not json at all", "body is not JSON"),
         ],

@@ -262,5 +262,5 @@ class TestPools:
         app = await make_runtime(wf)
         with pytest.raises(InvalidInputError) as info:
             await app.runtime.submit("typed", {"text": 5})
-        assert "text: 5 is not of type 'string'" in info.value.problems
-        assert "(top): 'tenant' is a required property" in info.value.problems
+        assert "$.text: expected string, got integer" in info.value.problems
+        assert "$: missing required field 'tenant'" in info.value.problems

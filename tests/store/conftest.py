@@ -17,7 +17,7 @@ import pytest
 
 from sluice.store.base import Store
 from sluice.store.postgres import PostgresStore
-from sluice.store.postgres_schema import drop_schema
+from sluice.store.postgres_schema import drop_schema, quote_ident
 from sluice.store.sqlite import SqliteStore
 
 POSTGRES_URL = os.environ.get("SLUICE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -39,6 +39,22 @@ async def drop_test_schema(schema: str) -> None:
     conn = await asyncpg.connect(POSTGRES_URL)
     try:
         await drop_schema(conn, schema)
+    finally:
+        await conn.close()
+
+
+async def schema_text(schema: str) -> str:
+    """Every row of every table of ``schema`` as PostgreSQL renders it (bytea as hex)."""
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+        out = []
+        for (table,) in tables:
+            name = f"{quote_ident(schema)}.{quote_ident(table)}"
+            out += [r[0] for r in await conn.fetch(f"SELECT t::text FROM {name} t")]
+        return "\n".join(out)
     finally:
         await conn.close()
 

@@ -23,6 +23,7 @@ def new_key_command() -> None:
 def rotate(app_dir: AppDir = Path()) -> None:
     """Re-encrypt every stored payload sealed with a key other than the active one.
 
+    Step errors and quarantine reasons stored plain (before schema version 4) are sealed too.
     Add the new key to the keyring, make it active, run this, then remove the old key.
     """
 

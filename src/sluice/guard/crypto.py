@@ -49,6 +49,7 @@ FORMAT_VERSION = 1
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _TAG_BYTES = 16
+_SEALED_PREFIX = MAGIC + bytes((FORMAT_VERSION,))
 _KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,255}")
 
 
@@ -181,6 +182,13 @@ class AesGcmCodec:
             raise TamperedDataError(
                 f"encrypted payload (key {key_id!r}) failed authentication: it was altered"
             ) from None
+
+    def is_sealed(self, stored: bytes) -> bool:
+        """Whether ``stored`` starts with this format's magic and version (sealed, not plain).
+
+        Lets text stored plain before encryption was enabled still be read as it is.
+        """
+        return stored[: len(_SEALED_PREFIX)] == _SEALED_PREFIX
 
     def needs_reencryption(self, stored: bytes) -> bool:
         """Whether ``stored`` should be rewritten: sealed with a non-active key, or not sealed.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.errors import ConfigError
+from sluice.workflow.input_errors import transform_problem
 
 _PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 _MISSING = object()
@@ -108,7 +109,10 @@ class SourceMapping:
             raise ConfigError("invalid source mapping", problems)
 
     def apply(self, payload: Any) -> tuple[Any, list[str]]:
-        """Map ``payload``; every missing required field or failed transform is a problem."""
+        """Map ``payload``; every missing required field or failed transform is a problem.
+
+        Problems name fields, paths and kinds of values, never the values themselves.
+        """
         if self.identity:
             return payload, []
         out: dict[str, Any] = {}
@@ -127,10 +131,9 @@ class SourceMapping:
             if f.transform is not None:
                 try:
                     value = f.transform(value)
-                except (TypeError, ValueError) as exc:
-                    problems.append(
-                        f"mapping: {f.name}: transform {f.transform_name} failed: {exc}"
-                    )
+                except (TypeError, ValueError):
+                    # The exception text quotes the value (``invalid literal ... 'a@b.c'``).
+                    problems.append(transform_problem(f.name, f.raw_path, f.transform_name, value))
                     continue
             out[f.name] = value
         return out, problems

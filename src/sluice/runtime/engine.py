@@ -35,7 +35,7 @@ from sluice.store.base import (
 )
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.tracing import current_traceparent
-from sluice.workflow.loader import format_path
+from sluice.workflow.input_errors import schema_problems
 from sluice.workflow.model import Workflow
 from sluice.workflow.registry import WorkflowRegistry
 
@@ -172,7 +172,7 @@ class Runtime:
         return blocked
 
     def check_input(self, workflow: Workflow, data: Any) -> list[str]:
-        """Every way ``data`` fails the workflow's input schema, each with its path.
+        """Every way ``data`` fails the workflow's input schema, each with its path (no values).
 
         A compiled (Rust) validator answers the common case, valid input, in well under a
         microsecond; only invalid input pays for the detailed messages of ``jsonschema``.
@@ -188,8 +188,9 @@ class Runtime:
         fast, detailed = compiled
         if fast.is_valid(data):
             return []
-        errors = sorted(detailed.iter_errors(data), key=lambda e: list(map(str, e.path)))
-        return [f"{format_path(e.absolute_path)}: {e.message}" for e in errors]
+        # Messages name the path, rule and kind of value, never the value: they are stored,
+        # logged and returned, and a value may be PII.
+        return schema_problems(detailed.iter_errors(data))
 
     def admit(self, workflow: Workflow, tenant: str = "default") -> None:
         """Refuse with AdmissionError when the event cannot be taken now.

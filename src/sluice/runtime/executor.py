@@ -24,6 +24,7 @@ from sluice.errors import (
     StepError,
     StepOutputError,
 )
+from sluice.guard.pii import PiiMasker
 from sluice.reliability.slo_guards import SloGuards
 from sluice.runtime.backoff import backoff_delay
 from sluice.store.base import Completion, Job, Store
@@ -35,6 +36,9 @@ from sluice.workflow.model import Step, Workflow
 from sluice.workflow.registry import WorkflowRegistry
 
 log = logging.getLogger("sluice.runtime")
+# A step's error may quote the payload it failed on (``could not parse {text}``): the store
+# seals it like the payload, and the log gets it masked whatever formatter the process uses.
+_masker = PiiMasker()
 
 # Called after a job's fate is committed: (job, finished event?, next pool or None).
 Settled = Callable[[Job, bool, str | None], None]
@@ -216,13 +220,15 @@ class StepExecutor:
                 f" {workflow.budget_ms} ms)",
             )
             return
-        log.info("retrying %s step %s in %.3fs: %s", job.event_id, step.name, delay, message,
-                 extra=_context(job, step.name))  # fmt: skip
+        if log.isEnabledFor(logging.INFO):  # masking costs a scan; skip it when not logged
+            log.info("retrying %s step %s in %.3fs: %s", job.event_id, step.name, delay,
+                     _masker.mask(message).masked, extra=_context(job, step.name))  # fmt: skip
         await self._store.retry(job, run_at, message)
         self._on_settled(job, False, job.pool)
 
     async def _bury(self, job: Job, message: str) -> None:
-        log.warning("event %s dead: %s", job.event_id, message, extra=_context(job, None))
+        log.warning("event %s dead: %s", job.event_id, _masker.mask(message).masked,
+                    extra=_context(job, None))  # fmt: skip
         await self._store.bury(job, message)
         self._observe_event(job, None, "dead")
         self._on_settled(job, True, None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from sluice.store.at_rest import open_text
 from sluice.store.codec import PayloadCodec
 
 
@@ -216,12 +217,14 @@ EVENT_COLUMNS = (
 
 
 def event_from_row(
-    row: Sequence[Any], decode: Callable[[bytes], bytes], steps: Sequence[StepRecord] = ()
+    row: Sequence[Any], codec: PayloadCodec, steps: Sequence[StepRecord] = ()
 ) -> EventRecord:
-    """An :class:`EventRecord` from a row in :data:`EVENT_COLUMNS` order, payloads decoded."""
+    """An :class:`EventRecord` from a row in :data:`EVENT_COLUMNS` order, payloads and the
+    sealed error decoded."""
+    decode = codec.decode
     return EventRecord(
         id=row[0], workflow=row[1], version=row[2], tenant=row[3], state=EventState(row[4]),
-        created_at=row[5], deadline=row[6], finished_at=row[7], error=row[8],
+        created_at=row[5], deadline=row[6], finished_at=row[7], error=open_text(codec, row[8]),
         input=decode(row[9]), result=None if row[10] is None else decode(row[10]), steps=steps,
         trace=row[11],
     )  # fmt: skip

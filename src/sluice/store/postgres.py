@@ -25,6 +25,7 @@ import asyncpg
 
 from sluice.errors import ConfigError, NotFoundError, StoreError
 from sluice.store import postgres_sql as sql
+from sluice.store.at_rest import seal_text
 from sluice.store.base import (
     EVENT_COLUMNS,
     Completion,
@@ -270,11 +271,12 @@ class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
 
     async def retry(self, job: Job, run_at: float, error: str) -> None:
         """Return the job to its queue to run not before ``run_at``."""
-        await self._write(sql.RETRY, run_at, error, job.id, job.owner, reversible=True)
+        sealed = seal_text(self.codec, error)
+        await self._write(sql.RETRY, run_at, sealed, job.id, job.owner, reversible=True)
 
     async def bury(self, job: Job, error: str) -> None:
-        """Dead-letter the job and its event."""
-        await self._write(sql.BURY, error, job.id, job.owner, notify=False)
+        """Dead-letter the job and its event (the error sealed like a payload)."""
+        await self._write(sql.BURY, seal_text(self.codec, error), job.id, job.owner, notify=False)
 
     async def heartbeat(self, owner: str) -> None:
         """Record that ``owner`` is alive, on the database clock."""
@@ -294,7 +296,7 @@ class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
 
     # reads ---------------------------------------------------------------------------------
     def _event(self, row: Sequence[Any], steps: Sequence[StepRecord] = ()) -> EventRecord:
-        return event_from_row(row, self.codec.decode, steps)
+        return event_from_row(row, self.codec, steps)
 
     async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
         """Return one event with its step results."""

@@ -16,9 +16,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 
 from sluice.errors import IdempotencyConflictError, NotFoundError, StoreError
 from sluice.store import postgres_sql as sql
+from sluice.store.at_rest import key_digest, needs_sealing, open_text, reseal_text, seal_text
 from sluice.store.base import ApiKeyRecord, IdempotencyClaim, NewEvent, QuarantineItem, Receipt
 from sluice.store.codec import PayloadCodec
 
@@ -34,6 +36,13 @@ PAYLOAD_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("jobs", ("id",), "input"),
     ("step_results", ("event_id", "step"), "output"),
     ("quarantine", ("id",), "payload"),
+)
+# The same for text derived from payloads (errors, reasons), sealed by ``store.at_rest``.
+TEXT_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("events", ("id",), "error"),
+    ("jobs", ("id",), "last_error"),
+    ("quarantine", ("id",), "reason"),
+    ("quarantine", ("id",), "problems"),
 )
 
 # Takes the key when it is free or its window has passed; returns no row when it is held.
@@ -55,14 +64,18 @@ WHERE i.tenant = $1 AND i.key = $2
 async def claim_idempotency(
     conn: Any, claim: IdempotencyClaim, target_id: str, status: str, now: float
 ) -> Receipt | None:
-    """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it."""
-    args = (claim.tenant, claim.key, claim.request_hash, target_id, status, now)
+    """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it.
+
+    The table keeps the key's digest, never the key (a client may put anything in it).
+    """
+    key = key_digest(claim.key)
+    args = (claim.tenant, key, claim.request_hash, target_id, status, now)
     if await conn.fetchval(_CLAIM, *args, now - claim.window_s) is not None:
         return None
-    row = await conn.fetchrow(_HELD, claim.tenant, claim.key)
+    row = await conn.fetchrow(_HELD, claim.tenant, key)
     if row[0] != claim.request_hash:
         raise IdempotencyConflictError(
-            f"idempotency key {claim.key!r} was used with a different request body"
+            "this idempotency key was used with a different request body"
         )
     return Receipt(row[1], row[2], duplicate=True)
 
@@ -113,8 +126,10 @@ class PostgresIngressMixin:
     async def quarantine(
         self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
     ) -> Receipt:
-        """Keep a malformed event aside with its reason; never enqueued."""
+        """Keep a malformed event aside with its reason (sealed like the payload)."""
         payload = self.codec.encode(item.payload)
+        reason = seal_text(self.codec, item.reason)
+        problems = seal_text(self.codec, orjson.dumps(list(item.problems)).decode())
 
         async def run(conn: Any) -> Receipt:
             if idempotency is not None:
@@ -123,8 +138,8 @@ class PostgresIngressMixin:
                     return held
             await conn.execute(
                 f"INSERT INTO quarantine({_Q_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                item.id, item.source, item.workflow, item.tenant, item.reason,
-                list(item.problems), payload, item.created_at,
+                item.id, item.source, item.workflow, item.tenant, reason, problems, payload,
+                item.created_at,
             )  # fmt: skip
             return Receipt(item.id, QUARANTINED)
 
@@ -132,9 +147,10 @@ class PostgresIngressMixin:
         return receipt
 
     def _item(self, row: Sequence[Any]) -> QuarantineItem:
+        problems = orjson.loads(open_text(self.codec, row[5]) or "[]")
         return QuarantineItem(
-            row[0], row[1], row[2], row[3], row[4], tuple(row[5]), self.codec.decode(row[6]),
-            row[7],
+            row[0], row[1], row[2], row[3], open_text(self.codec, row[4]) or "",
+            tuple(problems), self.codec.decode(row[6]), row[7],
         )  # fmt: skip
 
     async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
@@ -219,7 +235,8 @@ class PostgresIngressMixin:
         if needs is None:
             return 0
         total = 0
-        for table, keys, column in PAYLOAD_COLUMNS:
+        for table, keys, column in (*PAYLOAD_COLUMNS, *TEXT_COLUMNS):
+            text = (table, keys, column) in TEXT_COLUMNS
             key_list = ", ".join(keys)
             after: tuple[Any, ...] | None = None
             while True:
@@ -234,9 +251,9 @@ class PostgresIngressMixin:
                     break
                 after = tuple(rows[-1][: len(keys)])
                 stale = [
-                    (self.codec.encode(self.codec.decode(r[len(keys)])), *r[: len(keys)])
+                    (self._reencode(r[len(keys)], text=text), *r[: len(keys)])
                     for r in rows
-                    if needs(r[len(keys)])
+                    if (needs_sealing(self.codec, r[len(keys)]) if text else needs(r[len(keys)]))
                 ]
                 if stale:
                     match = " AND ".join(f"{k} = ${i + 2}" for i, k in enumerate(keys))
@@ -244,6 +261,11 @@ class PostgresIngressMixin:
                     await self._in_transaction(partial(_execute_many, query=update, rows=stale))
                     total += len(stale)
         return total
+
+    def _reencode(self, stored: bytes, *, text: bool) -> bytes:
+        if text:
+            return reseal_text(self.codec, stored)
+        return self.codec.encode(self.codec.decode(stored))
 
 
 async def _execute_many(conn: Any, query: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -135,6 +135,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX costs_ts ON costs(ts);
     """,
+    # Text derived from payloads is sealed by the payload codec from now on (``store.at_rest``):
+    # plain rows become their UTF-8 bytes (problems as a JSON array) and still read.
+    # Idempotency keys are kept as digests.
+    """
+    ALTER TABLE events ALTER COLUMN error TYPE bytea USING convert_to(error, 'UTF8');
+    ALTER TABLE jobs ALTER COLUMN last_error TYPE bytea USING convert_to(last_error, 'UTF8');
+    ALTER TABLE quarantine ALTER COLUMN reason TYPE bytea USING convert_to(reason, 'UTF8');
+    ALTER TABLE quarantine ALTER COLUMN problems TYPE bytea
+        USING convert_to(array_to_json(problems)::text, 'UTF8');
+    UPDATE idempotency SET key = encode(sha256(convert_to(key, 'UTF8')), 'hex');
+    """,
 )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sluice.errors import NotFoundError, StoreError
+from sluice.store.at_rest import seal_text
 from sluice.store.base import (
     EVENT_COLUMNS,
     Completion,
@@ -186,31 +187,33 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
 
     async def retry(self, job: Job, run_at: float, error: str) -> None:
         """Return the job to its queue to run not before ``run_at``."""
+        sealed = seal_text(self.codec, error)
 
         def op(conn: sqlite3.Connection, delta: Delta) -> None:
             cur = conn.execute(
                 "UPDATE jobs SET state = 'ready', owner = NULL, lease_until = NULL,"
                 " run_at = ?, ready_at = ?, last_error = ? WHERE id = ? AND owner = ?"
                 " AND state = 'leased'",
-                (run_at, run_at, error, job.id, job.owner),
+                (run_at, run_at, sealed, job.id, job.owner),
             )
             delta[job.pool] += cur.rowcount
 
         await self._write(op)
 
     async def bury(self, job: Job, error: str) -> None:
-        """Dead-letter the job and its event."""
+        """Dead-letter the job and its event (the error sealed like a payload)."""
+        sealed = seal_text(self.codec, error)
 
         def op(conn: sqlite3.Connection, delta: Delta) -> None:
             cur = conn.execute(
                 "UPDATE jobs SET state = 'dead', owner = NULL, lease_until = NULL,"
                 " last_error = ? WHERE id = ? AND owner = ? AND state = 'leased'",
-                (error, job.id, job.owner),
+                (sealed, job.id, job.owner),
             )
             if cur.rowcount == 1:
                 conn.execute(
                     "UPDATE events SET state = 'dead', error = ?, finished_at = ? WHERE id = ?",
-                    (error, time.time(), job.event_id),
+                    (sealed, time.time(), job.event_id),
                 )
 
         await self._write(op)
@@ -290,7 +293,7 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
 
     # reads ---------------------------------------------------------------------------------
     def _event(self, row: Sequence[Any], steps: Sequence[StepRecord] = ()) -> EventRecord:
-        return event_from_row(row, self.codec.decode, steps)
+        return event_from_row(row, self.codec, steps)
 
     async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
         """Return one event with its step results."""

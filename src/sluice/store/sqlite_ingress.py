@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import orjson
 
 from sluice.errors import IdempotencyConflictError, NotFoundError, StoreError
+from sluice.store.at_rest import key_digest, needs_sealing, open_text, reseal_text, seal_text
 from sluice.store.base import (
     ApiKeyRecord,
     IdempotencyClaim,
@@ -40,36 +41,47 @@ PAYLOAD_COLUMNS: tuple[tuple[str, str, str, int | str], ...] = (
     ("step_results", "event_id || ':' || step", "output", ""),
     ("quarantine", "id", "payload", ""),
 )
+# The same for text derived from payloads (errors, reasons), sealed by ``store.at_rest``.
+TEXT_COLUMNS: tuple[tuple[str, str, str, int | str], ...] = (
+    ("events", "id", "error", ""),
+    ("jobs", "id", "last_error", -1),
+    ("quarantine", "id", "reason", ""),
+    ("quarantine", "id", "problems", ""),
+)
 
 
 def claim_idempotency(
     conn: sqlite3.Connection, claim: IdempotencyClaim, target_id: str, status: str, now: float
 ) -> Receipt | None:
-    """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it."""
+    """Claim ``claim.key`` for ``target_id``, or return the receipt of whoever holds it.
+
+    The table keeps the key's digest, never the key (a client may put anything in it).
+    """
+    key = key_digest(claim.key)
     # The common case is a new key: try to take it first, and look only when it is taken.
     taken = conn.execute(
         "INSERT INTO idempotency(tenant, key, request_hash, event_id, status, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (claim.tenant, claim.key, claim.request_hash, target_id, status, now),
+        (claim.tenant, key, claim.request_hash, target_id, status, now),
     ).rowcount
     if taken == 1:
         return None
     row = conn.execute(
         "SELECT request_hash, event_id, status, created_at FROM idempotency"
         " WHERE tenant = ? AND key = ?",
-        (claim.tenant, claim.key),
+        (claim.tenant, key),
     ).fetchone()
     if row is not None and row[3] >= now - claim.window_s:
         if row[0] != claim.request_hash:
             raise IdempotencyConflictError(
-                f"idempotency key {claim.key!r} was used with a different request body"
+                "this idempotency key was used with a different request body"
             )
         state = conn.execute("SELECT state FROM events WHERE id = ?", (row[1],)).fetchone()
         return Receipt(row[1], state[0] if state else row[2], duplicate=True)
     conn.execute(
         "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, event_id, status,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (claim.tenant, claim.key, claim.request_hash, target_id, status, now),
+        (claim.tenant, key, claim.request_hash, target_id, status, now),
     )
     return None
 
@@ -127,9 +139,10 @@ class SqliteIngressMixin:
     async def quarantine(
         self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
     ) -> Receipt:
-        """Keep a malformed event aside with its reason; never enqueued."""
+        """Keep a malformed event aside with its reason (sealed like the payload)."""
         payload = self.codec.encode(item.payload)
-        problems = orjson.dumps(list(item.problems)).decode()
+        reason = seal_text(self.codec, item.reason)
+        problems = seal_text(self.codec, orjson.dumps(list(item.problems)).decode())
 
         def op(conn: sqlite3.Connection, delta: Delta) -> Receipt:
             if idempotency is not None:
@@ -138,7 +151,7 @@ class SqliteIngressMixin:
                     return held
             conn.execute(
                 f"INSERT INTO quarantine({_Q_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.id, item.source, item.workflow, item.tenant, item.reason, problems,
+                (item.id, item.source, item.workflow, item.tenant, reason, problems,
                  payload, item.created_at),
             )  # fmt: skip
             return Receipt(item.id, QUARANTINED)
@@ -147,9 +160,10 @@ class SqliteIngressMixin:
         return receipt
 
     def _item(self, row: Sequence[Any]) -> QuarantineItem:
+        problems = orjson.loads(open_text(self.codec, row[5]) or "[]")
         return QuarantineItem(
-            row[0], row[1], row[2], row[3], row[4], tuple(orjson.loads(row[5])),
-            self.codec.decode(row[6]), row[7],
+            row[0], row[1], row[2], row[3], open_text(self.codec, row[4]) or "",
+            tuple(problems), self.codec.decode(row[6]), row[7],
         )  # fmt: skip
 
     async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
@@ -268,6 +282,29 @@ class SqliteIngressMixin:
                     break
                 after = rows[-1][0]
                 stale = [(self.codec.encode(self.codec.decode(v)), k) for k, v in rows if needs(v)]
+                if stale:
+                    update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
+                    await self._write(partial(_execute_many, sql=update, rows=stale))
+                    total += len(stale)
+        return total + await self._reseal_texts(batch)
+
+    async def _reseal_texts(self, batch: int) -> int:
+        """Seal payload-derived text stored plain or with an old key (see ``TEXT_COLUMNS``)."""
+        total = 0
+        for table, key, column, first in TEXT_COLUMNS:
+            after: int | str = first
+            while True:
+                sql = (
+                    f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
+                    f" AND {key} > ? ORDER BY {key} LIMIT ?"
+                )
+                rows = await self._read(partial(_fetch, sql=sql, params=(after, batch)))
+                if not rows:
+                    break
+                after = rows[-1][0]
+                stale = [
+                    (reseal_text(self.codec, v), k) for k, v in rows if needs_sealing(self.codec, v)
+                ]
                 if stale:
                     update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
                     await self._write(partial(_execute_many, sql=update, rows=stale))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from sluice.errors import StoreError
+from sluice.store.at_rest import key_digest
 
 # Each entry upgrades the schema by one version. Never edit a released entry; append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -125,6 +126,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX costs_ts ON costs(ts);
     """,
+    # Idempotency keys are kept as digests from now on (``store.at_rest``). Errors, reasons
+    # and problems become sealed bytes in their TEXT columns (SQLite stores a BLOB as it is);
+    # rows written before stay plain text and still read.
+    """
+    UPDATE idempotency SET key = sluice_key_digest(key);
+    """,
 )
 
 
@@ -141,6 +148,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     ``BEGIN IMMEDIATE`` takes the write lock first, so two processes starting at once apply
     each migration exactly once.
     """
+    conn.create_function("sluice_key_digest", 1, key_digest, deterministic=True)
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
