@@ -150,3 +150,17 @@ def test_apikey_expiry_and_role(make_app: MakeApp) -> None:
     bad_time = sluice("apikey", "create", "--tenant", "a", "--expires-in", "soon", *app)
     assert bad_time.returncode == 2
     assert "--expires-in" in bad_time.stderr
+
+
+async def test_replay_that_still_fails_records_the_new_reason(make_app: MakeApp) -> None:
+    """An entry still malformed after a replay shows today's problem in list and show."""
+    app_dir = make_app(_config(), {"tickets.yaml": WORKFLOW})
+    [item_id] = await _deliver(app_dir, [orjson.dumps({"ticket": {"description": "hi"}})])
+    (app_dir / "sluice.yaml").write_text(_config(path="$.ticket.text"))
+    assert sluice("quarantine", "replay", item_id, "--app", str(app_dir)).returncode == 1
+    listed = sluice("quarantine", "list", "--app", str(app_dir)).stdout
+    assert "$.ticket.text not found" in listed
+    assert "$.ticket.body" not in listed
+    shown = json.loads(sluice("quarantine", "show", item_id, "--app", str(app_dir)).stdout)
+    assert shown["reason"].endswith("$.ticket.text not found in the payload")
+    assert all("$.ticket.body" not in p for p in shown["problems"])

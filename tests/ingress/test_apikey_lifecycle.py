@@ -26,7 +26,7 @@ DEADLINE_S = 10.0  # generous: the shared machine may be slow; the bound asserte
 
 
 @asynccontextmanager
-async def _serving(new_app: Callable[[], SluiceApp]) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(new_app: Callable[[], SluiceApp]) -> AsyncIterator[httpx.AsyncClient]:
     app = new_app()
     gateway = Gateway(app, parse_ingress(app.settings))
     await app.start()
@@ -63,8 +63,8 @@ async def test_revocation_reaches_another_app_within_a_second(
         return SluiceApp.from_settings(load_settings(app_dir), run_pools=())
 
     async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(_serving(new_app))
-        second = await stack.enter_async_context(_serving(new_app))
+        first = await stack.enter_async_context(serving(new_app))
+        second = await stack.enter_async_context(serving(new_app))
         admin = new_app()
         await admin.store.open()
         stack.push_async_callback(admin.store.aclose)
@@ -92,7 +92,7 @@ async def test_revocation_reaches_another_app_within_a_second(
 async def test_expired_keys_are_refused_naming_the_expiry(make_app: MakeApp) -> None:
     """A key past its expiry time gets 401 saying so; a key with time left works."""
     app_dir = make_app(CONFIG, {"tickets.yaml": WORKFLOW})
-    async with _serving(
+    async with serving(
         lambda: SluiceApp.from_settings(load_settings(app_dir), run_pools=())
     ) as http:
         app_store = SluiceApp.from_settings(load_settings(app_dir), run_pools=()).store

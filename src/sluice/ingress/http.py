@@ -232,13 +232,24 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
 
     async def get_run(request: Request) -> Response:
         cid = request.state.cid
+        asked = request.path_params["event_id"]
         try:
             key = await gateway.auth.authenticate(request.headers.get("authorization"))
-            record = await app.store.get_event(request.path_params["event_id"])
+            try:
+                record = await app.store.get_event(asked)
+            except NotFoundError:
+                # A quarantined delivery's id leads to the event its replay became.
+                replayed = await app.store.replayed_as(asked)
+                if replayed is None:
+                    raise
+                record = await app.store.get_event(replayed)
             if record.tenant != key.tenant:  # another tenant's run does not exist for you
-                raise NotFoundError(f"no event {record.id!r}")
+                raise NotFoundError(f"no event {asked!r}")
         except SluiceError as exc:
             return _refusal(exc, cid)
+        if record.id != asked:
+            view = {**run_view(record), "replay_of": asked}
+            return _json(view, 200, {"Content-Location": f"/v1/runs/{record.id}"})
         return _json(run_view(record))
 
     async def healthz(request: Request) -> Response:
