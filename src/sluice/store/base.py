@@ -375,6 +375,10 @@ class Store(Protocol):
         """Return one event; raises NotFoundError."""
         ...
 
+    async def dead_step(self, event_id: str) -> tuple[int, int] | None:
+        """The step (index) a dead event died at and the attempts it made; None if not dead."""
+        ...
+
     async def list_events(
         self, state: EventState | None = None, workflow: str | None = None, limit: int = 50
     ) -> list[EventRecord]:
