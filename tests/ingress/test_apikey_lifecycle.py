@@ -6,17 +6,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
-from sluice.errors import ConfigError
-from sluice.ingress.apikeys import create_api_key
+from sluice.errors import ConfigError, StoreError
+from sluice.ingress.apikeys import ApiKeyAuth, create_api_key
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
+from sluice.store.sqlite import SqliteStore
 from tests.conftest import MakeApp
 from tests.ingress.conftest import CONFIG, WORKFLOW
 from tests.store.conftest import drop_test_schema, new_schema, postgres_schema_url
@@ -117,3 +119,18 @@ async def test_expired_keys_are_refused_naming_the_expiry(make_app: MakeApp) -> 
         assert "expired at" in resp.json()["detail"]
         fine = {"authorization": f"Bearer {later}"}
         assert (await http.post(RUNS, json={"text": "x"}, headers=fine)).status_code == 202
+
+
+async def test_an_unreadable_store_keeps_cached_keys_for_their_time(tmp_path: Path) -> None:
+    """The revocation check failing does not refuse keys already verified; once a key's cache
+    time is up it must be read again, which fails."""
+    store = SqliteStore(tmp_path / "keys.db")
+    await store.open()
+    _, key = await create_api_key(store, "acme")
+    auth = ApiKeyAuth(store, cache_ttl_s=0.5, check_every_s=0.0)
+    assert (await auth.authenticate(f"Bearer {key}")).tenant == "acme"
+    await store.aclose()
+    assert (await auth.authenticate(f"Bearer {key}")).tenant == "acme"
+    await asyncio.sleep(0.6)
+    with pytest.raises(StoreError):
+        await auth.authenticate(f"Bearer {key}")

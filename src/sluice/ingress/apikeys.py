@@ -6,7 +6,9 @@ is needed when the input cannot be guessed). Verified keys are cached for ``cach
 keep the database off the hot path. Revocation reaches every process through the store: each
 revocation bumps a generation, which the cache reads at most every ``check_every_s`` (one
 primary-key read for all requests of that interval) and drops every cached key when it moved,
-so a key revoked anywhere is refused everywhere within that interval plus one read.
+so a key revoked anywhere is refused everywhere within that interval plus one read. When the
+store cannot be read, cached keys keep working until their own time is up (then they must be
+read again, and fail): a store this process cannot reach bounds the lag by the cache time.
 
 A key may carry an expiry time, checked on every request against the clock (no cache delay),
 and roles: ``runner`` (the default: runs workflows as its tenant) and ``operator`` (also sees
@@ -18,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sluice.errors import AuthError, ConfigError, NotFoundError
+from sluice.errors import AuthError, ConfigError, NotFoundError, StoreError
 from sluice.store.base import ApiKeyRecord, Store
 
+log = logging.getLogger("sluice.ingress")
 _PREFIX = "sk_"
+_WARN_EVERY_S = 10.0
 RUNNER_ROLE = "runner"
 OPERATOR_ROLE = "operator"
 #: The roles a key may be given today; a later access-control scheme may add more.
@@ -89,6 +94,7 @@ class ApiKeyAuth:
         self._generation: int | None = None
         self._checked_at = float("-inf")
         self._checking: asyncio.Lock | None = None
+        self._warned_at = float("-inf")
 
     async def authenticate(self, authorization: str | None) -> ApiKeyRecord:
         """Verify the header; revoked, unknown and malformed keys all fail alike."""
@@ -134,7 +140,14 @@ class ApiKeyAuth:
         async with self._checking:
             if time.monotonic() - self._checked_at < self._check_every:
                 return  # another request read it while this one waited
-            generation = await self._store.api_key_generation()
+            try:
+                generation = await self._store.api_key_generation()
+            except StoreError as exc:
+                self._checked_at = time.monotonic()  # retried next interval, not per request
+                if self._checked_at - self._warned_at >= _WARN_EVERY_S:
+                    self._warned_at = self._checked_at
+                    log.warning("API keys: revocation check failed, cached keys kept: %s", exc)
+                return
             if generation != self._generation:
                 self._cache.clear()
                 self._generation = generation
