@@ -165,7 +165,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env["SLUICE_STORE"] = f"sqlite:///{Path(tmp) / 'demo.db'}"
         key = subprocess.run(
-            [*SLUICE, "apikey", "create", "--tenant", "demo", "--app", str(args.app)],
+            # An operator key: the closing report reads the caches and breakers in /v1/status.
+            [*SLUICE, "apikey", "create", "--tenant", "demo", "--role", "runner", "--role",
+             "operator", "--app", str(args.app)],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         port = free_port()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -123,3 +124,43 @@ def test_apikey_lifecycle(make_app: MakeApp) -> None:
     db = app_dir / ".sluice" / "admin.db"
     raw = b"".join(p.read_bytes() for p in db.parent.iterdir())
     assert key.split("_", 2)[2].encode() not in raw
+
+
+def test_apikey_expiry_and_role(make_app: MakeApp) -> None:
+    """--expires-in / --expires-at set an expiry that list shows; --role operator is kept;
+    unknown roles and unreadable times are refused."""
+    app_dir = make_app(_config(), {"tickets.yaml": WORKFLOW})
+    app = ("--app", str(app_dir))
+    month = sluice("apikey", "create", "--tenant", "acme", "--expires-in", "30d", *app)
+    assert month.returncode == 0, month.stderr
+    assert "expires" in month.stderr
+    dated = sluice("apikey", "create", "--tenant", "ops", "--role", "operator",
+                   "--expires-at", "2099-01-31T18:00:00Z", *app)  # fmt: skip
+    assert dated.returncode == 0, dated.stderr
+    listed = sluice("apikey", "list", *app).stdout
+    month_id, dated_id = (r.stdout.strip().split("_")[1] for r in (month, dated))
+    in_30_days = datetime.fromtimestamp(time.time() + 30 * 86_400, UTC).strftime("%Y-%m-%d")
+    assert f"{month_id}  acme  runner" in listed
+    assert f"expires {in_30_days}" in listed
+    assert f"{dated_id}  ops  operator" in listed
+    assert "expires 2099-01-31 18:00" in listed
+    bad_role = sluice("apikey", "create", "--tenant", "a", "--role", "root", *app)
+    assert bad_role.returncode == 2
+    assert "unknown role" in bad_role.stderr
+    bad_time = sluice("apikey", "create", "--tenant", "a", "--expires-in", "soon", *app)
+    assert bad_time.returncode == 2
+    assert "--expires-in" in bad_time.stderr
+
+
+async def test_replay_that_still_fails_records_the_new_reason(make_app: MakeApp) -> None:
+    """An entry still malformed after a replay shows today's problem in list and show."""
+    app_dir = make_app(_config(), {"tickets.yaml": WORKFLOW})
+    [item_id] = await _deliver(app_dir, [orjson.dumps({"ticket": {"description": "hi"}})])
+    (app_dir / "sluice.yaml").write_text(_config(path="$.ticket.text"))
+    assert sluice("quarantine", "replay", item_id, "--app", str(app_dir)).returncode == 1
+    listed = sluice("quarantine", "list", "--app", str(app_dir)).stdout
+    assert "$.ticket.text not found" in listed
+    assert "$.ticket.body" not in listed
+    shown = json.loads(sluice("quarantine", "show", item_id, "--app", str(app_dir)).stdout)
+    assert shown["reason"].endswith("$.ticket.text not found in the payload")
+    assert all("$.ticket.body" not in p for p in shown["problems"])

@@ -88,3 +88,28 @@ def test_bad_workflow_file_is_a_clear_error(make_app: MakeApp, tmp_path: Path) -
     assert out.returncode == 2
     assert "bad.yaml: steps[0].pool: unknown pool 'gpu' (known: cpu)" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_show_lists_the_step_that_died(make_app: MakeApp) -> None:
+    """``runs show`` of a dead run lists the steps that finished and the one that died, with
+    its attempts and error; the error counts one attempt in the singular."""
+    failing = """
+name: failing
+steps:
+  - {name: up, pool: cpu, uses: "cli_steps:up"}
+  - {name: boom, pool: cpu, uses: "cli_steps:boom", retries: 0}
+"""
+    steps = {"cli_steps.py": STEPS["cli_steps.py"] + """
+async def boom(ctx, data):
+    raise ValueError("broken")
+"""}  # fmt: skip
+    app = make_app(CONFIG, {"failing.yaml": failing}, steps)
+    out = sluice("run", "failing", "--input", "-", "--app", str(app), stdin='{"text": "a"}')
+    assert out.returncode == 1
+    event_id = json.loads(out.stdout)["event_id"]
+    shown = json.loads(sluice("runs", "show", event_id, "--app", str(app)).stdout)
+    assert shown["status"] == "dead"
+    assert shown["error"].endswith("(no retries left after 1 attempt)")
+    done, died = shown["steps"]
+    assert (done["step"], done["attempts"]) == ("up", 1)
+    assert died == {"step": "boom", "status": "dead", "attempts": 1, "error": shown["error"]}

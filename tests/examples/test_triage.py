@@ -91,7 +91,7 @@ async def served(triage_app: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Slu
     app = SluiceApp.from_settings(settings)
     gateway = Gateway(app, parse_ingress(settings))
     await app.start()
-    _, key = await create_api_key(app.store, "bank")
+    _, key = await create_api_key(app.store, "bank", ("runner", "operator"))  # reads /v1/status
     transport = httpx.ASGITransport(app=create_http_app(app, gateway))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         yield http, app, key

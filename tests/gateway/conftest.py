@@ -167,7 +167,9 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url) as http:
             await wait_ready(http, timeout_s=20)
-        keys = {tenant: (await create_api_key(app.store, tenant))[1] for tenant in TENANTS}
+        # Operator keys: the tests read the whole of /v1/status (breakers, guards, caches).
+        roles = ("runner", "operator")
+        keys = {t: (await create_api_key(app.store, t, roles))[1] for t in TENANTS}
         return Stack(url, app, sims[0], sims[1], keys)
 
     yield make

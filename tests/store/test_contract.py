@@ -118,7 +118,9 @@ class TestFailures:
         assert record.error is not None
         assert "budget" in record.error
         assert [e.id for e in await store.list_events(EventState.DEAD)] == ["e1"]
+        assert await store.dead_step("e1") == (0, 1)  # the step that died, its attempts
         assert await store.replay("e1", time.time() + 60) is True
+        assert await store.dead_step("e1") is None
         assert await store.replay("e1", time.time() + 60) is False
         (again,) = await store.claim("p0", 1, "w", 30)
         assert again.attempts == 1

@@ -90,6 +90,20 @@ class TestQuarantine:
         assert (again.event_id, again.duplicate) == ("e1", True)
         with pytest.raises(NotFoundError):
             await store.promote_quarantined("q1", _event("e3"))
+        assert await store.replayed_as("q1") == "e1"  # the sender's id still finds the event
+        assert await store.replayed_as("q2") is None
+
+    async def test_update_replaces_reason_and_problems(self, store: Store) -> None:
+        """A replay that still fails leaves the entry with its new problems."""
+        await store.quarantine(_item("q1"))
+        assert await store.update_quarantined("q1", ["text: missing", "id: not a number"])
+        item = await store.get_quarantined("q1")
+        assert (item.reason, item.problems) == (
+            "text: missing",
+            ("text: missing", "id: not a number"),
+        )
+        assert (await store.list_quarantine())[0].reason == "text: missing"
+        assert await store.update_quarantined("nope", ["x"]) is False
 
 
 class TestApiKeys:
@@ -104,3 +118,18 @@ class TestApiKeys:
         assert (await store.get_api_key("abc")).revoked_at is not None
         with pytest.raises(NotFoundError):
             await store.get_api_key("nope")
+
+    async def test_expiry_and_generation(self, store: Store) -> None:
+        """The expiry time is kept; each revocation, and only a revocation, bumps the
+        generation that key caches poll."""
+        expires = time.time() + 3600
+        await store.put_api_key(ApiKeyRecord("k1", "t1", ("operator",), "h", time.time(), None,
+                                             expires))  # fmt: skip
+        assert (await store.get_api_key("k1")).expires_at == expires
+        before = await store.api_key_generation()
+        await store.put_api_key(ApiKeyRecord("k2", "t1", ("runner",), "h", time.time()))
+        assert await store.api_key_generation() == before
+        assert await store.revoke_api_key("k1")
+        assert await store.api_key_generation() == before + 1
+        assert not await store.revoke_api_key("k1")
+        assert await store.api_key_generation() == before + 1

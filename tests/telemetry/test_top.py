@@ -85,7 +85,7 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
             if task.done():
                 await task
             await asyncio.sleep(0.01)
-        _, key = await create_api_key(app.store, "acme")
+        _, key = await create_api_key(app.store, "acme", ("runner", "operator"))
         yield Served(f"http://127.0.0.1:{port}", key, app)
         server.should_exit = True
         await task

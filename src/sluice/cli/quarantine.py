@@ -46,7 +46,8 @@ def show(item_id: str, app_dir: AppDir = Path()) -> None:
         except orjson.JSONDecodeError:
             payload = item.payload.decode("utf-8", "replace")
         print_json({"id": item.id, "source": item.source, "workflow": item.workflow,
-                    "tenant": item.tenant, "problems": list(item.problems),
+                    "tenant": item.tenant, "reason": item.reason,
+                    "problems": list(item.problems),
                     "payload": payload})  # fmt: skip
 
     with_store(app_dir, go)
@@ -58,7 +59,8 @@ def replay(
     all_: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
     app_dir: AppDir = Path(),
 ) -> None:
-    """Normalize again; entries that now pass are accepted, the rest stay with new reasons."""
+    """Normalize again; entries that now pass are accepted (their ids and idempotency keys
+    then lead to the event), the rest stay with today's problems as their reasons."""
 
     async def go(app: SluiceApp) -> int:
         gateway = Gateway(app, parse_ingress(app.settings))

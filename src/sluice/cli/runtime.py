@@ -14,7 +14,7 @@ import typer
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, fail, print_json, with_store
 from sluice.config import load_settings
-from sluice.errors import SluiceError
+from sluice.errors import NotFoundError, SluiceError
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import run_view
 from sluice.ingress.settings import parse_ingress
@@ -159,10 +159,23 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(event_id: str, app_dir: AppDir = Path()) -> None:
-    """Show one run: status, step timings, result or error."""
+    """Show one run: status, step timings, result or error; for a dead run, the step that
+    died, its attempts and the error."""
 
     async def go(app: SluiceApp) -> None:
-        print_json(run_view(await app.store.get_event(event_id)))
+        record = await app.store.get_event(event_id)
+        view = run_view(record)
+        died = await app.store.dead_step(event_id) if record.state is EventState.DEAD else None
+        if died is not None:
+            index, attempts = died
+            try:
+                name = app.registry.get(record.workflow, record.version).steps[index].name
+            except (NotFoundError, IndexError):  # that version is no longer loaded
+                name = f"step {index}"
+            view["steps"].append(
+                {"step": name, "status": "dead", "attempts": attempts, "error": record.error}
+            )
+        print_json(view)
 
     with_store(app_dir, go)
 

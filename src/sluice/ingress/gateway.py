@@ -189,14 +189,20 @@ class Gateway:
         return payload, self._shape_and_schema(wf, payload)
 
     async def replay_quarantined(self, item_id: str) -> tuple[Receipt | None, list[str]]:
-        """Normalize a quarantined payload again under today's mapping and schema."""
+        """Normalize a quarantined payload again under today's mapping and schema.
+
+        An entry that passes becomes an event (its id and idempotency key lead there); one
+        that still fails keeps today's problems as its reason.
+        """
         item = await self.app.store.get_quarantined(item_id)
         wf = self.app.registry.get(item.workflow)
         src = self._sources.get(item.source)
         if item.source != API_SOURCE and src is None:
-            return None, [f"webhook source {item.source!r} is no longer configured"]
-        data, problems = self.normalize(src, wf, item.payload)
+            problems = [f"webhook source {item.source!r} is no longer configured"]
+        else:
+            data, problems = self.normalize(src, wf, item.payload)
         if problems:
+            await self.app.store.update_quarantined(item_id, problems)
             return None, problems
         masked, original = self._mask(wf, data)
         event = self.app.runtime.new_event(wf, masked, item.tenant, original)
@@ -348,7 +354,8 @@ class Gateway:
             created_at=time.time(),
         )
         receipt = await self.app.store.quarantine(item, claim)
-        self._remember(claim, receipt)
+        # Not remembered in memory: a replay (often by another process) may turn the entry
+        # into an event, and a redelivery must then learn that from the store.
         if not receipt.duplicate:
             tenant_label = self.app.metrics.tenant(tenant)
             self.app.metrics.quarantined.labels(tenant_label, wf.name, source).inc()

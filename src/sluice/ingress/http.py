@@ -40,7 +40,7 @@ from sluice.ingress.index_deltas import apply_delta
 from sluice.ingress.limits import shape_problem
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
-from sluice.reliability.services import reliability_status
+from sluice.ingress.status import status_document
 from sluice.store.base import EventRecord, EventState, Receipt
 from sluice.telemetry.metrics import Metrics, route_label
 from sluice.telemetry.tracing import Telemetry, current_trace_id
@@ -232,13 +232,24 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
 
     async def get_run(request: Request) -> Response:
         cid = request.state.cid
+        asked = request.path_params["event_id"]
         try:
             key = await gateway.auth.authenticate(request.headers.get("authorization"))
-            record = await app.store.get_event(request.path_params["event_id"])
+            try:
+                record = await app.store.get_event(asked)
+            except NotFoundError:
+                # A quarantined delivery's id leads to the event its replay became.
+                replayed = await app.store.replayed_as(asked)
+                if replayed is None:
+                    raise
+                record = await app.store.get_event(replayed)
             if record.tenant != key.tenant:  # another tenant's run does not exist for you
-                raise NotFoundError(f"no event {record.id!r}")
+                raise NotFoundError(f"no event {asked!r}")
         except SluiceError as exc:
             return _refusal(exc, cid)
+        if record.id != asked:
+            view = {**run_view(record), "replay_of": asked}
+            return _json(view, 200, {"Content-Location": f"/v1/runs/{record.id}"})
         return _json(run_view(record))
 
     async def healthz(request: Request) -> Response:
@@ -252,21 +263,11 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
 
     async def status(request: Request) -> Response:
         try:
-            await gateway.auth.authenticate(request.headers.get("authorization"))
+            key = await gateway.auth.authenticate(request.headers.get("authorization"))
         except SluiceError as exc:
             return _refusal(exc, request.state.cid)
-        caches = {
-            name: service.stats().as_dict()
-            for name, service in app.services.items()
-            if hasattr(service, "stats") and hasattr(service.stats(), "as_dict")
-        }
-        breakers = app.services.get("breakers")
-        snapshot = [] if breakers is None else breakers.snapshot()
-        body = {"pools": app.runtime.stats(), "caches": caches, "breakers": snapshot,
-                **(await reliability_status(app.services))}  # fmt: skip
-        alerts = app.services.get("alerts")
-        if alerts is not None:  # spike alerts firing, the last changes, webhook deliveries
-            body["alerts"] = alerts.snapshot()
+        # Operators see the deployment; a tenant's key sees a share that is safe to show it.
+        body = await status_document(key, app.services, app.runtime.stats())
         # Snapshots are frozen dataclasses holding read-only mappings: render those as dicts.
         return Response(orjson.dumps(body, default=dict), media_type="application/json")
 

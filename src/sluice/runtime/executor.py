@@ -40,6 +40,12 @@ log = logging.getLogger("sluice.runtime")
 # seals it like the payload, and the log gets it masked whatever formatter the process uses.
 _masker = PiiMasker()
 
+
+def attempts(n: int) -> str:
+    """``n`` attempts, in words: "1 attempt", "3 attempts"."""
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
+
+
 # Called after a job's fate is committed: (job, finished event?, next pool or None).
 Settled = Callable[[Job, bool, str | None], None]
 
@@ -91,7 +97,7 @@ class StepExecutor:
         step = workflow.steps[job.step]
         if job.attempts > step.retries + 1:
             # Only possible when leases were lost, i.e. the step kept killing its worker.
-            await self._bury(job, f"step {step.name!r}: gave up after {job.attempts - 1} attempts")
+            await self._bury(job, f"step {step.name!r}: gave up after {attempts(job.attempts - 1)}")
             return
         started = time.time()
         remaining = job.deadline - started
@@ -209,7 +215,7 @@ class StepExecutor:
             await self._bury(job, f"{message} (not retryable)")
             return
         if job.attempts > step.retries:
-            await self._bury(job, f"{message} (no retries left after {job.attempts} attempts)")
+            await self._bury(job, f"{message} (no retries left after {attempts(job.attempts)})")
             return
         delay = self._backoff(job.attempts, exc.retry_after)
         run_at = time.time() + delay

@@ -91,6 +91,8 @@ class ApiKeyRecord:
     secret_hash: str
     created_at: float
     revoked_at: float | None = None
+    #: When the key stops working (seconds since the epoch); None: never.
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +296,19 @@ class Store(Protocol):
         ...
 
     async def promote_quarantined(self, item_id: str, event: NewEvent) -> Receipt:
-        """Accept a repaired quarantined event: insert it and delete the entry, atomically."""
+        """Accept a repaired quarantined event: insert it and delete the entry, atomically.
+
+        The entry's id is remembered as a link to the event (:meth:`replayed_as`), and its
+        idempotency key now names the event.
+        """
+        ...
+
+    async def update_quarantined(self, item_id: str, problems: Sequence[str]) -> bool:
+        """Replace an entry's reason and problems (a replay still failed); False if none."""
+        ...
+
+    async def replayed_as(self, item_id: str) -> str | None:
+        """The event a replayed quarantine entry became, or None."""
         ...
 
     async def purge_idempotency(self, older_than: float) -> int:
@@ -311,6 +325,10 @@ class Store(Protocol):
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
         """Every API key, newest first."""
+        ...
+
+    async def api_key_generation(self) -> int:
+        """A number that grows with every revocation: caches of keys compare it cheaply."""
         ...
 
     async def revoke_api_key(self, key_id: str) -> bool:
@@ -358,6 +376,10 @@ class Store(Protocol):
 
     async def get_event(self, event_id: str, with_steps: bool = True) -> EventRecord:
         """Return one event; raises NotFoundError."""
+        ...
+
+    async def dead_step(self, event_id: str) -> tuple[int, int] | None:
+        """The step (index) a dead event died at and the attempts it made; None if not dead."""
         ...
 
     async def list_events(

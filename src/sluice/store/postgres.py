@@ -312,6 +312,13 @@ class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
             ]
         return self._event(rows[0], steps)
 
+    async def dead_step(self, event_id: str) -> tuple[int, int] | None:
+        """The step a dead event died at and its attempts (from its dead-lettered job)."""
+        rows = await self._fetch(
+            "SELECT step, attempts FROM jobs WHERE event_id = $1 AND state = 'dead'", event_id
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
     async def list_events(
         self, state: EventState | None = None, workflow: str | None = None, limit: int = 50
     ) -> list[EventRecord]:

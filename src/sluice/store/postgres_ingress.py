@@ -27,7 +27,7 @@ from sluice.store.codec import PayloadCodec
 T = TypeVar("T")
 QUARANTINED = "quarantined"
 _Q_COLUMNS = "id, source, workflow, tenant, reason, problems, payload, created_at"
-_K_COLUMNS = "id, tenant, roles, secret_hash, created_at, revoked_at"
+_K_COLUMNS = "id, tenant, roles, secret_hash, created_at, revoked_at, expires_at"
 # (table, key columns, payload column) of every encoded payload, for re-encryption.
 PAYLOAD_COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("events", ("id",), "input"),
@@ -176,17 +176,39 @@ class PostgresIngressMixin:
         async def run(conn: Any) -> Counter[str]:
             if await conn.fetchval("DELETE FROM quarantine WHERE id = $1 RETURNING 1", item_id):
                 delta = await self.insert_rows(conn, [event])
-                # A sender retrying the original delivery now gets the accepted event.
+                # A sender retrying the original delivery now gets the accepted event, and the
+                # id it was first given still finds the event.
                 await conn.execute(
                     "UPDATE idempotency SET event_id = $1, status = 'accepted' WHERE event_id = $2",
                     event.id,
                     item_id,
+                )
+                await conn.execute(
+                    "INSERT INTO quarantine_replays(id, event_id, replayed_at) VALUES ($1, $2, $3)",
+                    item_id,
+                    event.id,
+                    time.time(),
                 )
                 return delta
             raise NotFoundError(f"no quarantined event {item_id!r}")
 
         self._apply_delta(await self._in_transaction(run))
         return Receipt(event.id, "accepted")
+
+    async def update_quarantined(self, item_id: str, problems: Sequence[str]) -> bool:
+        """Replace an entry's reason and problems after a replay that still failed."""
+        rows = await self._fetch(
+            "UPDATE quarantine SET reason = $1, problems = $2 WHERE id = $3 RETURNING 1",
+            seal_text(self.codec, problems[0] if problems else ""),
+            seal_text(self.codec, orjson.dumps(list(problems)).decode()),
+            item_id,
+        )
+        return bool(rows)
+
+    async def replayed_as(self, item_id: str) -> str | None:
+        """The event a replayed quarantine entry became."""
+        rows = await self._fetch("SELECT event_id FROM quarantine_replays WHERE id = $1", item_id)
+        return str(rows[0][0]) if rows else None
 
     async def purge_idempotency(self, older_than: float) -> int:
         """Forget idempotency keys claimed before ``older_than``."""
@@ -196,14 +218,14 @@ class PostgresIngressMixin:
     async def put_api_key(self, record: ApiKeyRecord) -> None:
         """Store a new API key (only its hash)."""
         await self._fetch(
-            f"INSERT INTO api_keys({_K_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+            f"INSERT INTO api_keys({_K_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             record.id, record.tenant, list(record.roles), record.secret_hash, record.created_at,
-            record.revoked_at,
+            record.revoked_at, record.expires_at,
         )  # fmt: skip
 
     @staticmethod
     def _key(row: Sequence[Any]) -> ApiKeyRecord:
-        return ApiKeyRecord(row[0], row[1], tuple(row[2]), row[3], row[4], row[5])
+        return ApiKeyRecord(row[0], row[1], tuple(row[2]), row[3], row[4], row[5], row[6])
 
     async def get_api_key(self, key_id: str) -> ApiKeyRecord:
         """One API key."""
@@ -217,14 +239,28 @@ class PostgresIngressMixin:
         query = f"SELECT {_K_COLUMNS} FROM api_keys ORDER BY created_at DESC"
         return [self._key(r) for r in await self._fetch(query)]
 
+    async def api_key_generation(self) -> int:
+        """The revocation generation (one primary-key read)."""
+        rows = await self._fetch("SELECT generation FROM api_key_generation WHERE id = 1")
+        return int(rows[0][0])
+
     async def revoke_api_key(self, key_id: str) -> bool:
-        """Mark a key revoked."""
-        rows = await self._fetch(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING 1",
-            time.time(),
-            key_id,
-        )
-        return bool(rows)
+        """Mark a key revoked and bump the generation, in one transaction."""
+
+        async def run(conn: Any) -> bool:
+            revoked = await conn.fetchval(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
+                " RETURNING 1",
+                time.time(),
+                key_id,
+            )
+            if revoked is None:
+                return False
+            await conn.execute("UPDATE api_key_generation SET generation = generation + 1")
+            return True
+
+        done: bool = await self._in_transaction(run)
+        return done
 
     async def reencode_payloads(self, batch: int = 500) -> int:
         """Re-encrypt payloads sealed with a key that is no longer the active one.

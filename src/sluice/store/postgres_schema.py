@@ -146,6 +146,21 @@ MIGRATIONS: tuple[str, ...] = (
         USING convert_to(array_to_json(problems)::text, 'UTF8');
     UPDATE idempotency SET key = encode(sha256(convert_to(key, 'UTF8')), 'hex');
     """,
+    # API key expiry; a generation bumped by every revocation, which each process's key cache
+    # polls; the events replayed quarantine entries became (so their first ids still resolve).
+    """
+    ALTER TABLE api_keys ADD COLUMN expires_at double precision;
+    CREATE TABLE api_key_generation (
+        id integer PRIMARY KEY CHECK (id = 1),
+        generation bigint NOT NULL
+    );
+    INSERT INTO api_key_generation(id, generation) VALUES (1, 0);
+    CREATE TABLE quarantine_replays (
+        id text PRIMARY KEY,
+        event_id text NOT NULL,
+        replayed_at double precision NOT NULL
+    );
+    """,
 )
 
 

@@ -318,6 +318,12 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
         records = [StepRecord(s[0], s[1], s[2], s[3], s[4], s[5], decode(s[6])) for s in steps]
         return self._event(row, records)
 
+    async def dead_step(self, event_id: str) -> tuple[int, int] | None:
+        """The step a dead event died at and its attempts (from its dead-lettered job)."""
+        sql = "SELECT step, attempts FROM jobs WHERE event_id = ? AND state = 'dead'"
+        row = await self._read(lambda c: c.execute(sql, (event_id,)).fetchone())
+        return None if row is None else (int(row[0]), int(row[1]))
+
     async def list_events(
         self, state: EventState | None = None, workflow: str | None = None, limit: int = 50
     ) -> list[EventRecord]:

@@ -30,7 +30,7 @@ from sluice.store.sqlite_writer import Delta
 T = TypeVar("T")
 QUARANTINED = "quarantined"
 _Q_COLUMNS = "id, source, workflow, tenant, reason, problems, payload, created_at"
-_K_COLUMNS = "id, tenant, roles, secret_hash, created_at, revoked_at"
+_K_COLUMNS = "id, tenant, roles, secret_hash, created_at, revoked_at, expires_at"
 # (table, key expression, payload column, a key below every real one) of every encoded
 # payload, for re-encryption. SQLite orders every integer before every string, hence -1 or "".
 PAYLOAD_COLUMNS: tuple[tuple[str, str, str, int | str], ...] = (
@@ -197,15 +197,41 @@ class SqliteIngressMixin:
             if conn.execute("DELETE FROM quarantine WHERE id = ?", (item_id,)).rowcount != 1:
                 raise NotFoundError(f"no quarantined event {item_id!r}")
             insert_event_rows(conn, event, stored, original, delta)
-            # A sender retrying the original delivery now gets the accepted event.
+            # A sender retrying the original delivery now gets the accepted event, and the id
+            # it was first given still finds the event.
             conn.execute(
                 "UPDATE idempotency SET event_id = ?, status = 'accepted' WHERE event_id = ?",
                 (event.id, item_id),
+            )
+            conn.execute(
+                "INSERT INTO quarantine_replays(id, event_id, replayed_at) VALUES (?, ?, ?)",
+                (item_id, event.id, time.time()),
             )
             return Receipt(event.id, "accepted")
 
         receipt: Receipt = await self._write(op)
         return receipt
+
+    async def update_quarantined(self, item_id: str, problems: Sequence[str]) -> bool:
+        """Replace an entry's reason and problems after a replay that still failed."""
+        reason = seal_text(self.codec, problems[0] if problems else "")
+        sealed = seal_text(self.codec, orjson.dumps(list(problems)).decode())
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> bool:
+            cur = conn.execute(
+                "UPDATE quarantine SET reason = ?, problems = ? WHERE id = ?",
+                (reason, sealed, item_id),
+            )
+            return cur.rowcount == 1
+
+        updated: bool = await self._write(op)
+        return updated
+
+    async def replayed_as(self, item_id: str) -> str | None:
+        """The event a replayed quarantine entry became."""
+        sql = "SELECT event_id FROM quarantine_replays WHERE id = ?"
+        row = await self._read(lambda c: c.execute(sql, (item_id,)).fetchone())
+        return None if row is None else str(row[0])
 
     async def purge_idempotency(self, older_than: float) -> int:
         """Forget idempotency keys claimed before ``older_than``."""
@@ -223,9 +249,9 @@ class SqliteIngressMixin:
 
         def op(conn: sqlite3.Connection, delta: Delta) -> None:
             conn.execute(
-                f"INSERT INTO api_keys({_K_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys({_K_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record.id, record.tenant, ",".join(record.roles), record.secret_hash,
-                 record.created_at, record.revoked_at),
+                 record.created_at, record.revoked_at, record.expires_at),
             )  # fmt: skip
 
         await self._write(op)
@@ -233,7 +259,7 @@ class SqliteIngressMixin:
     @staticmethod
     def _key(row: Sequence[Any]) -> ApiKeyRecord:
         roles = tuple(r for r in row[2].split(",") if r)
-        return ApiKeyRecord(row[0], row[1], roles, row[3], row[4], row[5])
+        return ApiKeyRecord(row[0], row[1], roles, row[3], row[4], row[5], row[6])
 
     async def get_api_key(self, key_id: str) -> ApiKeyRecord:
         """One API key."""
@@ -248,15 +274,24 @@ class SqliteIngressMixin:
         sql = f"SELECT {_K_COLUMNS} FROM api_keys ORDER BY created_at DESC"
         return [self._key(r) for r in await self._read(lambda c: c.execute(sql).fetchall())]
 
+    async def api_key_generation(self) -> int:
+        """The revocation generation (one primary-key read)."""
+        sql = "SELECT generation FROM api_key_generation WHERE id = 1"
+        row = await self._read(lambda c: c.execute(sql).fetchone())
+        return int(row[0])
+
     async def revoke_api_key(self, key_id: str) -> bool:
-        """Mark a key revoked."""
+        """Mark a key revoked and bump the generation, in one transaction."""
 
         def op(conn: sqlite3.Connection, delta: Delta) -> bool:
             cur = conn.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (time.time(), key_id),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE api_key_generation SET generation = generation + 1")
+            return True
 
         revoked: bool = await self._write(op)
         return revoked

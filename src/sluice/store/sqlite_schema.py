@@ -132,6 +132,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     UPDATE idempotency SET key = sluice_key_digest(key);
     """,
+    # API key expiry; a generation bumped by every revocation, which each process's key cache
+    # polls; the events replayed quarantine entries became (so their first ids still resolve).
+    """
+    ALTER TABLE api_keys ADD COLUMN expires_at REAL;
+    CREATE TABLE api_key_generation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO api_key_generation(id, generation) VALUES (1, 0);
+    CREATE TABLE quarantine_replays (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        replayed_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

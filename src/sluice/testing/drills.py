@@ -276,10 +276,14 @@ async def settle(client: httpx.AsyncClient, event_ids: list[str]) -> dict[str, s
 
 
 async def create_api_key(app_dir: Path, env: dict[str, str], tenant: str = "drill") -> str:
-    """A new API key of ``tenant`` in the store ``env`` configures (``sluice apikey create``)."""
+    """A new API key of ``tenant`` in the store ``env`` configures (``sluice apikey create``).
+
+    An operator key, since drills read the whole of ``/v1/status`` (caches, guards, breakers).
+    """
+    roles = ("--role", "runner", "--role", "operator")
     created = await asyncio.to_thread(
         subprocess.run,
-        [*SLUICE, "apikey", "create", "--tenant", tenant, "--app", str(app_dir)],
+        [*SLUICE, "apikey", "create", "--tenant", tenant, *roles, "--app", str(app_dir)],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return created.stdout.strip()
