@@ -73,6 +73,7 @@ class Gateway:
         self.settings = settings
         self.auth = ApiKeyAuth(app.store)
         self._policy = RatePolicy(settings.rate_limits)
+        self._policy.check_workflows({wf.name for wf in app.registry})
         # Buckets live in the app's KV: in-process by default, shared through Redis if set.
         self._limiter = limiter or KVRateLimiter(app.kv)
         self._sources: dict[str, _Source] = {}
@@ -270,15 +271,14 @@ class Gateway:
             self._recent.popitem(last=False)
 
     async def _limit(self, tenant: str, workflow: str) -> None:
-        rate = self._policy.for_(tenant, workflow)
-        if rate is None:
-            return
-        wait = await self._limiter.acquire(f"{tenant}/{workflow}", rate)
-        if wait > 0:
-            raise RateLimitedError(
-                f"tenant {tenant!r} is over its rate limit of {rate.rate:g}/s for {workflow!r}",
-                retry_after=wait,
-            )
+        for bucket in self._policy.buckets(tenant, workflow):
+            wait = await self._limiter.acquire(bucket.key, bucket.rate)
+            if wait > 0:
+                scope = f" for {workflow!r}" if bucket.scope == "workflow" else ""
+                raise RateLimitedError(
+                    f"tenant {tenant!r} is over its rate limit of {bucket.rate.rate:g}/s{scope}",
+                    retry_after=wait,
+                )
 
     def _shape_and_schema(self, wf: Workflow, data: Any) -> list[str]:
         too_big = shape_problem(data, self.settings.limits)
