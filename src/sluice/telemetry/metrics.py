@@ -117,6 +117,11 @@ class Metrics:
         self.model_output_tokens = counter("sluice_model_output_tokens", "Answer tokens", *call)
         self.escalations = counter("sluice_escalations", "Past the cascade's first tier",
                                    *event, "version", "flag")  # fmt: skip
+        self.fallbacks = counter(
+            "sluice_model_fallbacks",
+            "Escalations not made, the cheaper answer kept (breaker, bulkhead, slo, spend)",
+            "workflow", "version", "step", "model", "reason",
+        )  # fmt: skip
         alert = ("workflow", "model", "signal")
         self.spike_alerts = counter("sluice_spike_alerts", "Cost and token spikes raised", *alert)
         self.alert_deliveries = counter(
