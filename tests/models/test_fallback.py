@@ -1,4 +1,5 @@
-"""A breaker-forced fallback in the classify step: one call, marked, counted by reason."""
+"""The classify step's labels: a breaker-forced fallback (one call, marked, counted by
+reason) and the feature flag (from the event's metadata, never from its data)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,21 @@ async def test_a_guarded_tier_reuses_the_answer_so_far(so_far: str) -> None:
     assert result.fallback == "breaker"
     assert small.calls == (0 if so_far == "small" else 1)
     assert result.label == ("card_arrival" if so_far == "small" else "lost_card")
+
+
+async def test_model_calls_take_the_flag_from_the_event_not_the_data() -> None:
+    """Issue 20 #10: a ``_flag`` field in the data labels no model call; the event's flag
+    (set at ingress from the header) does."""
+    metrics = Metrics(flags=["beta"])
+    cascade = Cascade([Tier(ScriptedModel("small", ["card_arrival"]))])
+    services = {"cascades": _Cascades(cascade), "metrics": metrics}
+    for flag in (None, "beta"):
+        ctx = StepContext(
+            "e1", "triage", "1", "acme", "classify", 1, {"cascade": TIERS[:1]},
+            time.time() + 30, logging.getLogger("test"), services, flag=flag,
+        )  # fmt: skip
+        result = await classify(ctx, {"text": "where is my card", "_flag": "beta"})
+        assert result["_flag"] == "beta"  # the client's data, kept as data
+    text = metrics.render().decode()
+    assert _value(text, "sluice_model_calls_total", model="small", flag="none") == 1
+    assert _value(text, "sluice_model_calls_total", model="small", flag="beta") == 1

@@ -38,7 +38,7 @@ from sluice.ingress.settings import IngressSettings, SourceSettings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.kv.limiter import KVRateLimiter
 from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
-from sluice.telemetry.metrics import FLAG_FIELD, NO_FLAG
+from sluice.telemetry.metrics import NO_FLAG
 from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
@@ -125,7 +125,8 @@ class Gateway:
         """An authenticated API call's run; invalid input is quarantined and raised.
 
         ``flag`` (a feature-flag label, already bounded by ``Metrics.flag``) travels with the
-        event in its data under ``_flag``, so steps' metrics are labelled with it.
+        event as metadata beside its data, so steps' metrics are labelled with it; a body
+        field of any name is only data.
         """
         wf = self.app.registry.get(workflow_name)
         if key is None:
@@ -310,10 +311,8 @@ class Gateway:
         attributes = {"sluice.workflow": wf.name, "sluice.tenant": tenant}
         with self.app.telemetry.span(f"accept {wf.name}", attributes) as span:
             masked, original = self._mask(wf, data)
-            if flag is not None and isinstance(masked, dict):  # after the schema check
-                masked = {**masked, FLAG_FIELD: flag}
             # The event keeps this span's context: its steps continue the trace.
-            event = self.app.runtime.new_event(wf, masked, tenant, original)
+            event = self.app.runtime.new_event(wf, masked, tenant, original, flag)
             receipt = await self.app.runtime.accept(event, claim)
             if span is not None:
                 span.set_attributes(

@@ -29,7 +29,6 @@ from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Held
 from sluice.reliability.guarded import call_deadline
-from sluice.telemetry.metrics import FLAG_FIELD
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -66,7 +65,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
             ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
     metrics = ctx.services.get("metrics")
     if metrics is not None:
-        tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(data.get(FLAG_FIELD))
+        tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)
         for call in outcome.steps:
             series = metrics.model_series(tenant, ctx.workflow, ctx.version, ctx.step,
                                           call.model, flag)  # fmt: skip

@@ -135,6 +135,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX costs_ts ON costs(ts);
     """,
+    # The feature flag is event metadata beside the data (it was a reserved data key).
+    """
+    ALTER TABLE events ADD COLUMN flag text;
+    ALTER TABLE jobs ADD COLUMN flag text;
+    """,
 )
 
 
