@@ -59,11 +59,11 @@ def baseline(requests: int) -> Callable[[], None]:
 
 def current(requests: int, metrics: Metrics, alerts: Alerts) -> Callable[[], None]:
     """The step's bookkeeping now (the same calls as in ``sluice.models.step``)."""
-    data = {"_flag": "beta"}
+    event_flag = "beta"  # the event's flag, as the step context carries it
 
     def run() -> None:
         for i in range(requests):
-            tenant, flag = metrics.tenant(TENANTS[i % len(TENANTS)]), metrics.flag(data["_flag"])
+            tenant, flag = metrics.tenant(TENANTS[i % len(TENANTS)]), metrics.flag(event_flag)
             for call in CALLS:
                 series = metrics.model_series(tenant, "triage", "3", "classify", call.model, flag)
                 series.count(call.cost, call.usage.input_tokens, call.usage.output_tokens)

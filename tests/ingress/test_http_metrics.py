@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from sluice.errors import ConfigError
-from sluice.telemetry.metrics import FLAG_FIELD, NO_FLAG, OTHER, Metrics, route_label
+from sluice.telemetry.metrics import NO_FLAG, OTHER, Metrics, route_label
 from tests.ingress.conftest import Ingress
 
 
@@ -59,25 +59,41 @@ def test_routes_are_templates() -> None:
 
 
 async def test_feature_flags_are_declared_carried_and_bounded(ingress: Ingress) -> None:
-    """A declared X-Sluice-Flag keeps its name, travels in the event's data and labels the
-    accepted and finished counts and the latency; an undeclared one folds into ``other``; no
-    header is ``none``."""
+    """A declared X-Sluice-Flag keeps its name, travels with the event as metadata (not in
+    its data) and labels the accepted and finished counts and the latency; an undeclared one
+    folds into ``other``; no header is ``none``."""
     ingress.app.metrics.configure({"flags": ["beta"]})
     runs = "/v1/workflows/tickets/runs"
-    results = {}
+    records = {}
     for flag in ("beta", "made-up", None):
         headers = {**ingress.auth(), **({"x-sluice-flag": flag} if flag else {})}
         resp = await ingress.http.post(runs, json={"text": "hi"}, headers=headers)
-        record = await ingress.app.runtime.wait(resp.json()["event_id"], 5)
-        results[flag] = orjson.loads(record.result or b"{}")
-    assert results["beta"][FLAG_FIELD] == "beta"
-    assert results["made-up"][FLAG_FIELD] == OTHER
-    assert FLAG_FIELD not in results[None]
+        records[flag] = await ingress.app.runtime.wait(resp.json()["event_id"], 5)
+    assert [records[f].flag for f in ("beta", "made-up", None)] == ["beta", OTHER, None]
+    for record in records.values():
+        assert orjson.loads(record.result or b"{}") == {"text": "hi"}
     text = (await ingress.http.get("/metrics")).text
     for label in ("beta", OTHER, NO_FLAG):
         assert _value(text, "sluice_events_accepted_total", workflow="tickets", flag=label) == 1
         assert _value(text, "sluice_events_finished_total", outcome="done", flag=label) == 1
         assert _value(text, "sluice_event_duration_seconds_count", flag=label) == 1
+
+
+async def test_a_flag_in_the_body_is_only_data(ingress: Ingress) -> None:
+    """Issue 20 #10: a ``_flag`` body field without the header labels nothing: accepted,
+    finished and latency all count ``none`` (finished and latency used to count ``beta``),
+    and the field stays the client's data."""
+    ingress.app.metrics.configure({"flags": ["beta"]})
+    body = {"text": "hi", "_flag": "beta"}
+    resp = await ingress.http.post("/v1/workflows/tickets/runs", json=body, headers=ingress.auth())
+    record = await ingress.app.runtime.wait(resp.json()["event_id"], 5)
+    text = (await ingress.http.get("/metrics")).text
+    for metric in ("sluice_events_accepted_total", "sluice_events_finished_total",
+                   "sluice_event_duration_seconds_count"):  # fmt: skip
+        assert _value(text, metric, flag="beta") == 0, metric
+        assert _value(text, metric, flag=NO_FLAG) == 1, metric
+    assert orjson.loads(record.result or b"{}") == body
+    assert record.flag is None
 
 
 def test_the_metrics_section_is_validated() -> None:

@@ -210,24 +210,73 @@ class TestRecovery:
         assert guard.snapshot().retry_after == 5.0
         clock.advance(7)  # the window drops the first good seconds, keeps the slow ones
         assert guard.state is SHEDDING
-        clock.advance(4)  # everything slow has left; health starts now
+        clock.advance(4)  # everything slow has left, but an empty window is no evidence
         assert guard.state is SHEDDING
+        clock.advance(5)
+        assert guard.state is SHEDDING
+        feed(guard, 10, 100.0)  # evidence: health starts now
         clock.advance(5)
         assert guard.state is NORMAL
 
-    def test_fail_closed_recovers_without_traffic(self) -> None:
-        """With no work admitted the window drains, and the guard reopens recover_s later."""
+    def test_silence_is_not_health(self) -> None:
+        """Issue 20 #12: a closed guard whose window drained stays closed; no events, no
+        evidence. (It used to reopen recover_s after the window emptied, and cycle.)"""
         clock = ManualClock()
-        guard = make(clock, policy=SloPolicy.FAIL_CLOSED)
-        feed(guard, 20, 10.0, ok=False)
-        clock.advance(10.5)
-        assert not guard.admit()
-        clock.advance(3)
-        assert guard.snapshot().retry_after == pytest.approx(2.0)
-        assert guard.refusal().retry_after == pytest.approx(2.0)
-        clock.advance(2)
+        guard = make(clock, p95_ms=300.0, policy=SloPolicy.FAIL_CLOSED, recover_s=3.0)
+        feed(guard, 20, 800.0)
+        assert guard.state is CLOSED
+        for _ in range(30):  # nothing finishes: every step is held at 800 ms
+            clock.advance(1)
+            assert guard.state is CLOSED
+        last = guard.snapshot().last_transition
+        assert last is not None
+        assert last.target is CLOSED
+
+    def test_fail_closed_probes_until_the_slip_is_confirmed(self) -> None:
+        """Probes pass one per window / (2 x min_events) while no slip is confirmed; slow
+        probes confirm it and stop the probing until they leave the window."""
+        clock = ManualClock()
+        guard = make(clock, p95_ms=300.0, policy=SloPolicy.FAIL_CLOSED, recover_s=3.0)
+        feed(guard, 20, 800.0)
+        assert not guard.probing
+        assert not guard.admit()  # the slip is in the window: no probes
+        clock.advance(10.5)  # the slow events leave: no verdict, so probe
+        assert guard.probing
+        assert guard.probe_interval_s == 0.5
         assert guard.admit()
+        assert not guard.admit()  # one probe per interval
+        guard.record(800.0, ok=True)  # the probe is still slow
+        probes = 1
+        for _ in range(16):  # 8 s: the probes stay in the 10 s window
+            clock.advance(0.5)
+            if guard.admit():
+                probes += 1
+                guard.record(800.0, ok=True)
+        assert probes == 10  # min_events slow probes confirm the slip; probing stops
+        assert guard.state is CLOSED
+        assert not guard.probing
+        assert guard.snapshot().counts["probes"] == 10
+        clock.advance(10)  # they leave the window: probing again
+        assert guard.admit()
+
+    def test_fail_closed_recovers_on_fast_probes(self) -> None:
+        """Probes that finish within the SLO are the evidence: recovery recover_s after the
+        window first holds min_events of them."""
+        clock = ManualClock()
+        guard = make(clock, p95_ms=300.0, policy=SloPolicy.FAIL_CLOSED, recover_s=3.0)
+        feed(guard, 20, 800.0)
+        clock.advance(10.5)
+        admitted = 0
+        while guard.state is CLOSED and admitted < 100:
+            if guard.admit():
+                admitted += 1
+                guard.record(50.0, ok=True)
+            clock.advance(0.25)
         assert guard.state is NORMAL
+        assert admitted == 10 + 5  # min_events start the clock; 5 more probes while 3 s pass
+        last = guard.snapshot().last_transition
+        assert last is not None
+        assert last.reason == "SLO held within 0.8x for 3 s"
 
 
 class TestTransitions:
@@ -239,6 +288,7 @@ class TestTransitions:
             for _ in range(2):
                 feed(guard, 20, 3000.0)
                 clock.advance(11)
+                feed(guard, 10, 100.0)
                 assert guard.state is NORMAL
         snap = guard.snapshot()
         assert snap.transitions == {"normal->degraded": 2, "degraded->normal": 2}

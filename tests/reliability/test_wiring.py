@@ -22,6 +22,7 @@ from sluice.reliability.slo_guards import SloGuards
 from sluice.reliability.spend import MemoryLedger, SpendBudgets
 from sluice.workflow.model import Step, Workflow
 from tests.conftest import MakeApp
+from tests.reliability import ManualClock
 from tests.reliability.test_guarded import ScriptedModel
 
 REQUEST = ModelRequest(text="my card was charged twice")
@@ -90,6 +91,29 @@ class TestSloGuards:
             gateway.check("w")
         assert gateway.peer_refusals == 1
         assert gateway.peers()["w"].state is GuardState.CLOSED
+
+    async def test_a_gateway_lets_a_closed_peers_probes_through(self) -> None:
+        """A worker's closed guard whose window drained publishes its probe interval; a
+        gateway without workers admits one event per interval and refuses the rest."""
+        kv = MemoryKV()
+        await kv.open()
+        clock = ManualClock()
+        worker = SloGuards([_workflow("w", CLOSING)], kv, clock=clock)
+        gateway = SloGuards([_workflow("w", CLOSING)], kv, clock=clock)
+        for _ in range(5):
+            worker.record("w", 500.0, ok=True)
+        await worker.sync()
+        await gateway.sync()
+        assert gateway.peers()["w"].probe_s == 0.0  # the slip is in the window: no probes
+        clock.advance(10.5)
+        await worker.sync()
+        await gateway.sync()
+        assert gateway.peers()["w"].probe_s == 1.0  # window 10 s / (2 x 5 events)
+        gateway.check("w")  # a probe
+        with pytest.raises(AdmissionError, match="refusing new work"):
+            gateway.check("w")
+        clock.advance(1.0)
+        gateway.check("w")
 
     async def test_a_degrading_peer_makes_steps_skip_escalation(self) -> None:
         kv = MemoryKV()

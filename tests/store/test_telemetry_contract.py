@@ -37,6 +37,25 @@ async def test_the_traceparent_travels_from_event_to_every_job(store: Store) -> 
     assert await store.event_trace_id("e1") == TRACE_ID
 
 
+async def test_the_flag_travels_as_metadata_from_event_to_every_job(store: Store) -> None:
+    """An event's feature flag is kept beside its data, carried by its jobs, and survives a
+    replay of the dead job; without one it is None."""
+    now = time.time()
+    await store.insert_event(NewEvent("f1", "wf", "1", "t1", b"{}", "p0", now, now + 60,
+                                      flag="beta"))  # fmt: skip
+    await store.insert_event(NewEvent("f2", "wf", "1", "t1", b"{}", "p0", now, now + 60))
+    assert [(await store.get_event(e)).flag for e in ("f1", "f2")] == ["beta", None]
+    jobs = {j.event_id: j for j in await store.claim("p0", 10, "w1", 30)}
+    assert (jobs["f1"].flag, jobs["f2"].flag) == ("beta", None)
+    assert await store.complete(Completion(jobs["f1"], "s0", b"{}", now, now, "p1"))
+    (second,) = await store.claim("p1", 10, "w1", 30)
+    assert second.flag == "beta"
+    await store.bury(second, "failed")
+    assert await store.replay("f1", time.time() + 60)
+    (again,) = await store.claim("p1", 10, "w1", 30)
+    assert again.flag == "beta"
+
+
 async def test_an_event_without_trace_has_none(store: Store) -> None:
     """Events accepted without tracing carry no trace, and their jobs neither."""
     now = time.time()

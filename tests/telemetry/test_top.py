@@ -91,12 +91,13 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
         await task
 
 
-async def _traffic(served: Served, texts: list[str], stop: asyncio.Event) -> int:
-    """Post tickets, every tenth one repeated (a cache hit), until ``stop``; the number sent."""
+async def _traffic(served: Served, texts: list[str], stop: asyncio.Event, at_least: int = 0) -> int:
+    """Post tickets, every tenth one repeated (a cache hit), until ``stop`` (and at least
+    ``at_least`` of them, however slow the machine); the number sent."""
     headers = {"authorization": f"Bearer {served.key}"}
     sent = 0
     async with httpx.AsyncClient(base_url=served.url) as http:
-        while not stop.is_set():
+        while not stop.is_set() or sent < at_least:
             text = texts[(sent - 1 if sent % 10 == 9 else sent) % len(texts)]
             flag = {"x-sluice-flag": "beta"} if sent % 2 else {}
             resp = await http.post("/v1/workflows/tickets/runs", json={"text": text},
@@ -150,7 +151,8 @@ async def test_top_once_shows_a_served_app(served: Served, texts: list[str]) -> 
 async def test_without_a_key_states_come_from_the_gauges(served: Served, texts: list[str]) -> None:
     """No API key: /v1/status is refused and the breaker and guard gauges stand in."""
     stop = asyncio.Event()
-    traffic = asyncio.create_task(_traffic(served, texts[:5], stop))
+    # Two at least: one without the flag header, one with it.
+    traffic = asyncio.create_task(_traffic(served, texts[:5], stop, at_least=2))
     await asyncio.sleep(0.3)
     stop.set()
     await traffic

@@ -38,7 +38,7 @@ from sluice.ingress.settings import IngressSettings, SourceSettings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.kv.limiter import KVRateLimiter
 from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
-from sluice.telemetry.metrics import FLAG_FIELD, NO_FLAG
+from sluice.telemetry.metrics import NO_FLAG
 from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
@@ -73,6 +73,7 @@ class Gateway:
         self.settings = settings
         self.auth = ApiKeyAuth(app.store)
         self._policy = RatePolicy(settings.rate_limits)
+        self._policy.check_workflows({wf.name for wf in app.registry})
         # Buckets live in the app's KV: in-process by default, shared through Redis if set.
         self._limiter = limiter or KVRateLimiter(app.kv)
         self._sources: dict[str, _Source] = {}
@@ -124,7 +125,8 @@ class Gateway:
         """An authenticated API call's run; invalid input is quarantined and raised.
 
         ``flag`` (a feature-flag label, already bounded by ``Metrics.flag``) travels with the
-        event in its data under ``_flag``, so steps' metrics are labelled with it.
+        event as metadata beside its data, so steps' metrics are labelled with it; a body
+        field of any name is only data.
         """
         wf = self.app.registry.get(workflow_name)
         if key is None:
@@ -276,15 +278,14 @@ class Gateway:
             self._recent.popitem(last=False)
 
     async def _limit(self, tenant: str, workflow: str) -> None:
-        rate = self._policy.for_(tenant, workflow)
-        if rate is None:
-            return
-        wait = await self._limiter.acquire(f"{tenant}/{workflow}", rate)
-        if wait > 0:
-            raise RateLimitedError(
-                f"tenant {tenant!r} is over its rate limit of {rate.rate:g}/s for {workflow!r}",
-                retry_after=wait,
-            )
+        for bucket in self._policy.buckets(tenant, workflow):
+            wait = await self._limiter.acquire(bucket.key, bucket.rate)
+            if wait > 0:
+                scope = f" for {workflow!r}" if bucket.scope == "workflow" else ""
+                raise RateLimitedError(
+                    f"tenant {tenant!r} is over its rate limit of {bucket.rate.rate:g}/s{scope}",
+                    retry_after=wait,
+                )
 
     def _shape_and_schema(self, wf: Workflow, data: Any) -> list[str]:
         too_big = shape_problem(data, self.settings.limits)
@@ -316,10 +317,8 @@ class Gateway:
         attributes = {"sluice.workflow": wf.name, "sluice.tenant": tenant}
         with self.app.telemetry.span(f"accept {wf.name}", attributes) as span:
             masked, original = self._mask(wf, data)
-            if flag is not None and isinstance(masked, dict):  # after the schema check
-                masked = {**masked, FLAG_FIELD: flag}
             # The event keeps this span's context: its steps continue the trace.
-            event = self.app.runtime.new_event(wf, masked, tenant, original)
+            event = self.app.runtime.new_event(wf, masked, tenant, original, flag)
             receipt = await self.app.runtime.accept(event, claim)
             if span is not None:
                 span.set_attributes(

@@ -7,7 +7,7 @@
       max_depth: 32
       max_fields: 2000
       idempotency_window_s: 86400
-    rate_limits: {default: {rate: 100, burst: 200}}
+    rate_limits: {default: {rate: 100, burst: 200}}   # see ingress/ratelimit.py
     sources:
       helpdesk:
         workflow: triage
@@ -27,6 +27,7 @@ from typing import Any
 from sluice.config import AppSettings
 from sluice.errors import ConfigError
 from sluice.ingress.limits import Limits
+from sluice.ingress.ratelimit import RatePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,11 @@ def parse_ingress(settings: AppSettings) -> IngressSettings:
             secrets=tuple(secrets),
             mapping=spec.get("mapping"),
         )
+    rate_limits = settings.extra.get("rate_limits") or {}
+    try:
+        RatePolicy(rate_limits)  # every problem of the section at load, with the others
+    except ConfigError as exc:
+        problems.extend(exc.problems or [str(exc)])
     if problems:
         raise ConfigError("invalid ingress settings", problems)
-    return IngressSettings(limits, window, settings.extra.get("rate_limits") or {}, sources)
+    return IngressSettings(limits, window, rate_limits, sources)

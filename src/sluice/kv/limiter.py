@@ -2,8 +2,8 @@
 
 :class:`KVRateLimiter` fits :class:`sluice.ingress.ratelimit.RateLimiter`: given a
 :class:`~sluice.kv.fallback.FallbackKV` over Redis, every ``sluice serve`` gateway draws from the
-same bucket per (tenant, workflow), so a tenant's limit holds across the fleet, and while Redis
-is away each process limits on its own.
+same buckets (per tenant, and per tenant and workflow where set), so a limit holds across the
+fleet, and while Redis is away each process limits on its own.
 """
 
 from __future__ import annotations

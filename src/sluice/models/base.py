@@ -51,6 +51,8 @@ class ModelResult:
     cost: float = 0.0
     latency_ms: float = 0.0
     cached: bool = False  # answered by the response cache: nothing was spent
+    #: Why a guarded model answered from its fallback instead (``breaker``, ``bulkhead``).
+    fallback: str | None = None
 
 
 class Model(Protocol):

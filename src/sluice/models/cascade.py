@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sluice.errors import ConfigError
 from sluice.models.base import Model, ModelRequest, ModelResult
+from sluice.reliability.guarded import GuardedModel
 from sluice.telemetry.tracing import model_span, record_model_result
 
 
@@ -52,7 +53,10 @@ class CascadeResult:
     result: ModelResult
     steps: tuple[ModelResult, ...]
     latency_ms: float
-    skipped: str | None = None  # why a wanted escalation did not happen (slo, spend)
+    #: Why a wanted escalation did not happen: ``slo`` or ``spend`` (not asked), ``breaker`` or
+    #: ``bulkhead`` (the tier's guard answered with the answer already given).
+    skipped: str | None = None
+    skipped_model: str | None = None  # the model the cascade wanted to escalate to
 
     @property
     def tiers_run(self) -> tuple[str, ...]:
@@ -111,28 +115,38 @@ class Cascade:
         """Ask tiers in order until one is confident enough (the last always is).
 
         ``escalate``, when given, is asked before every tier past the first; a reason instead
-        of a hold keeps the answer so far (an SLO slipping, a spend budget used up).
+        of a hold keeps the answer so far (an SLO slipping, a spend budget used up). A guarded
+        tier whose breaker or bulkhead sends it to its fallback gets the answer so far and
+        gives it back: no second call, the answer stands, ``skipped`` says why.
         """
         started = time.perf_counter()
         steps: list[ModelResult] = []
         skipped: str | None = None
+        skipped_model: str | None = None
         last = len(self.tiers) - 1
         for index, tier in enumerate(self.tiers):
             held = None
             if index > 0 and escalate is not None:
                 granted = await escalate(tier.model.name)
                 if isinstance(granted, str):
-                    skipped = granted
+                    skipped, skipped_model = granted, tier.model.name
                     break
                 held = granted
             try:
                 with model_span(tier.model) as span:
-                    result = await tier.model.predict(request)
+                    result = await self._ask(tier.model, request, steps[-1] if steps else None)
                     record_model_result(span, result)
             except BaseException:
                 if held is not None:
                     await held.release()
                 raise
+            if result.fallback is not None:
+                if held is not None:
+                    await held.release()  # the costly model was not called: nothing spent
+                skipped, skipped_model = result.fallback, tier.model.name
+                if not steps or result.model != steps[-1].model:
+                    steps.append(result)  # a fallback that is not the answer so far: a call
+                break
             if held is not None:
                 await held.commit(result.cost)
             steps.append(result)
@@ -143,7 +157,14 @@ class Cascade:
             steps=tuple(steps),
             latency_ms=(time.perf_counter() - started) * 1000,
             skipped=skipped,
+            skipped_model=skipped_model,
         )
+
+    @staticmethod
+    async def _ask(model: Model, request: ModelRequest, so_far: ModelResult | None) -> ModelResult:
+        if isinstance(model, GuardedModel):  # its fallback may be the answer so far
+            return await model.predict(request, answered=so_far)
+        return await model.predict(request)
 
     async def predict(self, request: ModelRequest) -> ModelResult:
         """The final answer, costed and timed for the whole cascade."""

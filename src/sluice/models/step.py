@@ -12,9 +12,12 @@ Workflow use::
           - {model: large}
 
 Adds ``intent``, ``confidence``, ``escalated``, ``tiers`` (the models asked), ``model`` (the
-one that answered) and ``cost`` (of every call made) to the data, and ``degraded`` (``slo`` or
-``spend``) when an escalation the answer needed was skipped: the workflow's SLO guard was
-degrading, or a spend budget with the degrade policy was used up. A budget used up under the
+one that answered) and ``cost`` (of every call made) to the data, and ``degraded`` when an
+escalation the answer needed was skipped: ``slo`` (the workflow's SLO guard was degrading),
+``spend`` (a spend budget with the degrade policy was used up), ``breaker`` or ``bulkhead``
+(the costly model's breaker was open or its ``max_in_flight`` calls were running, so the cheap
+answer stands: one call in ``tiers`` and the ledger, not two). Each is counted in
+``sluice_model_fallbacks`` by reason and the model that was not asked. A budget used up under the
 refuse policy fails the step with the budget's error, and admission refuses new events on it.
 """
 
@@ -26,7 +29,6 @@ from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Held
 from sluice.reliability.guarded import call_deadline
-from sluice.telemetry.metrics import FLAG_FIELD
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -63,13 +65,18 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
             ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
     metrics = ctx.services.get("metrics")
     if metrics is not None:
-        tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(data.get(FLAG_FIELD))
+        tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)
         for call in outcome.steps:
             series = metrics.model_series(tenant, ctx.workflow, ctx.version, ctx.step,
                                           call.model, flag)  # fmt: skip
             series.count(call.cost, call.usage.input_tokens, call.usage.output_tokens)
         if outcome.escalated:
             metrics.escalations.labels(tenant, ctx.workflow, ctx.version, flag).inc()
+        if outcome.skipped is not None:
+            wanted = outcome.skipped_model or ""
+            metrics.fallbacks.labels(
+                ctx.workflow, ctx.version, ctx.step, wanted, outcome.skipped
+            ).inc()
     alerts = ctx.services.get("alerts")
     if alerts is not None:  # cost and token spikes against a rolling baseline
         alerts.record(ctx.workflow, outcome.steps)

@@ -4,7 +4,9 @@
 cache or a step uses it unchanged. Per call:
 
 1. the breaker admits the call, or it fails fast: :class:`BreakerOpenError`, or at once the
-   ``fallback`` model's answer (e.g. the cascade's small model);
+   ``fallback`` model's answer (e.g. the cascade's small model), marked with the reason in
+   ``ModelResult.fallback``; a caller that already holds the fallback's answer passes it as
+   ``answered`` and gets it back, marked, without a second call;
 2. a retryable :class:`~sluice.errors.StepError` is retried while attempts remain, the
    downstream's retry budget allows, and the wait (full jitter, at least the error's
    ``retry_after``) fits before the caller's deadline;
@@ -24,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
@@ -70,7 +73,8 @@ class GuardedModel:
     fallback at once (or fails fast with a retryable error when there is none) instead of
     adding to a queue the provider would answer with 429s. ``name`` and
     ``version`` are the wrapped model's, so caches and prices see no difference; an answer
-    from the fallback carries the fallback's name in ``ModelResult.model``.
+    from the fallback carries the fallback's name in ``ModelResult.model`` and the reason in
+    ``ModelResult.fallback``; ``fallbacks`` counts them by reason.
     """
 
     def __init__(
@@ -108,7 +112,12 @@ class GuardedModel:
         self._rng = rng
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        self.bulkhead_fallbacks = 0
+        self.fallbacks: dict[str, int] = {"breaker": 0, "bulkhead": 0}
+
+    @property
+    def bulkhead_fallbacks(self) -> int:
+        """Calls that took the fallback because ``max_in_flight`` calls were running."""
+        return self.fallbacks["bulkhead"]
 
     @property
     def name(self) -> str:
@@ -120,16 +129,24 @@ class GuardedModel:
         """The wrapped model's version."""
         return self.model.version
 
-    async def predict(self, request: ModelRequest, *, deadline: float | None = None) -> ModelResult:
+    async def predict(
+        self,
+        request: ModelRequest,
+        *,
+        deadline: float | None = None,
+        answered: ModelResult | None = None,
+    ) -> ModelResult:
         """Answer ``request`` through the breaker, retrying within budget and deadline.
 
         ``deadline`` (``time.time()`` clock) tightens any set by :func:`call_deadline`.
+        ``answered`` is the fallback model's answer when the caller already has it (a cascade's
+        first tier): falling back then returns it, marked, instead of asking again.
         """
         deadline = _earliest(deadline, _deadline.get())
         if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            self.bulkhead_fallbacks += 1
             if self.fallback is not None:
-                return await self.fallback.predict(request)
+                return await self._fall_back(self.fallback, request, "bulkhead", answered)
+            self.fallbacks["bulkhead"] += 1  # counted as a refusal of the bulkhead all the same
             raise StepError(
                 f"{self.breaker.name}: {self.max_in_flight} calls already in flight (its"
                 " max_in_flight)",
@@ -138,11 +155,22 @@ class GuardedModel:
             )
         self.in_flight += 1
         try:
-            return await self._attempts(request, deadline)
+            return await self._attempts(request, deadline, answered)
         finally:
             self.in_flight -= 1
 
-    async def _attempts(self, request: ModelRequest, deadline: float | None) -> ModelResult:
+    async def _fall_back(
+        self, fallback: Model, request: ModelRequest, reason: str, answered: ModelResult | None
+    ) -> ModelResult:
+        """The fallback's answer, marked with why: the caller's copy when it has one."""
+        self.fallbacks[reason] += 1
+        if answered is None or answered.model != fallback.name:
+            answered = await fallback.predict(request)
+        return replace(answered, fallback=reason)
+
+    async def _attempts(
+        self, request: ModelRequest, deadline: float | None, answered: ModelResult | None
+    ) -> ModelResult:
         last: StepError | None = None
         for attempt in range(1, self.attempts + 1):
             try:
@@ -156,7 +184,7 @@ class GuardedModel:
                     if self.fallback is None:
                         raise exc from last
                     log.debug("breaker %s open: answering from %s", exc.name, self.fallback.name)
-                    return await self.fallback.predict(request)
+                    return await self._fall_back(self.fallback, request, "breaker", answered)
                 failure: StepError = exc  # an inner downstream's breaker: a failure like any
             except StepError as exc:
                 failure = exc

@@ -4,13 +4,21 @@
 
     normal ──(p95 > p95_ms or error rate > error_rate)──► degraded | shedding | closed
        ▲                                                       (the workflow's policy)
-       └──(within margin x SLO, held for recover_s)───────────────────┘
+       └──(min_events within margin x SLO, held for recover_s)────────┘
+
+Recovery needs evidence: a window with fewer than ``min_events`` finished events says nothing,
+so it neither starts nor continues the recovery clock (an empty window is silence, not health).
+A guard that admits nothing (``fail_closed``) would then never learn anything, so while its
+window holds no confirmed slip it lets probes through, half-open style: one admission every
+``window_s / (2 x min_events)`` seconds, enough to fill the window with twice the evidence a
+verdict needs and no more. Slow probes confirm the slip and stop the probing until they leave
+the window; fast ones let the guard recover.
 
 Each finished event is fed to :meth:`SloGuard.record`. The window is a ring of per-second
 slots, each with a sparse latency histogram (log-spaced bins, 15% wide), so memory is bounded
 by ``window_s`` and the bin count, never by traffic. Policies: ``degrade`` (admit all; callers
 skip escalation to the costly model while :attr:`SloGuard.degraded`), ``shed`` (admit only
-``shed_admit`` of new work) and ``fail_closed`` (admit nothing). Refusals raise
+``shed_admit`` of new work) and ``fail_closed`` (admit only probes). Refusals raise
 :class:`~sluice.errors.AdmissionError`.
 """
 
@@ -64,8 +72,8 @@ class SloSettings:
     """A workflow's SLO (``p95_ms``, ``error_rate`` over ``window_s``) and how to keep it.
 
     Nothing is judged with fewer than ``min_events`` in the window. The guard returns to
-    normal once p95 and error rate have stayed within ``margin`` times their targets (or the
-    window held too few events to say otherwise) for ``recover_s``.
+    normal once the window has held at least ``min_events`` events with p95 and error rate
+    within ``margin`` times their targets for ``recover_s``; fewer events are no evidence.
     """
 
     p95_ms: float
@@ -169,7 +177,10 @@ class SloGuard:
         self._slipped: str | None = None
         self._healthy_since: float | None = None
         self._credit = 0.0
-        self._counts = dict.fromkeys(("events", "errors", "admitted", "shed", "refused"), 0)
+        self._last_probe = -math.inf
+        self._counts = dict.fromkeys(
+            ("events", "errors", "admitted", "shed", "refused", "probes"), 0
+        )
         self._transitions: dict[str, int] = {}
         self._last: GuardTransition | None = None
 
@@ -213,8 +224,12 @@ class SloGuard:
                 self._counts["shed"] += 1
                 return False
         elif state is GuardState.CLOSED:
-            self._counts["refused"] += 1
-            return False
+            now = self._clock()
+            if not self.probing or now - self._last_probe < self.probe_interval_s:
+                self._counts["refused"] += 1
+                return False
+            self._last_probe = now
+            self._counts["probes"] += 1
         self._counts["admitted"] += 1
         return True
 
@@ -289,6 +304,17 @@ class SloGuard:
             return f"error rate {window.error_rate:.1%} > {s.error_rate * factor:.1%}"
         return None
 
+    @property
+    def probe_interval_s(self) -> float:
+        """Seconds between probes of a closed guard: 2 x ``min_events`` per window."""
+        return self.settings.window_s / (2 * self.settings.min_events)
+
+    @property
+    def probing(self) -> bool:
+        """Whether a closed guard lets probes through now: closed, no slip confirmed."""
+        return self.state is GuardState.CLOSED and self._slip(
+            self._window(), self.settings.margin) is None  # fmt: skip
+
     def _judge(self, now: float) -> None:
         self._advance(math.floor(now))
         window = self._window()
@@ -299,7 +325,8 @@ class SloGuard:
                 self._move(_ACTING[self.settings.policy], f"SLO slipped: {slipped}", now)
             return
         still = self._slip(window, self.settings.margin)
-        if still is not None:
+        if still is not None or window.events < self.settings.min_events:
+            # A slip, or too few events to tell: either way no evidence of health.
             self._healthy_since = None
             return
         if self._healthy_since is None:

@@ -5,7 +5,9 @@ happens in gateways, which may run no workers and so see no finished event: ever
 process publishes the state of its guards that are acting (not normal) to the KV, and reads
 the others'. Admission acts on the worst of its own guard and the published states, so a
 gateway sheds or refuses as soon as any worker's guard does (within about a second), and
-stops once none has republished (the entries live three seconds).
+stops once none has republished (the entries live three seconds). A closed guard that wants
+probes publishes their interval, and each gateway lets one through per interval, so the
+workers get the evidence they need to reopen (see :mod:`sluice.reliability.slo_guard`).
 
 Workflow files declare the SLO and its policy::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Iterable
@@ -27,6 +30,7 @@ import orjson
 from sluice.errors import AdmissionError, ConfigError, SluiceError
 from sluice.kv.base import KV
 from sluice.kv.memory import MemoryKV
+from sluice.reliability.retry_budget import Clock
 from sluice.reliability.slo_guard import GuardState, SloGuard, SloSettings, SloSnapshot
 from sluice.workflow.model import Workflow
 
@@ -47,12 +51,15 @@ class PeerState:
     state: GuardState
     slipped: str
     retry_after: float
+    probe_s: float = 0.0  # a closed guard's interval between probes; 0: no probes
 
 
 class SloGuards:
     """Every guarded workflow's :class:`SloGuard`, fed by the executor, asked by admission."""
 
-    def __init__(self, workflows: Iterable[Workflow], kv: KV | None = None) -> None:
+    def __init__(
+        self, workflows: Iterable[Workflow], kv: KV | None = None, clock: Clock = time.monotonic
+    ) -> None:
         self._guards: dict[str, SloGuard] = {}
         problems: list[str] = []
         for wf in workflows:
@@ -63,15 +70,18 @@ class SloGuards:
                 problems.append(f"workflow {wf.name!r}: slo must be a mapping")
                 continue
             try:
-                self._guards[wf.name] = SloGuard(wf.name, SloSettings.from_mapping(wf.name, slo))
+                settings = SloSettings.from_mapping(wf.name, slo)
+                self._guards[wf.name] = SloGuard(wf.name, settings, clock=clock)
             except ConfigError as exc:
                 problems.extend(exc.problems or [str(exc)])
         if problems:
             raise ConfigError("invalid slo section", problems)
         self._kv = kv
+        self._clock = clock
         self._me = secrets.token_hex(6)
         self._peers: dict[str, PeerState] = {}
         self._credit: dict[str, float] = {}
+        self._probed: dict[str, float] = {}  # when this process last let a peer's probe through
         self.peer_refusals = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -113,6 +123,11 @@ class SloGuards:
                 self._credit[workflow] = credit - 1.0
                 return
             self._credit[workflow] = credit
+        elif peer.probe_s > 0:
+            now = self._clock()
+            if now - self._probed.get(workflow, -math.inf) >= peer.probe_s:
+                self._probed[workflow] = now
+                return
         self.peer_refusals += 1
         verb = "shedding load" if peer.state is GuardState.SHEDDING else "refusing new work"
         wait = max(1.0, peer.retry_after)
@@ -154,8 +169,10 @@ class SloGuards:
         for name, guard in self._guards.items():
             snap = guard.snapshot()
             if snap.state is not GuardState.NORMAL:
+                probe_s = guard.probe_interval_s if guard.probing else 0.0
                 value = {"by": self._me, "state": snap.state.value, "slipped": snap.slipped or "",
-                         "retry_after": snap.retry_after, "at": time.time()}  # fmt: skip
+                         "retry_after": snap.retry_after, "probe_s": probe_s,
+                         "at": time.time()}  # fmt: skip
                 await self._kv.set(_PREFIX + name, orjson.dumps(value), ttl_s=_TTL_S)
             raw = await self._kv.get(_PREFIX + name)
             if raw is None:
@@ -166,6 +183,7 @@ class SloGuards:
                     GuardState(published["state"]),
                     str(published.get("slipped", "")),
                     float(published.get("retry_after", 1.0)),
+                    float(published.get("probe_s", 0.0)),
                 )
         self._peers = peers
 

@@ -211,12 +211,18 @@ class Runtime:
             gate.check(workflow.name, tenant)
 
     def new_event(
-        self, workflow: Workflow, data: Any, tenant: str, original: bytes | None = None
+        self,
+        workflow: Workflow,
+        data: Any,
+        tenant: str,
+        original: bytes | None = None,
+        flag: str | None = None,
     ) -> NewEvent:
         """An event of ``workflow`` on ``data``, with its deadline from the workflow budget.
 
         The current span's context (the request's, when there is one) is kept with the event,
-        so its steps continue that trace wherever they run.
+        so its steps continue that trace wherever they run. ``flag`` is the feature-flag label
+        the caller vouches for (already bounded), kept beside the data, never in it.
         """
         now = time.time()
         return NewEvent(
@@ -230,6 +236,7 @@ class Runtime:
             deadline=now + workflow.budget_ms / 1000,
             original=original,
             trace=current_traceparent(),
+            flag=flag,
         )
 
     async def accept(self, event: NewEvent, idempotency: IdempotencyClaim | None = None) -> Receipt:

@@ -148,7 +148,7 @@ class StepExecutor:
             self._guards.record(job.workflow, seconds * 1000, outcome == "done")
         if self._metrics is None:
             return
-        tenant, flag = self._metrics.tenant(job.tenant), self._metrics.flag_of(job.input)
+        tenant, flag = self._metrics.tenant(job.tenant), self._metrics.flag(job.flag)
         self._metrics.finished.labels(tenant, job.workflow, job.version, outcome, flag).inc()
         if seconds is not None and outcome == "done":
             latency = self._metrics.event_seconds.labels(tenant, job.workflow, job.version, flag)
@@ -168,6 +168,7 @@ class StepExecutor:
             deadline=job.deadline,
             logger=log,
             services=self._services,
+            flag=job.flag,
         )
         step_budget = step.budget_ms / 1000
         try:

@@ -45,6 +45,9 @@ class NewEvent:
     original: bytes | None = None
     #: The W3C ``traceparent`` of the request that made the event: steps continue its trace.
     trace: str | None = None
+    #: The feature-flag label from the trusted path (the ``X-Sluice-Flag`` header, bounded to
+    #: the declared flags): metadata kept beside the data, so no payload field can set it.
+    flag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class Job:
     deadline: float
     owner: str
     trace: str | None = None  # the event's traceparent, copied from job to job
+    flag: str | None = None  # the event's feature-flag label, copied from job to job
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,7 @@ class EventRecord:
     result: bytes | None
     steps: Sequence[StepRecord] = field(default_factory=tuple)
     trace: str | None = None
+    flag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,7 @@ class CostTotal:
 #: The column order :func:`event_from_row` reads, shared by every SQL store.
 EVENT_COLUMNS = (
     "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input,"
-    " result, trace"
+    " result, trace, flag"
 )
 
 
@@ -228,16 +233,16 @@ def event_from_row(
         id=row[0], workflow=row[1], version=row[2], tenant=row[3], state=EventState(row[4]),
         created_at=row[5], deadline=row[6], finished_at=row[7], error=open_text(codec, row[8]),
         input=decode(row[9]), result=None if row[10] is None else decode(row[10]), steps=steps,
-        trace=row[11],
+        trace=row[11], flag=row[12],
     )  # fmt: skip
 
 
 def job_from_row(row: Sequence[Any], owner: str, decode: Callable[[bytes], bytes]) -> Job:
     """A claimed :class:`Job` from a claim's row (``id, event_id, step, pool, workflow,
-    version, tenant, attempts, input, ready_at, deadline, trace``), its input decoded."""
+    version, tenant, attempts, input, ready_at, deadline, trace, flag``), its input decoded."""
     return Job(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], decode(row[8]),
-        row[9], row[10], owner, row[11],
+        row[9], row[10], owner, row[11], row[12],
     )  # fmt: skip
 
 

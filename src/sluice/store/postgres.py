@@ -263,7 +263,7 @@ class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
             [c.finished_at for c in items], [encode(c.output) for c in items],
             [c.next_pool for c in items], [j.owner for j in jobs], [j.workflow for j in jobs],
             [j.version for j in jobs], [j.tenant for j in jobs], [j.deadline for j in jobs],
-            self.channel, [j.trace for j in jobs],
+            self.channel, [j.trace for j in jobs], [j.flag for j in jobs],
         )  # fmt: skip
         written = {(r[1], r[2]) for r in rows if r[0] == "r"}
         delta = Counter(r[1] for r in rows if r[0] == "n")

@@ -98,7 +98,7 @@ class PostgresIngressMixin:
             [e.created_at for e in events], [e.deadline for e in events],
             [e.first_pool for e in events],
             [None if e.original is None else encode(e.original) for e in events],
-            [e.trace for e in events], self.channel,
+            [e.trace for e in events], self.channel, [e.flag for e in events],
         ]  # fmt: skip
 
     async def insert_rows(self, conn: Any, events: Sequence[NewEvent]) -> Counter[str]:

@@ -161,6 +161,11 @@ MIGRATIONS: tuple[str, ...] = (
         replayed_at double precision NOT NULL
     );
     """,
+    # The feature flag is event metadata beside the data (it was a reserved data key).
+    """
+    ALTER TABLE events ADD COLUMN flag text;
+    ALTER TABLE jobs ADD COLUMN flag text;
+    """,
 )
 
 

@@ -15,28 +15,30 @@ NOW = "extract(epoch from now())::float8"
 
 JOB_COLUMNS = (
     "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline,"
-    " trace"
+    " trace, flag"
 )
 
 # $1..$10: id, workflow, version, tenant, input, created_at, deadline, first_pool, original,
-# trace; $11: channel.
+# trace; $11: channel; $12: flag.
 INSERT_EVENTS = """
 WITH t AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
-                         $6::float8[], $7::float8[], $8::text[], $9::bytea[], $10::text[])
-        AS t(id, workflow, version, tenant, input, created_at, deadline, pool, original, trace)
+                         $6::float8[], $7::float8[], $8::text[], $9::bytea[], $10::text[],
+                         $12::text[])
+        AS t(id, workflow, version, tenant, input, created_at, deadline, pool, original, trace,
+             flag)
 ), e AS (
     INSERT INTO events(id, workflow, version, tenant, state, input, created_at, deadline,
-                       original, trace)
+                       original, trace, flag)
     SELECT id, workflow, version, tenant, 'accepted', input, created_at, deadline, original,
-           trace
+           trace, flag
     FROM t
     RETURNING id
 ), j AS (
     INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input, ready_at,
-                     run_at, deadline, trace)
+                     run_at, deadline, trace, flag)
     SELECT id, 0, pool, workflow, version, tenant, 'ready', input, created_at, created_at,
-           deadline, trace FROM t
+           deadline, trace, flag FROM t
     RETURNING pool
 )
 SELECT pool FROM j
@@ -51,7 +53,7 @@ FROM (SELECT id FROM jobs WHERE pool = $3 AND state = 'ready' AND run_at <= {NOW
       ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) c
 WHERE j.id = c.id
 RETURNING j.id, j.event_id, j.step, j.pool, j.workflow, j.version, j.tenant, j.attempts,
-          j.input, j.ready_at, j.deadline, j.trace
+          j.input, j.ready_at, j.deadline, j.trace, j.flag
 """
 
 # One row per completion: the step result goes in unless one exists (a re-run). Only the
@@ -62,9 +64,9 @@ WITH c AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[],
                          $6::float8[], $7::float8[], $8::float8[], $9::bytea[], $10::text[],
                          $11::text[], $12::text[], $13::text[], $14::text[], $15::float8[],
-                         $17::text[])
+                         $17::text[], $18::text[])
         AS c(job_id, event_id, step, name, attempts, queued_at, started_at, finished_at,
-             output, next_pool, owner, workflow, version, tenant, deadline, trace)
+             output, next_pool, owner, workflow, version, tenant, deadline, trace, flag)
 ), r AS (
     INSERT INTO step_results(event_id, step, name, attempts, queued_at, started_at,
                              finished_at, output)
@@ -80,9 +82,9 @@ WITH c AS (
         SELECT 1 FROM r WHERE r.event_id = c.event_id AND r.step = c.step))
 ), n AS (
     INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input, ready_at,
-                     run_at, deadline, trace)
+                     run_at, deadline, trace, flag)
     SELECT event_id, step + 1, next_pool, workflow, version, tenant, 'ready', output,
-           finished_at, finished_at, deadline, trace
+           finished_at, finished_at, deadline, trace, flag
     FROM w WHERE next_pool IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING pool

@@ -45,7 +45,7 @@ def _fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> lis
 
 _JOB_COLUMNS = (
     "id, event_id, step, pool, workflow, version, tenant, attempts, input, ready_at, deadline,"
-    " trace"
+    " trace, flag"
 )
 
 
@@ -173,11 +173,11 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
             else:
                 conn.execute(
                     "INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state,"
-                    " input, ready_at, run_at, deadline, trace) VALUES (?, ?, ?, ?, ?, ?,"
-                    " 'ready', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    " input, ready_at, run_at, deadline, trace, flag) VALUES (?, ?, ?, ?, ?, ?,"
+                    " 'ready', ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (job.event_id, job.step + 1, completion.next_pool, job.workflow,
                      job.version, job.tenant, stored, completion.finished_at,
-                     completion.finished_at, job.deadline, job.trace),
+                     completion.finished_at, job.deadline, job.trace, job.flag),
                 )  # fmt: skip
                 delta[completion.next_pool] += 1
             return True

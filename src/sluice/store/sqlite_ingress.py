@@ -93,17 +93,18 @@ def insert_event_rows(
     try:
         conn.execute(
             "INSERT INTO events(id, workflow, version, tenant, state, input, created_at,"
-            " deadline, original, trace) VALUES (?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?)",
+            " deadline, original, trace, flag) VALUES (?, ?, ?, ?, 'accepted', ?, ?, ?, ?, ?, ?)",
             (event.id, event.workflow, event.version, event.tenant, stored, event.created_at,
-             event.deadline, original, event.trace),
+             event.deadline, original, event.trace, event.flag),
         )  # fmt: skip
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"event {event.id} already exists") from exc
     conn.execute(
         "INSERT INTO jobs(event_id, step, pool, workflow, version, tenant, state, input,"
-        " ready_at, run_at, deadline, trace) VALUES (?, 0, ?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?)",
+        " ready_at, run_at, deadline, trace, flag)"
+        " VALUES (?, 0, ?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?, ?)",
         (event.id, event.first_pool, event.workflow, event.version, event.tenant, stored,
-         event.created_at, event.created_at, event.deadline, event.trace),
+         event.created_at, event.created_at, event.deadline, event.trace, event.flag),
     )  # fmt: skip
     delta[event.first_pool] += 1
 

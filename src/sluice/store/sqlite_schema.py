@@ -147,6 +147,11 @@ MIGRATIONS: tuple[str, ...] = (
         replayed_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # The feature flag is event metadata beside the data (it was a reserved data key).
+    """
+    ALTER TABLE events ADD COLUMN flag TEXT;
+    ALTER TABLE jobs ADD COLUMN flag TEXT;
+    """,
 )
 
 

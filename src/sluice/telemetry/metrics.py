@@ -22,7 +22,6 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -31,10 +30,7 @@ from sluice.errors import ConfigError
 
 OTHER = "other"
 NO_FLAG = "none"
-#: Where an event carries its feature flag: a reserved key of the step data, set at ingress.
-FLAG_FIELD = "_flag"
 MAX_FLAGS = 20
-_FLAG_KEY = f'"{FLAG_FIELD}"'.encode()
 _FLAG = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _ROUTES = (
@@ -117,6 +113,11 @@ class Metrics:
         self.model_output_tokens = counter("sluice_model_output_tokens", "Answer tokens", *call)
         self.escalations = counter("sluice_escalations", "Past the cascade's first tier",
                                    *event, "version", "flag")  # fmt: skip
+        self.fallbacks = counter(
+            "sluice_model_fallbacks",
+            "Escalations not made, the cheaper answer kept (breaker, bulkhead, slo, spend)",
+            "workflow", "version", "step", "model", "reason",
+        )  # fmt: skip
         alert = ("workflow", "model", "signal")
         self.spike_alerts = counter("sluice_spike_alerts", "Cost and token spikes raised", *alert)
         self.alert_deliveries = counter(
@@ -159,16 +160,6 @@ class Metrics:
         if value is None:
             return NO_FLAG
         return value if isinstance(value, str) and value in self.flags else OTHER
-
-    def flag_of(self, payload: bytes) -> str:
-        """The flag label of an event from a job's input (its data carries ``_flag``)."""
-        if _FLAG_KEY not in payload:  # the common case costs a byte search, not a parse
-            return NO_FLAG
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return NO_FLAG
-        return self.flag(data.get(FLAG_FIELD)) if isinstance(data, dict) else NO_FLAG
 
     def configure(self, section: object) -> None:
         """Apply the ``metrics:`` section of ``sluice.yaml`` (absent: the defaults)."""

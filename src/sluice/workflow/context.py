@@ -27,6 +27,9 @@ class StepContext:
     deadline: float
     logger: logging.Logger
     services: Mapping[str, Any] = field(default_factory=dict)
+    #: The event's feature-flag label (declared name or ``other``), None without one. It comes
+    #: from the trusted path at ingress; a ``_flag`` field of the data is only data.
+    flag: str | None = None
 
     @property
     def idempotency_key(self) -> str:
