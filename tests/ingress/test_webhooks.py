@@ -89,7 +89,7 @@ class TestSignatures:
         headers["webhook-timestamp"] = stamp
         headers["webhook-signature"] = sign(decode_secret(SECRET_NEW), "msg_1", now, body)
         resp = await ingress.http.post(
-            HOOK, content=body, headers=[(k, v.encode()) for k, v in headers.items()]
+            HOOK, content=body, headers=[(k.encode(), v.encode()) for k, v in headers.items()]
         )
         assert resp.status_code == 400, stamp
         assert resp.headers["content-type"] == "application/problem+json"

@@ -315,7 +315,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     async def metrics(request: Request) -> Response:
         return Response(app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    document = openapi_document(app.registry, gateway.settings)
+    document = openapi_document(
+        app.registry, gateway.settings, ai_gateway=app.settings.extra.get("gateway") is not None
+    )
 
     async def openapi(request: Request) -> Response:
         return _json(document)
