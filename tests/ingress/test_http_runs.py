@@ -7,7 +7,11 @@ import time
 
 import pytest
 
-from tests.ingress.conftest import Ingress
+from sluice.config import load_settings
+from sluice.errors import ConfigError
+from sluice.ingress.settings import parse_ingress
+from tests.conftest import MakeApp
+from tests.ingress.conftest import CONFIG, Ingress
 
 RUNS = "/v1/workflows/tickets/runs"
 
@@ -253,3 +257,11 @@ async def test_a_repeated_credential_or_key_header_is_400(ingress: Ingress, head
         f"/v1/runs/{event.json()['event_id']}", headers=[*ingress.auth().items()] * 2
     )
     assert read.status_code == 400
+
+
+def test_the_depth_limit_stays_below_what_later_steps_can_write(make_app: MakeApp) -> None:
+    """``ingress.max_depth`` past 128 is a config error: orjson reads 1,024 levels but writes
+    only 254, and every later step writes back what was read."""
+    app_dir = make_app(CONFIG.replace("runtime:", "ingress: {max_depth: 300}\nruntime:"), {})
+    with pytest.raises(ConfigError, match="max_depth: from 1 to 128 levels"):
+        parse_ingress(load_settings(app_dir))

@@ -40,7 +40,10 @@ class Limits:
 
     def __post_init__(self) -> None:
         if not 0 < self.max_depth <= MAX_DEPTH_CEILING:
-            raise ConfigError(f"max_depth: from 1 to {MAX_DEPTH_CEILING} levels")
+            raise ConfigError(
+                f"max_depth: from 1 to {MAX_DEPTH_CEILING} levels (later steps write the JSON "
+                "back, and orjson writes at most 254)"
+            )
 
 
 class RequestError(InvalidInputError):
