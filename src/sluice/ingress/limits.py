@@ -21,6 +21,7 @@ from sluice.errors import ConfigError, InvalidInputError
 # result wrapping its input, a relayed chat body) writes what was read, so the depth limit
 # stays far below the writer's, whatever the configuration says.
 MAX_DEPTH_CEILING = 128
+_CONTAINERS = frozenset({dict, list})
 MAX_IDEMPOTENCY_KEY_CHARS = 255  # an idempotency key is an id, not a payload
 # Headers a request may carry at most once: taking the first of two would let a proxy and
 # the server disagree about who is calling or which request this is.
@@ -60,26 +61,29 @@ class RequestError(InvalidInputError):
 
 
 def shape_problem(value: Any, limits: Limits) -> str | None:
-    """Why ``value`` is too deep or too wide, or None when it is within the limits.
+    """Why ``value`` (parsed JSON: plain dicts and lists) is too deep or too wide, or None
+    when it is within the limits.
 
-    Iterative, so a hostile document cannot exhaust the interpreter's stack.
+    Level by level and iterative, so a hostile document cannot exhaust the interpreter's
+    stack; only containers are visited (it runs on the AI gateway's every request).
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
     fields = 0
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = list(node.values())
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+    while level:
         if depth > limits.max_depth:
             return f"JSON nesting deeper than {limits.max_depth} levels"
-        fields += len(children)
-        if fields > limits.max_fields:
-            return f"more than {limits.max_fields} JSON fields and items"
-        stack.extend((child, depth + 1) for child in children)
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            fields += len(children)
+            if fields > limits.max_fields:
+                return f"more than {limits.max_fields} JSON fields and items"
+            # Exact types: parsed JSON holds plain dicts and lists, and an isinstance test
+            # costs several times more on this per-request path.
+            below += [child for child in children if type(child) in _CONTAINERS]
+        level = below
+        depth += 1
     return None
 
 
