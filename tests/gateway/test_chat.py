@@ -168,7 +168,7 @@ async def test_malformed_requests_are_openai_shaped_and_call_nobody(
         (orjson.dumps({"model": "chat", "messages": ask()}), [("idempotency-key", "")],
          "Idempotency-Key is empty or blank: send 1 to 255 visible characters, or no header"),
         (orjson.dumps({"model": "chat", "messages": ask()}),
-         [("idempotency-key", "k" * (256 << 10))],
+         [("idempotency-key", "k" * 4096)],  # within any header size limit of the server
          "Idempotency-Key is longer than 255 characters"),
     ]  # fmt: skip
     async with stack.http() as http:
