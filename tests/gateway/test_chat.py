@@ -10,6 +10,7 @@ import pytest
 from tests.gateway.conftest import StackFactory, sim_stats
 
 QUESTION = "I still have not received my new card, when will it arrive?"
+JSON = {"content-type": "application/json"}
 
 
 def ask(text: str = QUESTION) -> list[dict[str, str]]:
@@ -117,7 +118,7 @@ async def test_malformed_bodies_are_400s(make_stack: StackFactory) -> None:
     ]
     async with stack.http() as http:
         answers = [
-            await http.post("/v1/chat/completions", content=body, headers=stack.auth())
+            await http.post("/v1/chat/completions", content=body, headers=stack.auth() | JSON)
             for body in bodies
         ]
     assert [a.status_code for a in answers] == [400] * len(bodies)
@@ -135,9 +136,79 @@ async def test_a_body_over_the_limit_is_a_413(make_stack: StackFactory) -> None:
     stack = await make_stack(extra="max_body_bytes: 2048")
     body = orjson.dumps({"model": "chat", "messages": ask("x" * 4096)})
     async with stack.http() as http:
-        answer = await http.post("/v1/chat/completions", content=body, headers=stack.auth())
+        answer = await http.post("/v1/chat/completions", content=body, headers=stack.auth() | JSON)
     assert answer.status_code == 413
     assert answer.json()["error"]["code"] == "request_too_large"
+
+
+def _nested(depth: int) -> bytes:
+    """A chat body whose message content nests lists ``depth`` deep."""
+    content = b"[" * depth + b'"hi"' + b"]" * depth
+    return b'{"model": "chat", "messages": [{"role": "user", "content": ' + content + b"}]}"
+
+
+async def test_malformed_requests_are_openai_shaped_and_call_nobody(
+    make_stack: StackFactory,
+) -> None:
+    """Content nested 256 deep (orjson reads it, cannot write it back), past the parser's own
+    limit, or a few levels past the ingress's 32; a repeated Authorization or
+    Idempotency-Key; an empty or long key: each an OpenAI-shaped 400 naming the rule, before
+    any key is claimed or any provider called. Within the limits the same body is answered."""
+    stack = await make_stack()
+    auth = stack.auth() | JSON
+    cases: list[tuple[bytes, list[tuple[str, str]], str]] = [
+        (_nested(256), [], "JSON nesting deeper than 32 levels"),
+        (_nested(1_100), [], "JSON nesting deeper than 32 levels"),
+        (_nested(30), [], "JSON nesting deeper than 32 levels"),  # 33 levels in all
+        (orjson.dumps({"model": "chat", "messages": ask()}), [*stack.auth().items()],
+         "the authorization header is sent more than once: send it once"),
+        (orjson.dumps({"model": "chat", "messages": ask()}),
+         [("idempotency-key", "a"), ("idempotency-key", "b")],
+         "the idempotency-key header is sent more than once: send it once"),
+        (orjson.dumps({"model": "chat", "messages": ask()}), [("idempotency-key", "")],
+         "Idempotency-Key is empty or blank: send 1 to 255 visible characters, or no header"),
+        (orjson.dumps({"model": "chat", "messages": ask()}),
+         [("idempotency-key", "k" * 4096)],  # within any header size limit of the server
+         "Idempotency-Key is longer than 255 characters"),
+    ]  # fmt: skip
+    async with stack.http() as http:
+        for body, extra, message in cases:
+            answer = await http.post(
+                "/v1/chat/completions", content=body, headers=[*auth.items(), *extra]
+            )
+            assert answer.status_code == 400, message
+            assert answer.headers["content-type"] == "application/json"
+            error = answer.json()["error"]
+            assert error["type"] == "invalid_request_error"
+            assert error["message"].startswith(message)
+        assert (await sim_stats(stack.primary))["requests"] == 0
+        ai = stack.app.services["ai_gateway"]
+        assert len(ai.keys) == 0  # no idempotency key claimed
+        fine = await http.post("/v1/chat/completions", content=_nested(28), headers=auth)
+        assert fine.status_code == 200
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_that_is_not_json_by_its_media_type_is_a_415(
+    make_stack: StackFactory, ctype: str | None
+) -> None:
+    """The chat route reads application/json only: anything else is an OpenAI-shaped 415."""
+    stack = await make_stack()
+    headers = stack.auth() | ({} if ctype is None else {"content-type": ctype})
+    body = orjson.dumps({"model": "chat", "messages": ask()})
+    async with stack.http() as http:
+        answer = await http.post("/v1/chat/completions", content=body, headers=headers)
+        charset = await http.post(
+            "/v1/chat/completions", content=body,
+            headers=stack.auth() | {"content-type": "Application/JSON; charset=utf-8"},
+        )  # fmt: skip
+    assert answer.status_code == 415
+    assert answer.json()["error"] == {
+        "message": "send the body as application/json (Content-Type)",
+        "type": "invalid_request_error", "param": None, "code": "unsupported_media_type",
+    }  # fmt: skip
+    assert charset.status_code == 200
+    assert (await sim_stats(stack.primary))["requests"] == 1
 
 
 async def test_an_oversized_idempotency_key_is_a_400(make_stack: StackFactory) -> None:
@@ -148,5 +219,5 @@ async def test_an_oversized_idempotency_key_is_a_400(make_stack: StackFactory) -
             await client.chat.completions.create(
                 model="chat", messages=ask(), extra_headers={"Idempotency-Key": "k" * 256}
             )
-    assert "Idempotency-Key: 1 to 255 characters" in refused.value.message
+    assert "Idempotency-Key is longer than 255 characters" in refused.value.message
     assert (await sim_stats(stack.primary))["requests"] == 0

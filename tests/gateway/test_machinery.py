@@ -200,7 +200,12 @@ async def test_a_caller_who_leaves_ends_the_providers_stream(make_stack: StackFa
     body = orjson.dumps({"model": "chat", "messages": ask(), "stream": True})
     async with (
         stack.http() as http,
-        http.stream("POST", "/v1/chat/completions", content=body, headers=stack.auth()) as resp,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            content=body,
+            headers=stack.auth() | {"content-type": "application/json"},
+        ) as resp,
     ):
         assert resp.status_code == 200
         async for _ in resp.aiter_bytes():

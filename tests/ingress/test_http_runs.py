@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from tests.ingress.conftest import Ingress
+from sluice.config import load_settings
+from sluice.errors import ConfigError
+from sluice.ingress.settings import parse_ingress
+from tests.conftest import MakeApp
+from tests.ingress.conftest import CONFIG, Ingress
 
 RUNS = "/v1/workflows/tickets/runs"
 
@@ -81,6 +86,8 @@ async def test_revoked_key_is_refused(ingress: Ingress) -> None:
         ({"content": b"[" * 40 + b"]" * 40, "headers": {"content-type": "application/json"}},
          413, "payload-too-complex"),
         ({"json": {"text": "x", "many": list(range(5000))}}, 413, "payload-too-complex"),
+        ({"content": b"[" * 1100 + b"]" * 1100, "headers": {"content-type": "application/json"}},
+         413, "payload-too-complex"),  # past the parser's own depth limit: the same answer
     ],
 )  # fmt: skip
 async def test_refusals_are_problem_documents(
@@ -172,3 +179,89 @@ async def test_wait_is_bounded(ingress: Ingress) -> None:
         ingress.http.post(f"{RUNS}?wait=0.3", json={"text": "x"}, headers=ingress.auth()), 5
     )
     assert resp.status_code == 202
+
+
+async def _nothing_stored(ingress: Ingress) -> None:
+    assert await ingress.app.store.list_events() == []
+    assert await ingress.app.store.list_quarantine() == []
+    assert await ingress.app.store.purge_idempotency(time.time() + 1) == 0  # no key kept
+
+
+@pytest.mark.parametrize(
+    ("key", "detail"),
+    [
+        ("", "Idempotency-Key is empty or blank: send 1 to 255 visible characters, or no header"),
+        ("   ", "Idempotency-Key is empty or blank"),
+        ("k" * 256, "Idempotency-Key is longer than 255 characters"),
+        ("k" * (256 << 10), "Idempotency-Key is longer than 255 characters"),
+    ],
+    ids=["empty", "blank", "256-chars", "256-KB"],
+)
+async def test_a_blank_or_long_idempotency_key_is_400(
+    ingress: Ingress, key: str, detail: str
+) -> None:
+    """A key must be 1 to 255 characters: blank keys would make unrelated requests collide
+    and long ones would be stored verbatim. Refused before anything is written."""
+    headers = {**ingress.auth(), "idempotency-key": key}
+    resp = await ingress.http.post(RUNS, json={"text": "x"}, headers=headers)
+    assert resp.status_code == 400
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["detail"].startswith(detail)
+    await _nothing_stored(ingress)
+
+
+async def test_an_idempotency_key_of_255_characters_is_kept(ingress: Ingress) -> None:
+    """The limit is inclusive."""
+    headers = {**ingress.auth(), "idempotency-key": "k" * 255}
+    first = await ingress.http.post(RUNS, json={"text": "x"}, headers=headers)
+    again = await ingress.http.post(RUNS, json={"text": "x"}, headers=headers)
+    assert first.status_code == 202
+    assert again.json() == {**first.json(), "duplicate": True}
+
+
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", "-1", "30.5", "1e9", "soon", ""])
+async def test_wait_outside_its_range_is_400(ingress: Ingress, wait: str) -> None:
+    """?wait= takes seconds from 0 to 30; anything else is refused naming the range, and
+    nothing is accepted."""
+    resp = await ingress.http.post(
+        RUNS, params={"wait": wait}, json={"text": "x"}, headers=ingress.auth()
+    )
+    assert resp.status_code == 400
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["detail"].startswith("wait: a number of seconds from 0 to 30")
+    await _nothing_stored(ingress)
+
+
+@pytest.mark.parametrize("wait", ["0", "0.0", "30"])
+async def test_wait_at_its_bounds_is_taken(ingress: Ingress, wait: str) -> None:
+    """Both ends of the range are allowed."""
+    resp = await ingress.http.post(
+        RUNS, params={"wait": wait}, json={"text": "x"}, headers=ingress.auth()
+    )
+    assert resp.status_code in (200, 202)
+
+
+@pytest.mark.parametrize("header", ["authorization", "idempotency-key"])
+async def test_a_repeated_credential_or_key_header_is_400(ingress: Ingress, header: str) -> None:
+    """Two Authorization or Idempotency-Key headers are refused, not resolved by taking the
+    first; nothing is stored."""
+    value = ingress.auth()["authorization"] if header == "authorization" else "order-1"
+    headers = [*ingress.auth().items(), ("idempotency-key", "order-1"), (header, value)]
+    resp = await ingress.http.post(RUNS, json={"text": "x"}, headers=headers)
+    assert resp.status_code == 400
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["detail"] == f"the {header} header is sent more than once: send it once"
+    await _nothing_stored(ingress)
+    event = await ingress.http.post(RUNS, json={"text": "x"}, headers=ingress.auth())
+    read = await ingress.http.get(
+        f"/v1/runs/{event.json()['event_id']}", headers=[*ingress.auth().items()] * 2
+    )
+    assert read.status_code == 400
+
+
+def test_the_depth_limit_stays_below_what_later_steps_can_write(make_app: MakeApp) -> None:
+    """``ingress.max_depth`` past 128 is a config error: orjson reads 1,024 levels but writes
+    only 254, and every later step writes back what was read."""
+    app_dir = make_app(CONFIG.replace("runtime:", "ingress: {max_depth: 300}\nruntime:"), {})
+    with pytest.raises(ConfigError, match="max_depth: from 1 to 128 levels"):
+        parse_ingress(load_settings(app_dir))

@@ -11,8 +11,9 @@ import orjson
 import pytest
 
 from sluice.ingress.gateway import Gateway
+from sluice.ingress.signatures import decode_secret, sign
 from sluice.store.base import EventState
-from tests.ingress.conftest import SECRET_OLD, Ingress
+from tests.ingress.conftest import SECRET_NEW, SECRET_OLD, Ingress
 
 HOOK = "/v1/hooks/helpdesk"
 
@@ -53,13 +54,12 @@ class TestSignatures:
             (lambda h: h.update({"webhook-id": "other"}), "no valid webhook signature"),
             (lambda h: h.update({"webhook-timestamp": str(int(time.time()) - 301)}),
              "more than 300 s from now"),
-            (lambda h: h.update({"webhook-timestamp": "soon"}), "not an integer"),
         ],
     )  # fmt: skip
     async def test_bad_signatures_are_401(
         self, ingress: Ingress, tamper: object, detail: str
     ) -> None:
-        """Missing, wrong, stale or unparseable signatures are refused and nothing is written."""
+        """Missing, wrong or stale signatures are refused and nothing is written."""
         body = _delivery()
         headers = ingress.signed(body)
         tamper(headers)  # type: ignore[operator]
@@ -68,6 +68,46 @@ class TestSignatures:
         assert detail in resp.json()["detail"]
         assert await ingress.app.store.list_events() == []
         assert await ingress.app.store.list_quarantine() == []
+
+    @pytest.mark.parametrize(
+        "spell",
+        [
+            lambda t: f"+{t}", lambda t: f"0{t}", lambda t: f" {t}", lambda t: f"{t} ",
+            lambda t: f"{t // 1000}_{t % 1000:03d}", lambda t: f"{t}.0", lambda t: "soon",
+            lambda t: f"{t}\u0663",
+        ],
+        ids=["plus", "leading-zero", "leading-space", "trailing-space", "underscore", "float",
+             "word", "arabic-indic-digit"],
+    )  # fmt: skip
+    async def test_timestamps_are_digits_only(self, ingress: Ingress, spell: object) -> None:
+        """A timestamp int() would read but that is not plain digits is a 400 naming the rule,
+        even when signed over that very spelling; nothing is written."""
+        body = _delivery()
+        now = int(time.time())
+        stamp = spell(now)  # type: ignore[operator]
+        headers = ingress.signed(body)
+        headers["webhook-timestamp"] = stamp
+        headers["webhook-signature"] = sign(decode_secret(SECRET_NEW), "msg_1", now, body)
+        resp = await ingress.http.post(
+            HOOK, content=body, headers=[(k.encode(), v.encode()) for k, v in headers.items()]
+        )
+        assert resp.status_code == 400, stamp
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert "ASCII digits without a leading zero" in resp.json()["detail"]
+        assert await ingress.app.store.list_events() == []
+        assert await ingress.app.store.list_quarantine() == []
+
+    @pytest.mark.parametrize("header", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+    async def test_a_repeated_webhook_header_is_400(self, ingress: Ingress, header: str) -> None:
+        """Two of one webhook header are refused, not resolved by taking the first."""
+        body = _delivery()
+        signed = ingress.signed(body)
+        headers = [*signed.items(), (header, signed[header])]
+        resp = await ingress.http.post(HOOK, content=body, headers=headers)
+        assert resp.status_code == 400
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.json()["detail"] == f"the {header} header is sent more than once: send it once"
+        assert await ingress.app.store.list_events() == []
 
     async def test_a_secret_from_another_source_fails(self, ingress: Ingress) -> None:
         """A body signed with an unknown secret is refused."""
@@ -111,6 +151,28 @@ class TestQuarantine:
         assert item.payload == body
         assert item.id == resp.json()["event_id"]
         assert await ingress.app.store.list_events() == []
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"ticket": {"description": "deep", "x": ' + b"[" * 300 + b"]" * 300 + b"}}",
+            orjson.dumps({"ticket": {"description": "wide", "x": list(range(5_000))}}),
+            b"[" * 1_100 + b"]" * 1_100,  # past the parser's own depth limit
+        ],
+        ids=["deep", "wide", "deeper-than-the-parser"],
+    )
+    async def test_too_deep_or_too_wide_json_is_413(self, ingress: Ingress, body: bytes) -> None:
+        """Valid JSON past the shape limits is refused with a problem naming the limit and
+        stored nowhere (no event, no quarantine entry: no replay could take it)."""
+        resp = await ingress.http.post(HOOK, content=body, headers=ingress.signed(body))
+        assert resp.status_code == 413
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.json()["detail"] in (
+            "JSON nesting deeper than 32 levels",
+            "more than 2000 JSON fields and items",
+        )
+        assert await ingress.app.store.list_events() == []
+        assert await ingress.app.store.list_quarantine() == []
 
     async def test_redelivery_of_a_quarantined_event_is_the_same_receipt(
         self, ingress: Ingress

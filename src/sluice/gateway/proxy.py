@@ -39,6 +39,7 @@ from sluice.gateway.idempotency import IdempotencyKeys, Lead
 from sluice.gateway.metrics import GatewayMetrics
 from sluice.gateway.streaming import StreamAssembler, completion_events
 from sluice.gateway.upstream import Upstream, UpstreamError
+from sluice.ingress.limits import Limits, checked_idempotency_key, read_json
 from sluice.kv.base import KV
 from sluice.models.base import Usage
 from sluice.models.prices import Price
@@ -49,7 +50,10 @@ from sluice.reliability.spend import Reservation, SpendBudgets
 log = logging.getLogger("sluice.gateway")
 
 _CHARS_PER_TOKEN = 4
-_MAX_KEY_CHARS = 255  # an idempotency key is an id, not a payload
+# The ingress's nesting limit (the body is written again for each deployment, and orjson
+# writes fewer levels than it reads); fields are bounded by the body size, since a long
+# conversation with tools is wide by nature.
+SHAPE = Limits(max_fields=100_000)
 JSON = "application/json"
 SSE = "text/event-stream"
 # Fields that change how an answer is delivered or attributed, not what it says.
@@ -198,6 +202,7 @@ class AiGateway:
         self, tenant: str, raw: bytes, idempotency_key: str | None = None, use_cache: bool = True
     ) -> Reply | StreamReply:
         """Answer one ``POST /v1/chat/completions`` body for ``tenant``."""
+        idempotency_key = checked_idempotency_key(idempotency_key)  # before any work: 400
         body = parse_body(raw)
         group = body["model"]
         if group not in self._groups:
@@ -210,8 +215,6 @@ class AiGateway:
         if idempotency_key is None:
             call = _Call(tenant, group, body, stream, include_usage, None)
             return await self._run(call, use_cache)
-        if not 0 < len(idempotency_key) <= _MAX_KEY_CHARS:
-            raise InvalidInputError(f"Idempotency-Key: 1 to {_MAX_KEY_CHARS} characters")
         claim = await self.keys.claim(tenant, idempotency_key, raw)
         if isinstance(claim, bytes):
             self._count(group, "replay")
@@ -446,10 +449,7 @@ def _usage_of(answer: bytes) -> Mapping[str, Any]:
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The request body, checked only as far as the gateway relies on it (400 otherwise)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    body = read_json(raw, SHAPE)  # a RequestError: OpenAI-shaped 400 on this route
     if not isinstance(body, dict):
         raise InvalidInputError("the body must be a JSON object")
     problems = []

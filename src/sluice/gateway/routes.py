@@ -7,16 +7,22 @@ answer of the app:
 ======================================  ======  ===========================================
 refusal                                 status  ``type`` / ``code``
 ======================================  ======  ===========================================
-malformed body                          400     invalid_request_error / invalid_request
+malformed body or headers (below)       400     invalid_request_error / invalid_request
 missing or bad API key                  401     invalid_request_error / invalid_api_key
 unknown model group                     404     invalid_request_error / model_not_found
 idempotency key reused, other body      409     invalid_request_error / idempotency_conflict
 body over ``max_body_bytes``            413     invalid_request_error / request_too_large
+body not ``application/json``           415     invalid_request_error / unsupported_media_type
 request or token rate limit             429     rate_limit_error / rate_limit_exceeded
 spend budget used up                    429     insufficient_quota / insufficient_quota
 SLO guard closed, all breakers open     503     server_error / service_unavailable
 every provider failed                   502     upstream_error / (the provider's status)
 ======================================  ======  ===========================================
+
+A malformed request is a body that is not JSON, JSON nested deeper than the ingress's
+32 levels (:mod:`sluice.ingress.limits`, the same limit as every route's), a repeated
+``Authorization`` or ``Idempotency-Key`` header, or an ``Idempotency-Key`` that is blank or
+longer than 255 characters.
 
 429 and 503 carry ``Retry-After``. An exhausted budget is a 429 as OpenAI answers an exhausted
 quota, with ``x-should-retry: false`` so that the official clients do not retry until the
@@ -48,6 +54,7 @@ from sluice.gateway.metrics import GatewayMetrics
 from sluice.gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
 from sluice.gateway.upstream import UpstreamError
 from sluice.ingress.apikeys import ApiKeyAuth
+from sluice.ingress.limits import RequestError, check_single
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
 
@@ -78,7 +85,9 @@ def error_response(exc: SluiceError) -> Response:
         return openai_error(503, message, "server_error", "service_unavailable", headers)
     if isinstance(exc, AuthError):
         return openai_error(401, message, "invalid_request_error", "invalid_api_key")
-    if isinstance(exc, InvalidInputError):
+    if isinstance(exc, RequestError) and exc.status == 415:
+        return openai_error(415, message, "invalid_request_error", "unsupported_media_type")
+    if isinstance(exc, InvalidInputError):  # a too complex body too: OpenAI answers 400
         return openai_error(400, message, "invalid_request_error", "invalid_request")
     if isinstance(exc, NotFoundError):
         return openai_error(404, message, "invalid_request_error", "model_not_found")
@@ -114,10 +123,17 @@ class ChatCompletions:
         """Answer one request."""
         headers = dict(scope["headers"])
         try:
+            check_single(scope["headers"])
             authorization = headers.get(b"authorization")
             key = await self.auth.authenticate(
                 None if authorization is None else authorization.decode("latin-1")
             )
+            ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+            if ctype != b"application/json":
+                raise RequestError(
+                    "send the body as application/json (Content-Type)",
+                    status=415, kind="unsupported-media-type",
+                )  # fmt: skip
             raw = await self._body(headers.get(b"content-length"), receive)
             idempotency = headers.get(b"idempotency-key")
             reply = await self.ai.complete(
@@ -176,6 +192,7 @@ def build_routes(ai: AiGateway, auth: ApiKeyAuth) -> list[Route]:
 
     async def models(request: Request) -> Response:
         try:
+            check_single(request.headers.raw)
             await auth.authenticate(request.headers.get("authorization"))
         except SluiceError as exc:
             return error_response(exc)

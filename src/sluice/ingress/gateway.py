@@ -31,7 +31,7 @@ from sluice.guard.crypto import AesGcmCodec
 from sluice.guard.pii import PiiMasker
 from sluice.ids import new_event_id
 from sluice.ingress.apikeys import ApiKeyAuth
-from sluice.ingress.limits import shape_problem
+from sluice.ingress.limits import RequestError, read_json, shape_problem
 from sluice.ingress.mapping import SourceMapping
 from sluice.ingress.ratelimit import RateLimiter, RatePolicy
 from sluice.ingress.settings import IngressSettings, SourceSettings
@@ -42,6 +42,7 @@ from sluice.telemetry.metrics import NO_FLAG
 from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
+_NOT_JSON = object()  # a webhook body that does not parse: quarantined with the parser's reason
 log = logging.getLogger("sluice.ingress")
 
 
@@ -163,17 +164,31 @@ class Gateway:
         if src is None:
             raise NotFoundError(f"unknown webhook source {source!r}")
         msg_id = src.verifier.verify(headers, body)
+        # Read once, with the shape limits: JSON too deep or too wide is refused (413) and not
+        # quarantined, since no replay could ever take it; text that is not JSON at all is
+        # the sender's malformed event, quarantined below like any other.
+        try:
+            payload: Any = read_json(body, self.settings.limits)
+        except RequestError as exc:
+            if exc.status == 413:
+                raise
+            payload = _NOT_JSON
         claim = self._claim(src.settings.tenant, f"hook:{source}:{msg_id}", body)
-        return await self._single_flight(claim, lambda: self._webhook(src, body, claim))
+        return await self._single_flight(claim, lambda: self._webhook(src, body, payload, claim))
 
-    async def _webhook(self, src: _Source, body: bytes, claim: IdempotencyClaim) -> Receipt:
+    async def _webhook(
+        self, src: _Source, body: bytes, payload: Any, claim: IdempotencyClaim
+    ) -> Receipt:
         tenant = src.settings.tenant
         wf = self.app.registry.get(src.settings.workflow)
         if (hit := self._recent_hit(claim)) is not None:
             return hit
         await self._limit(tenant, wf.name)
         self.app.runtime.admit(wf, tenant)
-        data, problems = self.normalize(src, wf, body)
+        if payload is _NOT_JSON:
+            data, problems = self.normalize(src, wf, body)  # the parser's own words
+        else:
+            data, problems = self._map_and_check(src, wf, payload)
         if problems:
             return await self._quarantine(src.settings.name, wf, tenant, body, problems, claim)
         return await self._accept(wf, tenant, data, claim)
@@ -184,6 +199,11 @@ class Gateway:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return None, [f"body is not JSON: {exc}"]
+        return self._map_and_check(src, wf, payload)
+
+    def _map_and_check(
+        self, src: _Source | None, wf: Workflow, payload: Any
+    ) -> tuple[Any, list[str]]:
         if src is not None:
             payload, problems = src.mapping.apply(payload)
             if problems:

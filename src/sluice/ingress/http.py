@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -36,8 +38,8 @@ from sluice.errors import (
 from sluice.gateway.routes import gateway_routes
 from sluice.ids import new_event_id
 from sluice.ingress.gateway import Gateway
-from sluice.ingress.index_deltas import apply_delta
-from sluice.ingress.limits import shape_problem
+from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta
+from sluice.ingress.limits import RequestError, check_single, checked_idempotency_key, read_json
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
 from sluice.ingress.status import status_document
@@ -46,6 +48,7 @@ from sluice.telemetry.metrics import Metrics, route_label
 from sluice.telemetry.tracing import Telemetry, current_trace_id
 
 MAX_WAIT_S = 30.0
+_TITLES = {400: "Bad Request", 413: "Payload Too Complex", 415: "Unsupported Media Type"}
 _CID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -147,6 +150,9 @@ def _refusal(exc: SluiceError, cid: str) -> Response:
         return problem(401, "unauthorized", "Unauthorized", str(exc), auth, correlation_id=cid)
     if isinstance(exc, IdempotencyConflictError):
         return problem(409, "idempotency-conflict", "Conflict", str(exc), correlation_id=cid)
+    if isinstance(exc, RequestError):  # a rule of the API itself, before the workflow's schema
+        title = _TITLES.get(exc.status, "Bad Request")
+        return problem(exc.status, exc.kind, title, str(exc), correlation_id=cid)
     if isinstance(exc, InvalidInputError):
         return problem(422, "invalid-input", "Invalid Input", str(exc).splitlines()[0],
                        errors=exc.problems, correlation_id=cid)  # fmt: skip
@@ -155,9 +161,28 @@ def _refusal(exc: SluiceError, cid: str) -> Response:
     return problem(500, "internal", "Internal Error", "the request failed", correlation_id=cid)
 
 
+def wait_seconds(raw: str | None) -> float:
+    """``?wait=``: seconds from 0 to :data:`MAX_WAIT_S` (0 without the parameter)."""
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = math.nan
+    if not 0 <= wait <= MAX_WAIT_S:  # NaN fails both comparisons
+        raise RequestError(
+            f"wait: a number of seconds from 0 to {MAX_WAIT_S:g}, not {raw[:20]!r}",
+            kind="bad-parameter",
+        )
+    return wait
+
+
 def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     """The ASGI application serving ``app``; its lifespan starts and stops ``app``."""
     limits = gateway.settings.limits
+    # A full index delta (MAX_ITEMS items of id, text, intent, resolution) is wider than an
+    # event may be; its depth limit is the same.
+    delta_limits = dataclasses.replace(limits, max_fields=max(limits.max_fields, MAX_ITEMS * 6 + 2))
 
     async def read_body(request: Request, cid: str) -> bytes | Response:
         ctype = request.headers.get("content-type", "")
@@ -186,6 +211,10 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
 
     async def hook(request: Request) -> Response:
         cid = request.state.cid
+        try:
+            check_single(request.headers.raw)
+        except SluiceError as exc:
+            return _refusal(exc, cid)
         body = await read_body(request, cid)
         if isinstance(body, Response):
             return body
@@ -198,28 +227,20 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     async def start_run(request: Request) -> Response:
         cid = request.state.cid
         try:
+            check_single(request.headers.raw)
             key = await gateway.auth.authenticate(request.headers.get("authorization"))
-            wait_s = min(float(request.query_params.get("wait", 0)), MAX_WAIT_S)
+            wait_s = wait_seconds(request.query_params.get("wait"))
+            idempotency = checked_idempotency_key(request.headers.get("idempotency-key"))
         except SluiceError as exc:
             return _refusal(exc, cid)
-        except ValueError:
-            return problem(400, "bad-parameter", "Bad Parameter", "wait must be a number",
-                           correlation_id=cid)  # fmt: skip
         body = await read_body(request, cid)
         if isinstance(body, Response):
             return body
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem(400, "malformed-json", "Malformed JSON", str(exc), correlation_id=cid)
-        if (too_big := shape_problem(data, limits)) is not None:
-            return problem(413, "payload-too-complex", "Payload Too Complex", too_big,
-                           correlation_id=cid)  # fmt: skip
-        try:
+            data = read_json(body, limits)
             flag = request.headers.get("x-sluice-flag")  # bounded: declared flags or "other"
             receipt = await gateway.api_run(
-                key.tenant, request.path_params["name"], body, data,
-                request.headers.get("idempotency-key"),
+                key.tenant, request.path_params["name"], body, data, idempotency,
                 None if flag is None else app.metrics.flag(flag),
             )  # fmt: skip
         except SluiceError as exc:
@@ -234,6 +255,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
         cid = request.state.cid
         asked = request.path_params["event_id"]
         try:
+            check_single(request.headers.raw)
             key = await gateway.auth.authenticate(request.headers.get("authorization"))
             try:
                 record = await app.store.get_event(asked)
@@ -263,6 +285,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
 
     async def status(request: Request) -> Response:
         try:
+            check_single(request.headers.raw)
             key = await gateway.auth.authenticate(request.headers.get("authorization"))
         except SluiceError as exc:
             return _refusal(exc, request.state.cid)
@@ -274,6 +297,7 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     async def index_items(request: Request) -> Response:
         cid = request.state.cid
         try:
+            check_single(request.headers.raw)
             await gateway.auth.authenticate(request.headers.get("authorization"))
         except SluiceError as exc:
             return _refusal(exc, cid)
@@ -282,10 +306,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             return body
         try:
             counts = await apply_delta(
-                app.services.get("indexes"), request.path_params["name"], orjson.loads(body)
-            )
-        except orjson.JSONDecodeError as exc:
-            return problem(400, "malformed-json", "Malformed JSON", str(exc), correlation_id=cid)
+                app.services.get("indexes"), request.path_params["name"],
+                read_json(body, delta_limits),
+            )  # fmt: skip
         except SluiceError as exc:
             return _refusal(exc, cid)
         return _json(counts)
@@ -293,7 +316,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
     async def metrics(request: Request) -> Response:
         return Response(app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    document = openapi_document(app.registry, gateway.settings)
+    document = openapi_document(
+        app.registry, gateway.settings, ai_gateway=app.settings.extra.get("gateway") is not None
+    )
 
     async def openapi(request: Request) -> Response:
         return _json(document)

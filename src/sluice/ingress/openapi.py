@@ -1,17 +1,85 @@
 """The OpenAPI 3.1 document of the HTTP API, built from the app's workflows and sources.
 
 Each workflow's input schema is the request body of its runs endpoint, so clients and
-property-based testers see exactly what the gateway validates.
+property-based testers see exactly what the gateway validates. Every route the app serves is
+here, with every status it may answer: the AI gateway's two routes (OpenAI-shaped errors)
+when the app has a ``gateway:`` section.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sluice.ingress.index_deltas import MAX_ITEMS
+from sluice.ingress.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from sluice.ingress.settings import IngressSettings
 from sluice.workflow.registry import WorkflowRegistry
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
+_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+_IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Repeats with the same key and body get the first answer; once per request",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY_CHARS,
+        "pattern": "\\S",
+    },
+}
+_WEBHOOK_HEADERS: list[dict[str, Any]] = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"}},
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "Seconds since the epoch: ASCII digits, no leading zero",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,11}$"},
+    },
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"}},
+]
+_TEXT = {"type": "string", "minLength": 1}
+_DELTA: dict[str, Any] = {  # sluice.ingress.index_deltas
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "items": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {
+                "type": "object",
+                "required": ["id", "text", "intent", "resolution"],
+                "properties": dict.fromkeys(("id", "text", "intent", "resolution"), _TEXT),
+            },
+        },
+        "delete": {"type": "array", "maxItems": MAX_ITEMS, "items": _TEXT},
+    },
+}
+_CHAT: dict[
+    str, Any
+] = {  # what the gateway relies on (sluice.gateway.proxy.parse_body); the rest is relayed
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": _TEXT,
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {"role": {"type": "string"}},
+            },
+        },
+        "stream": {"type": ["boolean", "null"]},
+        "stream_options": {"type": ["object", "null"]},
+        "max_tokens": {"type": ["integer", "null"]},
+        "max_completion_tokens": {"type": ["integer", "null"]},
+    },
+}
 
 
 def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -26,8 +94,50 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
     return out
 
 
-def openapi_document(registry: WorkflowRegistry, settings: IngressSettings) -> dict[str, Any]:
-    """The document served at ``/openapi.json``."""
+def _openai_responses(*codes: int, ok: dict[str, Any]) -> dict[str, Any]:
+    out = dict(ok)
+    for code in codes:
+        out[str(code)] = {
+            "description": "refused (OpenAI-shaped)",
+            "content": {"application/json": {"schema": _OPENAI_ERROR}},
+        }
+    return out
+
+
+def _gateway_paths() -> dict[str, Any]:
+    """``/v1/chat/completions`` and ``/v1/models`` (sluice.gateway.routes)."""
+    answer = {"description": "the provider's completion (or its events when streamed)"}
+    return {
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "An OpenAI-compatible chat completion through the AI gateway",
+                "operationId": "chat_completions",
+                "security": _SECURITY,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _CHAT}},
+                },
+                "responses": _openai_responses(
+                    400, 401, 404, 409, 413, 415, 429, 502, 503, ok={"200": answer}
+                ),
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "summary": "The model groups a client may name",
+                "operationId": "list_models",
+                "security": _SECURITY,
+                "responses": _openai_responses(400, 401, ok={"200": {"description": "the list"}}),
+            }
+        },
+    }
+
+
+def openapi_document(
+    registry: WorkflowRegistry, settings: IngressSettings, *, ai_gateway: bool = False
+) -> dict[str, Any]:
+    """The document served at ``/openapi.json``; ``ai_gateway`` adds the gateway's routes."""
     receipt = {
         "202": {
             "description": "accepted (or quarantined, for webhooks) and durable",
@@ -40,20 +150,16 @@ def openapi_document(registry: WorkflowRegistry, settings: IngressSettings) -> d
             "post": {
                 "summary": f"Start a run of {wf.name}",
                 "operationId": f"run_{wf.name}",
-                "security": [{"apiKey": []}],
+                "security": _SECURITY,
                 "parameters": [
                     {
                         "name": "wait",
                         "in": "query",
                         "required": False,
+                        "description": "Seconds to wait for the result (200) before the 202",
                         "schema": {"type": "number", "minimum": 0, "maximum": 30},
                     },
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": 200},
-                    },
+                    _IDEMPOTENCY_KEY,
                     {
                         "name": "X-Sluice-Flag",
                         "in": "header",
@@ -85,25 +191,60 @@ def openapi_document(registry: WorkflowRegistry, settings: IngressSettings) -> d
             "post": {
                 "summary": f"Webhook ingress of source {name} (Standard Webhooks signatures)",
                 "operationId": f"hook_{name}",
-                "parameters": [
-                    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-                    for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
-                ],
+                "parameters": _WEBHOOK_HEADERS,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
-                "responses": _responses(401, 404, 409, 413, 415, 429, 503, ok=receipt),
+                "responses": _responses(400, 401, 404, 409, 413, 415, 429, 503, ok=receipt),
             }
         }
     paths["/v1/runs/{event_id}"] = {
         "get": {
             "summary": "A run's status, step timings and result",
             "operationId": "get_run",
-            "security": [{"apiKey": []}],
+            "security": _SECURITY,
             "parameters": [
                 {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
-            "responses": _responses(401, 404, ok={"200": {"description": "the run"}}),
+            "responses": _responses(400, 401, 404, ok={"200": {"description": "the run"}}),
         }
     }
+    paths["/v1/status"] = {
+        "get": {
+            "summary": "Pools, caches, breakers, guards and alerts of this process",
+            "operationId": "status",
+            "security": _SECURITY,
+            "responses": _responses(400, 401, ok={"200": {"description": "the status"}}),
+        }
+    }
+    paths["/v1/indexes/{name}/items"] = {
+        "post": {
+            "summary": "Add, replace or delete items of a live retrieval index",
+            "operationId": "index_items",
+            "security": _SECURITY,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _DELTA}}},
+            "responses": _responses(
+                400, 401, 404, 413, 415, 422, ok={"200": {"description": "the counts"}}
+            ),
+        }
+    }
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "responses": {"200": {"description": "text exposition format"}},
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {"200": {"description": "OpenAPI 3.1"}},
+        }
+    }
+    if ai_gateway:
+        paths.update(_gateway_paths())
     for path in ("/healthz", "/readyz"):
         paths[path] = {
             "get": {
@@ -128,6 +269,22 @@ def openapi_document(registry: WorkflowRegistry, settings: IngressSettings) -> d
                             "enum": ["accepted", "quarantined", "done", "dead"],
                         },
                         "duplicate": {"type": "boolean"},
+                    },
+                },
+                "OpenAIError": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["message", "type", "code"],
+                            "properties": {
+                                "message": {"type": "string"},
+                                "type": {"type": "string"},
+                                "code": {"type": ["string", "null"]},
+                                "param": {"type": ["string", "null"]},
+                            },
+                        }
                     },
                 },
                 "Problem": {

@@ -13,13 +13,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping
 
 from sluice.errors import AuthError, ConfigError
+from sluice.ingress.limits import RequestError
 
 PREFIX = "whsec_"
 TOLERANCE_S = 300
+_MAX_STAMP_DIGITS = 12  # seconds since the epoch: 10 digits until the year 2286
+_STAMP = re.compile(f"[1-9][0-9]{{0,{_MAX_STAMP_DIGITS - 1}}}")
 
 
 def decode_secret(secret: str) -> bytes:
@@ -50,16 +54,26 @@ class WebhookVerifier:
         self._tolerance_s = tolerance_s
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> str:
-        """Return the delivery's ``webhook-id`` when the signature is valid; else AuthError."""
+        """Return the delivery's ``webhook-id`` when the signature is valid; else AuthError.
+
+        A timestamp that is not plain digits is a malformed request
+        (:class:`~sluice.ingress.limits.RequestError`), not a bad credential.
+        """
         msg_id = headers.get("webhook-id")
         stamp = headers.get("webhook-timestamp")
         given = headers.get("webhook-signature")
         if not msg_id or not stamp or not given:
             raise AuthError("missing webhook-id, webhook-timestamp or webhook-signature header")
-        try:
-            timestamp = int(stamp)
-        except ValueError:
-            raise AuthError("webhook-timestamp is not an integer") from None
+        # Digits only, no leading zero: int() would also take signs, spaces, underscores and
+        # other scripts' digits, so the signer and this check could read one header as two
+        # different strings, and a captured signature would verify under another spelling.
+        if _STAMP.fullmatch(stamp) is None:
+            raise RequestError(
+                f"webhook-timestamp: seconds since the epoch as 1 to {_MAX_STAMP_DIGITS} ASCII "
+                "digits without a leading zero, nothing else",
+                kind="bad-header",
+            )
+        timestamp = int(stamp)
         if abs((time.time() if now is None else now) - timestamp) > self._tolerance_s:
             raise AuthError(f"webhook-timestamp is more than {self._tolerance_s} s from now")
         candidates = [
