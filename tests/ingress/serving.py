@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,3 +168,29 @@ async def exchange(
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     return parse_answer(received)
+
+
+@contextlib.asynccontextmanager
+async def valid_flow(served: Served, concurrency: int = 2) -> AsyncIterator[list[int]]:
+    """Valid API runs sent on ``concurrency`` keep-alive connections for as long as the block
+    runs; yields the statuses (a transport error counts as status 0)."""
+    statuses: list[int] = []
+    stop = asyncio.Event()
+    headers = {"authorization": f"Bearer {served.key}"}
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30, headers=headers) as http:
+            while not stop.is_set():
+                try:
+                    resp = await http.post("/v1/workflows/tickets/runs", json={"text": "hi"})
+                    statuses.append(resp.status_code)
+                except httpx.TransportError:
+                    statuses.append(0)
+                await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)

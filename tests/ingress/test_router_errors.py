@@ -92,9 +92,7 @@ async def test_gateway_routes_refuse_wrong_methods_openai_shaped(make_app: MakeA
 
 async def test_trailing_slash_does_not_reflect_the_host(ingress: Ingress) -> None:
     """``/v1/status/`` used to redirect to ``http://<Host>/v1/status``; now it is not found."""
-    resp = await ingress.http.get(
-        "/v1/status/", headers={**ingress.auth(), "host": "evil.example"}
-    )
+    resp = await ingress.http.get("/v1/status/", headers={**ingress.auth(), "host": "evil.example"})
     assert resp.status_code == 404
     assert "location" not in resp.headers
     assert "evil.example" not in resp.text
