@@ -40,7 +40,7 @@ def serve(
     ] = None,
     max_connections_per_client: Annotated[
         int | None,
-        typer.Option(help="Most open connections from one client address. [default: 256]"),
+        typer.Option(help="Most open connections from one client address. [default: 1024]"),
     ] = None,
     header_timeout: Annotated[
         float | None,

@@ -68,7 +68,7 @@ class ServerLimits:
     body_timeout_s: float = 30.0
     keep_alive_s: int = 5
     max_connections: int = 8_192
-    max_connections_per_client: int = 256
+    max_connections_per_client: int = 1_024
     max_in_flight: int = 1_000
     max_header_bytes: int = 65_536
     max_headers: int = 100
