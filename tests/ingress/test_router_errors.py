@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
@@ -104,16 +105,16 @@ async def test_client_leaving_mid_body_is_499_not_500(
 ) -> None:
     """A client that disconnects mid-body: counted as 499, no ERROR log, no 500."""
     http_app = create_http_app(ingress.app, ingress.gateway)
-    incoming = [
+    incoming: list[Message] = [
         {"type": "http.request", "body": b'{"ticket": {"descr', "more_body": True},
         {"type": "http.disconnect"},
     ]
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return incoming.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
