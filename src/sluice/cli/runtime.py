@@ -33,38 +33,37 @@ def serve(
     workers: Annotated[bool, typer.Option(help="Run the worker pools in this process.")] = True,
     limit_concurrency: Annotated[
         int | None,
-        typer.Option(help="Most HTTP requests in flight; more get 503. [default: 1000]"),
+        typer.Option(help="Most HTTP requests in flight; more get 503 (default 1000)."),
     ] = None,
     max_connections: Annotated[
-        int | None, typer.Option(help="Most open connections; more are refused. [default: 8192]")
+        int | None, typer.Option(help="Most open connections; more are refused (default 8192).")
     ] = None,
     max_connections_per_client: Annotated[
         int | None,
-        typer.Option(help="Most open connections from one client address. [default: 1024]"),
+        typer.Option(help="Most open connections from one client address (default 1024)."),
     ] = None,
     header_timeout: Annotated[
         float | None,
-        typer.Option(help="Seconds to receive a request's line and headers. [default: 10]"),
+        typer.Option(help="Seconds to receive a request's line and headers (default 10)."),
     ] = None,
     body_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to receive a request's body. [default: 30]")
+        float | None, typer.Option(help="Seconds to receive a request's body (default 30).")
     ] = None,
     keep_alive_timeout: Annotated[
-        int | None, typer.Option(help="Seconds an idle connection is kept open. [default: 5]")
+        int | None, typer.Option(help="Seconds an idle connection is kept open (default 5).")
     ] = None,
     max_header_bytes: Annotated[
         int | None,
-        typer.Option(help="Most bytes of request line and headers. [default: 65536]"),
+        typer.Option(help="Most bytes of request line and headers (default 65536)."),
     ] = None,
     max_headers: Annotated[
-        int | None, typer.Option(help="Most request headers. [default: 100]")
+        int | None, typer.Option(help="Most request headers (default 100).")
     ] = None,
     log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP API, with the worker pools in the same process by default.
 
-    The server limits default to ``ingress: {server: {...}}`` in sluice.yaml, then to the
-    values shown; the options override both.
+    Server limits: the options, else ingress.server in sluice.yaml, else the defaults.
     """
     import uvicorn
 

@@ -78,6 +78,8 @@ def server_limits(raw: Mapping[str, Any] | None = None, **overrides: float | Non
     """Limits from the ``ingress.server`` mapping of ``sluice.yaml``, then ``overrides`` (the
     ``serve`` options; ``None`` keeps the configured value). Every problem is reported at once.
     """
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError("invalid server settings", ["ingress.server: must be a mapping"])
     given = {**(raw or {}), **{k: v for k, v in overrides.items() if v is not None}}
     known = {f.name: f for f in fields(ServerLimits)}
     problems = [f"ingress.server.{key}: unknown setting" for key in given if key not in known]
