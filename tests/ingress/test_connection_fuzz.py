@@ -252,3 +252,45 @@ async def test_aborted_uploads_are_499_not_500(served: Served) -> None:
     assert served.statuses().get("499", 0.0) >= before + 20
     assert not [s for s in served.statuses() if s.startswith("5")]
     _all_served(valid)
+
+
+def _answers(raw: bytes) -> list[Answer]:
+    """Every response in ``raw``, in order (each with a Content-Length)."""
+    answers = []
+    while raw:
+        answer = parse_answer(raw)
+        answers.append(answer)
+        head_end = raw.index(b"\r\n\r\n") + 4
+        raw = raw[head_end + int(answer.headers.get("content-length", "0")) :]
+    return answers
+
+
+async def _read_all(served: Served, data: bytes) -> list[Answer]:
+    reader, writer = await asyncio.open_connection(served.host, served.port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(10):  # the server closes: keep-alive or a deadline
+            raw = await reader.read()
+    finally:
+        writer.close()
+    return _answers(raw)
+
+
+async def test_pipelined_requests(served: Served) -> None:
+    """Requests sent back to back are answered in order; a pipelined request left unfinished
+    is cut by its header deadline after the earlier answers, never inside them."""
+    async with valid_flow(served) as valid:
+        both = await _read_all(served, _get() + _get(target=b"/nope"))
+        cut = await _read_all(served, _get() + b"GET /healthz HTTP/1.1\r\nHost:")
+        upgrade = await _read_all(
+            served, _get(b"Connection: Upgrade\r\n", b"Upgrade: websocket\r\n")
+        )
+    assert [a.status for a in both] == [200, 404]
+    assert both[0].body == b'{"status":"ok"}'
+    both[1].problem()
+    assert [a.status for a in cut] == [200, 408]
+    assert cut[0].body == b'{"status":"ok"}'
+    assert "request headers took longer" in str(cut[1].problem()["detail"])
+    assert [a.status for a in upgrade] == [200]  # no upgrades: answered as plain HTTP
+    _all_served(valid)

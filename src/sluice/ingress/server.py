@@ -280,26 +280,38 @@ class HardenedProtocol(HttpToolsProtocol):
     # Deadlines and refusals
 
     def _headers_late(self) -> None:
+        if self._answering():  # a pipelined request: its clock starts once it is read
+            self._header_timer = self.loop.call_later(
+                self.limits.header_timeout_s, self._headers_late
+            )
+            return
         self._header_timer = None
         self._refuse(_Refusal(408, "request-timeout", "Request Timeout",
                               f"the request headers took longer than "
                               f"{self.limits.header_timeout_s:g} s", "header_timeout"))  # fmt: skip
 
     def _body_late(self) -> None:
+        if self._answering():  # queued behind an earlier request: reading is paused
+            self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
+            return
         self._body_timer = None
-        cycle = self.cycle
-        late = _Refusal(408, "request-timeout", "Request Timeout",
-                        f"the request body took longer than {self.limits.body_timeout_s:g} s",
-                        "body_timeout")  # fmt: skip
-        if cycle is not None and not cycle.response_started:
-            # The app waits for the rest of the body: it sees a disconnect, and its answer,
-            # if any, is dropped; the client gets the 408.
-            cycle.disconnected = True
-            cycle.message_event.set()
-            self._refuse(late)
-        else:  # answered already; the client is still sending a body nobody reads
-            self.book.on_refusal(late.reason)
+        if self.cycle is not None and self.cycle.response_complete:
+            # Answered already (before the body was read); the client is still sending a
+            # body nobody reads: close without another answer.
+            self.book.on_refusal("body_timeout")
             self.transport.close()
+            return
+        self._refuse(_Refusal(408, "request-timeout", "Request Timeout",
+                              f"the request body took longer than "
+                              f"{self.limits.body_timeout_s:g} s", "body_timeout"))  # fmt: skip
+
+    def _answering(self) -> bool:
+        """Whether an earlier request of this connection is still being answered while the
+        current one waits (pipelining): its deadlines do not run yet."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        return self._in_headers or any(queued is cycle for queued, _ in self.pipeline)
 
     def _too_large(self) -> _Refusal:
         return _Refusal(431, "headers-too-large", "Request Header Fields Too Large",
@@ -312,6 +324,15 @@ class HardenedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         log.debug("refused %s: %s", self.client, refusal.detail)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A request of this connection is with the app: it sees a disconnect and its
+            # answer is dropped, so that nothing is written after or into the refusal.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:  # part of an answer is out: no room for another
+                self.transport.close()
+                return
         self.transport.write(_problem_bytes(refusal, headers))
         self.transport.close()
 
