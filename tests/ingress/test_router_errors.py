@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Message
+from starlette.types import ASGIApp, Message
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
+from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
@@ -90,6 +91,39 @@ async def test_gateway_routes_refuse_wrong_methods_openai_shaped(make_app: MakeA
             assert error["code"] == "method_not_allowed"
             assert resp.headers["x-correlation-id"]
 
+        # A caller leaving mid-body: the chat route answers nobody, and it counts as 499.
+        _, key = await create_api_key(app.store, "acme")
+        bearer = (b"authorization", f"Bearer {key}".encode())
+        sent = await _call(http_app, "/v1/chat/completions", [bearer])
+        assert sent == []
+        metrics = app.metrics.render().decode()
+        assert 'sluice_http_requests_total{route="chat:completions",status="499"} 1.0' in metrics
+
+
+async def _call(http_app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    """Call ``http_app`` directly with part of a JSON body, then a disconnect; what it sent."""
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"ticket": {"descr', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "server": ("t", 80), "client": ("127.0.0.1", 1),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"400"),
+                    *headers],
+    }  # fmt: skip
+    await http_app(scope, receive, send)
+    return sent
+
 
 async def test_trailing_slash_does_not_reflect_the_host(ingress: Ingress) -> None:
     """``/v1/status/`` used to redirect to ``http://<Host>/v1/status``; now it is not found."""
@@ -105,26 +139,8 @@ async def test_client_leaving_mid_body_is_499_not_500(
 ) -> None:
     """A client that disconnects mid-body: counted as 499, no ERROR log, no 500."""
     http_app = create_http_app(ingress.app, ingress.gateway)
-    incoming: list[Message] = [
-        {"type": "http.request", "body": b'{"ticket": {"descr', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return incoming.pop(0)
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/hooks/helpdesk", "raw_path": b"/v1/hooks/helpdesk",
-        "query_string": b"", "root_path": "", "server": ("t", 80), "client": ("127.0.0.1", 1),
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"400")],
-    }  # fmt: skip
     with caplog.at_level(logging.INFO):
-        await http_app(scope, receive, send)
+        sent = await _call(http_app, "/v1/hooks/helpdesk", [])
     assert sent[0]["status"] == 499
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("client closed" in r.getMessage() for r in caplog.records)
