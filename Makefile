@@ -48,6 +48,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/cache_kv.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/case_study.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/apikeys.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/slow_clients.py --seconds 3 --rounds 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

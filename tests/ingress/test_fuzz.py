@@ -293,10 +293,6 @@ async def test_every_route_and_method(full: Full) -> None:
     assert quarantined == 1
 
 
-@pytest.mark.xfail(
-    reason="the router's own 404 and 405 answers become problem documents with issue 20 #4",
-    strict=False,
-)
 async def test_router_refusals_are_problem_documents(full: Full) -> None:
     """An unknown path or a method a route does not take: a problem document too."""
     for method, path in (("GET", "/nope"), ("DELETE", RUNS), ("GET", HOOK)):

@@ -32,32 +32,73 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[bool, typer.Option(help="Run the worker pools in this process.")] = True,
     limit_concurrency: Annotated[
-        int, typer.Option(help="Most HTTP requests in flight; more get 503.")
-    ] = 1000,
+        int | None,
+        typer.Option(help="Most HTTP requests in flight; more get 503 (default 1000)."),
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Most open connections; more are refused (default 8192).")
+    ] = None,
+    max_connections_per_client: Annotated[
+        int | None,
+        typer.Option(help="Most open connections from one client address (default 1024)."),
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to receive a request's line and headers (default 10)."),
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to receive a request's body (default 30).")
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None, typer.Option(help="Seconds an idle connection is kept open (default 5).")
+    ] = None,
+    max_header_bytes: Annotated[
+        int | None,
+        typer.Option(help="Most bytes of request line and headers (default 65536)."),
+    ] = None,
+    max_headers: Annotated[
+        int | None, typer.Option(help="Most request headers (default 100).")
+    ] = None,
     log_format: LogFormat = "text",
 ) -> None:
-    """Serve the HTTP API, with the worker pools in the same process by default."""
+    """Serve the HTTP API, with the worker pools in the same process by default.
+
+    Server limits: the options, else ingress.server in sluice.yaml, else the defaults.
+    """
     import uvicorn
 
     from sluice.ingress.http import create_http_app
+    from sluice.ingress.server import raise_open_files_limit, server_config, server_limits
 
     configure_logging(log_format)
     try:
         settings = load_settings(app_dir)
+        limits = server_limits(
+            (settings.extra.get("ingress") or {}).get("server"),
+            max_in_flight=limit_concurrency,
+            max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            keep_alive_s=keep_alive_timeout,
+            max_header_bytes=max_header_bytes,
+            max_headers=max_headers,
+        )
         app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
         gateway = Gateway(app, parse_ingress(settings))
     except SluiceError as exc:
         raise fail(exc) from None
-    uvicorn.run(
+    limits = raise_open_files_limit(limits)
+    refused = app.metrics.refused
+    config = server_config(
         create_http_app(app, gateway),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,  # structured request logging belongs to the app, not the server
-        proxy_headers=False,  # a load balancer's headers are not trusted by default
-        limit_concurrency=limit_concurrency,
+        host,
+        port,
+        limits,
+        on_refusal=lambda reason: refused.labels(reason).inc(),
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run()
 
 
 def worker(

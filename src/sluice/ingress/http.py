@@ -42,6 +42,7 @@ from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta
 from sluice.ingress.limits import RequestError, check_single, checked_idempotency_key, read_json
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.problems import problem
+from sluice.ingress.router_errors import CLIENT_CLOSED, exception_handlers
 from sluice.ingress.status import status_document
 from sluice.store.base import EventRecord, EventState, Receipt
 from sluice.telemetry.metrics import Metrics, route_label
@@ -119,9 +120,12 @@ class CorrelationMiddleware:
         scope.setdefault("state", {})["cid"] = cid
         header = (b"x-correlation-id", cid.encode())
         started = time.perf_counter()
+        answered = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal answered
             if message["type"] == "http.response.start":
+                answered = True
                 message["headers"] = [*message.get("headers", []), header]
                 status = message["status"]
                 self.metrics.requests.labels(route, str(status)).inc()
@@ -133,6 +137,8 @@ class CorrelationMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+        if not answered:  # the client left before an answer was due (the chat route's way)
+            self.metrics.requests.labels(route, str(CLIENT_CLOSED)).inc()
 
 
 def _refusal(exc: SluiceError, cid: str) -> Response:
@@ -348,5 +354,9 @@ def create_http_app(app: SluiceApp, gateway: Gateway) -> ASGIApp:
             *gateway_routes(app, gateway.auth),  # the AI gateway, when configured
         ],
         lifespan=lifespan,
+        exception_handlers=exception_handlers(),  # router refusals as problem documents too
     )
+    # A trailing-slash redirect would name the client's Host header in its Location: the
+    # path without its slash is simply not found.
+    starlette.router.redirect_slashes = False
     return CorrelationMiddleware(starlette, app.metrics, app.telemetry)

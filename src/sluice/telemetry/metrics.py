@@ -93,6 +93,9 @@ class Metrics:
         self.requests = counter("sluice_http_requests", "HTTP requests answered", "route", "status")
         self.request_seconds = timer("sluice_http_request_duration_seconds",
                                      "Time to answer an HTTP request", "route")  # fmt: skip
+        # Refused by the server before the app saw a request (deadlines, caps, malformed
+        # requests): the reasons are ingress/server.py's REFUSAL_REASONS.
+        self.refused = counter("sluice_http_refused", "Refused by the HTTP server", "reason")
         event = ("tenant", "workflow")
         self.accepted = counter("sluice_events_accepted", "Accepted at ingress",
                                 *event, "source", "flag")  # fmt: skip

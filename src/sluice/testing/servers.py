@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from sluice.errors import SluiceError
+from sluice.ingress.server import ServerLimits, server_config
 
 _START_TIMEOUT_S = 10.0
 
@@ -48,7 +49,8 @@ async def wait_ready(
 
 class AsgiServer:
     """An ASGI app served by uvicorn on ``host:port`` in this event loop (port ``0``: a free
-    one, read back after start); ``async with`` or :meth:`start` / :meth:`aclose`."""
+    one, read back after start); ``async with`` or :meth:`start` / :meth:`aclose`. With
+    ``limits``, served with the deadlines and caps of ``sluice serve``."""
 
     def __init__(
         self,
@@ -57,20 +59,26 @@ class AsgiServer:
         port: int = 0,
         *,
         lifespan: Literal["auto", "on", "off"] = "off",
+        limits: ServerLimits | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan=lifespan,
-            access_log=False,
-            log_level="warning",
-            # Keep-alive connections of a finished load test must not hold shutdown up.
-            timeout_graceful_shutdown=1,
-        )
+        # Keep-alive connections of a finished load test must not hold shutdown up.
+        if limits is not None:  # served like `sluice serve`: deadlines and connection caps
+            config = server_config(
+                app, host, port, limits, lifespan=lifespan, timeout_graceful_shutdown=1
+            )
+        else:
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                lifespan=lifespan,
+                access_log=False,
+                log_level="warning",
+                timeout_graceful_shutdown=1,
+            )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
