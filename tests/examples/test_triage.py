@@ -72,9 +72,9 @@ def build_small_triage_app(
     workflow = root / "workflows" / "triage.yaml"
     workflow.write_text(edit_workflow(workflow.read_text()))
     (root / "sluice.yaml").write_text(textwrap.dedent(config))
-    built = sluice("index", "build", str(root), timeout=300)
+    built = sluice("index", "build", str(root), timeout=900)
     assert built.returncode == 0, built.stderr
-    trained = sluice("train", str(root), timeout=300)  # two models; slow on a busy machine
+    trained = sluice("train", str(root), timeout=900)  # two models; minutes on a busy machine
     assert trained.returncode == 0, trained.stderr
     return root
 
