@@ -13,11 +13,12 @@ from tests.conftest import MakeApp
 CONFIG = """
 store: sqlite:///.sluice/flood.db
 pools:
-  work: {concurrency: 4, queue_limit: 40}
+  work: {concurrency: 4, queue_limit: 20}
 rate_limits:
   default: {rate: 100000, burst: 100000}
 """
-# 4 at a time, 20 ms each: about 200 events a second; 40 queued wait about 0.2 s.
+# 4 at a time, 200 ms each: about 20 events a second, bound by waiting, not by CPU, so five
+# times that is offered even on a loaded machine; 20 queued wait about 1 s.
 WORKFLOW = """
 name: slow
 version: 1
@@ -30,7 +31,7 @@ STEPS = """
 import asyncio
 
 async def wait(ctx, data):
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
     return data
 """
 
