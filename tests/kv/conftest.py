@@ -34,7 +34,9 @@ async def kv(request: pytest.FixtureRequest) -> AsyncIterator[KV]:
         async with MemoryKV() as impl:
             yield impl
         return
-    redis_kv = RedisKV(REDIS_URL, prefix=new_prefix())
+    # Generous timeouts: the contract is about values, not latency, and fifty connections
+    # opened at once on a loaded machine take longer than the production 250 ms.
+    redis_kv = RedisKV(REDIS_URL, prefix=new_prefix(), connect_timeout_s=10, timeout_s=10)
     await redis_kv.open()
     try:
         yield redis_kv

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from sluice.ingress.ratelimit import Rate, RateLimiter
 from sluice.kv.base import KV, KVError
 from sluice.kv.limiter import KVRateLimiter
+
+DEADLINE_S = 10.0  # generous: expiry is waited for, never timed
+
+
+async def until(read: Callable[[], Awaitable[object]], expected: object) -> None:
+    """Poll ``read`` until it returns ``expected``, failing after :data:`DEADLINE_S`."""
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while (got := await read()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"still {got!r}"
+        await asyncio.sleep(0.02)
 
 
 class TestValues:
@@ -24,11 +35,10 @@ class TestValues:
 
     async def test_values_expire(self, kv: KV) -> None:
         """A value with a TTL is gone after it; one without stays."""
-        await kv.set("short", b"x", ttl_s=0.1)
+        await kv.set("short", b"x", ttl_s=1.0)
         await kv.set("long", b"y")
         assert await kv.get("short") == b"x"
-        await asyncio.sleep(0.2)
-        assert await kv.get("short") is None
+        await until(lambda: kv.get("short"), None)
         assert await kv.get("long") == b"y"
 
 
@@ -42,10 +52,10 @@ class TestSetIfAbsent:
 
     async def test_the_key_is_free_again_after_its_ttl(self, kv: KV) -> None:
         """Set-if-absent succeeds again once the first claim expired."""
-        assert await kv.set_if_absent("k", b"1", ttl_s=0.1) is True
-        assert await kv.set_if_absent("k", b"2", ttl_s=0.1) is False
-        await asyncio.sleep(0.2)
-        assert await kv.set_if_absent("k", b"3", ttl_s=0.1) is True
+        assert await kv.set_if_absent("k", b"1", ttl_s=1.0) is True
+        assert await kv.set_if_absent("k", b"2", ttl_s=1.0) is False
+        await until(lambda: kv.set_if_absent("k", b"3", ttl_s=1.0), True)
+        assert await kv.get("k") == b"3"
 
 
 class TestCounters:
@@ -56,12 +66,17 @@ class TestCounters:
         assert await kv.get("n") == b"120"
 
     async def test_the_window_starts_when_the_counter_is_created(self, kv: KV) -> None:
-        """A counter's TTL is set once, at creation; later increments do not extend it."""
-        assert await kv.incr("w", 1, ttl_s=0.15) == 1
-        await asyncio.sleep(0.08)
-        assert await kv.incr("w", 1, ttl_s=0.15) == 2
-        await asyncio.sleep(0.1)
-        assert await kv.incr("w", 1, ttl_s=0.15) == 1
+        """A counter's TTL is set once, at creation; later increments do not extend it.
+
+        Increments every 0.1 s against a 0.5 s TTL: were each to extend it, the counter would
+        never expire and never start again at 1. (A stalled machine can only make it expire
+        sooner, so this cannot fail for being slow.)"""
+        assert await kv.incr("w", 1, ttl_s=0.5) == 1
+        deadline = asyncio.get_running_loop().time() + DEADLINE_S
+        while (n := await kv.incr("w", 1, ttl_s=0.5)) != 1:
+            assert n > 1
+            assert asyncio.get_running_loop().time() < deadline, f"still counting at {n}"
+            await asyncio.sleep(0.1)
 
 
 class TestTokenBucket:
@@ -73,13 +88,15 @@ class TestTokenBucket:
         assert all(95 < g.retry_after <= 100 for g in refused)
 
     async def test_refill_at_the_rate(self, kv: KV) -> None:
-        """An empty bucket grants again after retry_after, not before."""
-        assert (await kv.take("r", rate=20, burst=1)).allowed
-        denied = await kv.take("r", rate=20, burst=1)
+        """An empty bucket grants again after retry_after, not before (one token a second:
+        far longer than any stall between two calls)."""
+        assert (await kv.take("r", rate=1, burst=1)).allowed
+        denied = await kv.take("r", rate=1, burst=1)
         assert not denied.allowed
-        assert 0.03 < denied.retry_after <= 0.05
+        assert 0 < denied.retry_after <= 1.0
+        assert not (await kv.take("r", rate=1, burst=1)).allowed  # not before
         await asyncio.sleep(denied.retry_after + 0.01)
-        assert (await kv.take("r", rate=20, burst=1)).allowed
+        assert (await kv.take("r", rate=1, burst=1)).allowed
 
     async def test_cost_and_remaining(self, kv: KV) -> None:
         """A take of cost c leaves burst - c tokens; a cost above the burst is refused."""
@@ -101,7 +118,7 @@ class TestRateLimiter:
     async def test_fits_the_ingress_limiter_protocol(self, kv: KV) -> None:
         """The KV limiter grants the burst, then answers with the wait for the next token."""
         limiter: RateLimiter = KVRateLimiter(kv)
-        rate = Rate(rate=10, burst=2)
+        rate = Rate(rate=1, burst=2)  # a token a second: no stall between calls refills one
         assert [await limiter.acquire("acme/triage", rate) for _ in range(2)] == [0.0, 0.0]
-        assert 0.05 < await limiter.acquire("acme/triage", rate) <= 0.1
+        assert 0 < await limiter.acquire("acme/triage", rate) <= 1.0
         assert await limiter.acquire("other/triage", rate) == 0.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ from sluice.kv.fallback import FallbackKV
 from sluice.kv.memory import MemoryKV
 from sluice.kv.redis import RedisKV
 from sluice.kv.settings import build_kv, kv_url
-from tests.kv.conftest import REDIS_URL, TcpProxy, free_port, new_prefix
+from sluice.testing import free_port
+from tests.kv.conftest import REDIS_URL, TcpProxy, new_prefix
 
 
 class TestFailFast:
@@ -24,17 +24,15 @@ class TestFailFast:
         """Every operation raises KVUnavailableError quickly, and at once during the cooldown."""
         kv = RedisKV(f"redis://127.0.0.1:{free_port()}/0", cooldown_s=5)
         try:
-            started = time.monotonic()
             with pytest.raises(KVUnavailableError, match="unavailable") as info:
                 await kv.take("t", rate=1, burst=1)
             assert isinstance(info.value, SluiceError)
-            assert time.monotonic() - started < 0.5
-            started = time.monotonic()
+            assert info.value.__cause__ is not None  # a connection was tried and refused
             for call in (kv.get("k"), kv.set("k", b"v"), kv.incr("n"), kv.set_if_absent("k", b"")):
                 with pytest.raises(KVUnavailableError) as info:
                     await call
                 assert 0 < info.value.retry_after <= 5
-            assert time.monotonic() - started < 0.2  # under the 0.25 s connect timeout: no attempt
+                assert info.value.__cause__ is None  # during the cooldown: no attempt at all
         finally:
             await kv.aclose()
 

@@ -219,8 +219,12 @@ class TestFaults:
         assert response.json()["error"]["type"] == "rate_limit_error"
 
     async def test_concurrency_beyond_the_limit_is_throttled(self, answerer: TfidfAnswerer) -> None:
-        """Over a real socket, requests beyond max_concurrency in flight get 429."""
-        settings = SimulatorSettings(p50_ms=300, p95_ms=300, max_concurrency=4, retry_after_s=0.5)
+        """Over a real socket, requests beyond max_concurrency in flight get 429.
+
+        Each admitted request is held 3 s: far longer than sending twelve takes on a loaded
+        machine, so the first four are still in flight when the other eight arrive."""
+        settings = SimulatorSettings(p50_ms=3000, p95_ms=3000, max_concurrency=4,
+                                     retry_after_s=0.5)  # fmt: skip
         async with (
             SimulatorServer(ModelSimulator(answerer, settings)) as server,
             OpenAIClient(ClientSettings(server.base_url)) as http,

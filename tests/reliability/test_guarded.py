@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -171,11 +170,9 @@ class TestOpenBreaker:
         guarded = await self.tripped(clock, None)
         model = guarded.model
         assert isinstance(model, ScriptedModel)
-        started = time.perf_counter()
         for _ in range(200):
             with pytest.raises(BreakerOpenError, match="'model:large' is open") as caught:
                 await guarded.predict(REQUEST)
-        assert time.perf_counter() - started < 0.5
         assert caught.value.retry_after == pytest.approx(30.0)
         assert (model.calls, clock.sleeps) == (5, [])
         assert guarded.breaker.snapshot().counts["rejected"] == 200

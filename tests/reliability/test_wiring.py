@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,19 +14,28 @@ from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.errors import AdmissionError, ConfigError, StepError
 from sluice.kv.memory import MemoryKV
+from sluice.kv.redis import RedisKV
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Cascade, Tier
-from sluice.reliability.config import parse_reliability, parse_spend
+from sluice.reliability.config import SpendSettings, parse_reliability, parse_spend
 from sluice.reliability.escalation import CostEstimates, EscalationGate, Hold
 from sluice.reliability.slo_guard import GuardState
 from sluice.reliability.slo_guards import SloGuards
 from sluice.reliability.spend import MemoryLedger, SpendBudgets
 from sluice.workflow.model import Step, Workflow
 from tests.conftest import MakeApp
+from tests.kv.conftest import REDIS_URL, new_prefix
 from tests.reliability import ManualClock
 from tests.reliability.test_guarded import ScriptedModel
 
 REQUEST = ModelRequest(text="my card was charged twice")
+
+
+def _spend(raw: dict[str, Any]) -> SpendSettings:
+    """The ``spend:`` section parsed; every test here gives one."""
+    settings = parse_spend(raw)
+    assert settings is not None
+    return settings
 
 
 async def _noop(ctx: object, data: dict[str, object]) -> dict[str, object]:
@@ -44,7 +54,7 @@ CLOSING = {"p95_ms": 100, "error_rate": 0.5, "window_s": 10, "policy": "fail_clo
 class TestConfig:
     def test_every_problem_is_reported_with_its_path(self) -> None:
         with pytest.raises(ConfigError) as err:
-            parse_spend({"limits": {"team:x": {"amount": 1}, "tenant:*": {"amount": -2},
+            _spend({"limits": {"team:x": {"amount": 1}, "tenant:*": {"amount": -2},
                                     "workflow:w": {"amount": 1, "on_exhausted": "panic"}},
                          "reserve": {"large": "lots"}, "color": 1})  # fmt: skip
         text = "\n".join(err.value.problems)
@@ -77,11 +87,16 @@ class TestSloGuards:
         guards.check("free")  # no SLO: never refused
 
     async def test_a_gateway_without_workers_acts_on_a_workers_guard(self) -> None:
-        """The worker's guard closes; the gateway (no finished events) refuses after a sync."""
-        kv = MemoryKV()
-        await kv.open()
-        worker = SloGuards([_workflow("w", CLOSING)], kv)
-        gateway = SloGuards([_workflow("w", CLOSING)], kv)
+        """The worker's guard closes; the gateway (no finished events) refuses after a sync.
+
+        Each side has its own connection to Redis, the store a worker and a gateway process
+        share: nothing passes between them but what Redis holds."""
+        worker_kv = RedisKV(REDIS_URL, prefix=(prefix := new_prefix()))
+        gateway_kv = RedisKV(REDIS_URL, prefix=prefix)
+        await worker_kv.open()
+        await gateway_kv.open()
+        worker = SloGuards([_workflow("w", CLOSING)], worker_kv)
+        gateway = SloGuards([_workflow("w", CLOSING)], gateway_kv)
         for _ in range(5):
             worker.record("w", 500.0, ok=True)
         gateway.check("w")  # nothing published yet
@@ -91,6 +106,9 @@ class TestSloGuards:
             gateway.check("w")
         assert gateway.peer_refusals == 1
         assert gateway.peers()["w"].state is GuardState.CLOSED
+        await worker_kv.delete_prefix()
+        await worker_kv.aclose()
+        await gateway_kv.aclose()
 
     async def test_a_gateway_lets_a_closed_peers_probes_through(self) -> None:
         """A worker's closed guard whose window drained publishes its probe interval; a
@@ -144,13 +162,11 @@ class TestCascadeEscalation:
         assert large.calls == 0
 
     async def test_a_failed_call_releases_its_reservation(self) -> None:
-        budgets = SpendBudgets(parse_spend({"limits": {"workflow:w": {"amount": 1.0}}}).limits,
+        budgets = SpendBudgets(_spend({"limits": {"workflow:w": {"amount": 1.0}}}).limits,
                                MemoryLedger())  # fmt: skip
         small = ScriptedModel("small", ["card_arrival"])
         large = ScriptedModel("large", [StepError("boom", retryable=True)])
-        gate = EscalationGate(
-            None, budgets, CostEstimates(parse_spend({"reserve": {"large": 0.4}}))
-        )
+        gate = EscalationGate(None, budgets, CostEstimates(_spend({"reserve": {"large": 0.4}})))
         cascade = Cascade([Tier(small, 1.0), Tier(large)])
         with pytest.raises(StepError):
             await cascade.run(REQUEST, lambda m: gate.allow("w", "t", m))
@@ -162,7 +178,7 @@ class TestCascadeEscalation:
 class TestSpendAtEscalation:
     async def test_no_overshoot_under_100_concurrent_escalations(self) -> None:
         """0.37 held per call against 10.00: exactly 27 calls run, the rest degrade."""
-        spend = parse_spend({"limits": {"tenant:*": {"amount": 10.0, "on_exhausted": "degrade"}},
+        spend = _spend({"limits": {"tenant:*": {"amount": 10.0, "on_exhausted": "degrade"}},
                              "reserve": {"large": 0.37}})  # fmt: skip
         budgets = SpendBudgets(spend.limits, MemoryLedger())
         gate = EscalationGate(None, budgets, CostEstimates(spend))
@@ -183,7 +199,7 @@ class TestSpendAtEscalation:
         assert status.spent <= 10.0
 
     async def test_refuse_fails_the_step_then_admission_refuses(self) -> None:
-        spend = parse_spend({"limits": {"workflow:w": {"amount": 0.5}}, "reserve": {"large": 0.3}})
+        spend = _spend({"limits": {"workflow:w": {"amount": 0.5}}, "reserve": {"large": 0.3}})
         gate = EscalationGate(
             None, SpendBudgets(spend.limits, MemoryLedger()), CostEstimates(spend)
         )
@@ -196,7 +212,7 @@ class TestSpendAtEscalation:
         gate.check("other-workflow", "t")
 
     def test_reserve_learns_the_costliest_call(self) -> None:
-        costs = CostEstimates(parse_spend({"default_reserve": 0.05}))
+        costs = CostEstimates(_spend({"default_reserve": 0.05}))
         assert costs.of("llm") == 0.05
         costs.observe("llm", 0.002)
         costs.observe("llm", 0.001)
@@ -213,7 +229,8 @@ async def slow(ctx, data):
 
 
 async def test_app_admission_closes_when_the_slo_slips(make_app: MakeApp, tmp_path: Path) -> None:
-    """A real app: slow events finish past the SLO, the guard closes, new events get 503s."""
+    """A real app: slow events finish past the SLO, the guard closes, new events are refused
+    at admission (the 503 over HTTP: tests/ingress/test_refusals.py)."""
     app_dir = make_app(
         "store: sqlite:///.sluice/slo.db\npools:\n  cpu: {concurrency: 8}\n",
         {
@@ -230,9 +247,13 @@ async def test_app_admission_closes_when_the_slo_slips(make_app: MakeApp, tmp_pa
     )
     async with SluiceApp.from_settings(load_settings(app_dir)) as app:
         ids = [await app.runtime.submit("slow", {"n": i}) for i in range(6)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # generous: a loaded machine only slows them more
         for event_id in ids:
             await app.runtime.wait(event_id, timeout=max(0.1, deadline - time.monotonic()))
+        guards = app.services["slo_guards"]
+        while guards.snapshot()[0].state is not GuardState.CLOSED:  # recorded after the commit
+            assert time.monotonic() < deadline, guards.snapshot()[0]
+            await asyncio.sleep(0.01)
         with pytest.raises(AdmissionError, match="SLO slipped"):
             await app.runtime.submit("slow", {"n": 99})
         snapshot = app.services["slo_guards"].snapshot()[0]

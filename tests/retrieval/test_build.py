@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from sluice.models.splits import Example
 from sluice.retrieval import (
@@ -67,10 +71,33 @@ class TestTickets:
             resolved_tickets([Example("hi", "greeting")], templates)
 
 
+class CountingEmbedder:
+    """A real embedder that also records each call's texts and how long it took."""
+
+    def __init__(self, inner: FeatureEmbedder) -> None:
+        self.inner = inner
+        self.calls: list[tuple[list[str], float]] = []
+        self.name, self.version, self.dim, self.slow = (
+            inner.name, inner.version, inner.dim, inner.slow
+        )  # fmt: skip
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed with the real embedder, timing the call."""
+        started = time.perf_counter()
+        vectors = self.inner.embed(texts)
+        self.calls.append((list(texts), (time.perf_counter() - started) * 1000))
+        return vectors
+
+
 def test_warm_up_runs_embed_and_search(
     wordllama: FeatureEmbedder, tickets: list[IndexItem]
 ) -> None:
-    """warm_up embeds and searches once, reporting both timings."""
-    report = warm_up(build_index(tickets[:50], wordllama))
-    assert report.embed_ms >= 0
-    assert report.search_ms >= 0
+    """warm_up embeds one text and searches once per round; the reported embed time covers
+    the first embedding call and the search time is spent after it."""
+    embedder = CountingEmbedder(wordllama)
+    index = build_index(tickets[:50], embedder)
+    embedder.calls.clear()  # the build's own calls
+    report = warm_up(index, rounds=3)
+    assert [len(texts) for texts, _ in embedder.calls] == [1, 1, 1]
+    assert report.embed_ms >= embedder.calls[0][1]  # the timed interval encloses the call
+    assert report.search_ms > 0

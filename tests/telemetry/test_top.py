@@ -7,7 +7,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -91,20 +91,33 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
         await task
 
 
-async def _traffic(served: Served, texts: list[str], stop: asyncio.Event, at_least: int = 0) -> int:
-    """Post tickets, every tenth one repeated (a cache hit), until ``stop`` (and at least
-    ``at_least`` of them, however slow the machine); the number sent."""
+async def _traffic(served: Served, texts: list[str], stop: asyncio.Event, sent: list[int]) -> int:
+    """Post tickets, every tenth one repeated (a cache hit), until ``stop``; the number sent
+    (also kept up to date in ``sent[0]``, for tests waiting on progress)."""
     headers = {"authorization": f"Bearer {served.key}"}
-    sent = 0
-    async with httpx.AsyncClient(base_url=served.url) as http:
-        while not stop.is_set() or sent < at_least:
-            text = texts[(sent - 1 if sent % 10 == 9 else sent) % len(texts)]
-            flag = {"x-sluice-flag": "beta"} if sent % 2 else {}
+    sent[0] = 0
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        while not stop.is_set():
+            n = sent[0]
+            text = texts[(n - 1 if n % 10 == 9 else n) % len(texts)]
+            flag = {"x-sluice-flag": "beta"} if n % 2 else {}
             resp = await http.post("/v1/workflows/tickets/runs", json={"text": text},
                                    headers={**headers, **flag}, params={"wait": 5})  # fmt: skip
             assert resp.status_code == 200, resp.text
-            sent += 1
-    return sent
+            sent[0] = n + 1
+    return sent[0]
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Wait for ``condition``, failing with ``what`` after a generous ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def _breakers(served: Served) -> set[str]:
+    return {b.name for b in served.app.services["breakers"].snapshot()}
 
 
 def _figure(frame: str, label: str) -> float:
@@ -115,9 +128,12 @@ def _figure(frame: str, label: str) -> float:
 
 async def test_top_once_shows_a_served_app(served: Served, texts: list[str]) -> None:
     """Rates, latency percentiles, cost, caches, pools, breakers and guards, from real traffic."""
-    stop = asyncio.Event()
-    traffic = asyncio.create_task(_traffic(served, texts, stop))
-    await asyncio.sleep(0.5)  # some events before the first scrape: labelled series exist
+    stop, sent_so_far = asyncio.Event(), [0]
+    traffic = asyncio.create_task(_traffic(served, texts, stop, sent_so_far))
+    # Events of both flags before the first scrape (labelled series exist), and an escalation
+    # (the large model's breaker exists only from its first call).
+    await _until(lambda: sent_so_far[0] >= 10 and "model:large" in _breakers(served),
+                 "ten events and an escalation")  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sluice", "top", "--url", served.url, "--once",
         "--interval", "1", "--api-key", served.key,
@@ -144,20 +160,28 @@ async def test_top_once_shows_a_served_app(served: Served, texts: list[str]) -> 
         status = await http.get("/v1/status", headers={"authorization": f"Bearer {served.key}"})
     assert status.json()["alerts"]["firing"] == []
     assert status.json()["alerts"]["window_s"] == 60
-    if "model:large" in frame:  # created at the first escalation
-        assert "model:large closed" in frame
+    assert "model:large closed" in frame
 
 
 async def test_without_a_key_states_come_from_the_gauges(served: Served, texts: list[str]) -> None:
     """No API key: /v1/status is refused and the breaker and guard gauges stand in."""
-    stop = asyncio.Event()
-    # Two at least: one without the flag header, one with it.
-    traffic = asyncio.create_task(_traffic(served, texts[:5], stop, at_least=2))
-    await asyncio.sleep(0.3)
+    stop, sent_so_far = asyncio.Event(), [0]
+    traffic = asyncio.create_task(_traffic(served, texts[:5], stop, sent_so_far))
+    await _until(lambda: sent_so_far[0] >= 2, "an event of each flag")
     stop.set()
     await traffic
     async with httpx.AsyncClient(base_url=served.url) as http:
+        refused = await http.get("/v1/status")
         scrape = parse_scrape((await http.get("/metrics")).text, time.monotonic())
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    top = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sluice", "top", "--url", served.url, "--once", "--interval", "0.2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await top.communicate()
+    assert top.returncode == 0, err.decode()
+    assert "GUARDS    tickets normal" in out.decode()  # from the sluice_slo_guard_state gauge
     flags = {labels["flag"] for labels, _ in scrape.values("sluice_model_calls_total")}
     assert flags == {"beta", "none"}  # the flag travelled from the header to the classify step
     frame = render(scrape, None, served.url)

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import subprocess
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 import httpx
 import uvicorn
@@ -108,7 +108,7 @@ class AsgiServer:
             await self._task
         self._task = None
 
-    async def __aenter__(self) -> AsgiServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
