@@ -7,7 +7,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -25,7 +25,7 @@ from sluice.models.simulator import ModelSimulator, SimulatorSettings
 from sluice.models.simulator_answerer import TfidfAnswerer
 from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples
-from sluice.testing import free_port
+from sluice.testing import free_port, wait_until
 from tests.conftest import MakeApp
 from tests.telemetry.test_alerts import DATA, LABELS, answerer
 
@@ -108,14 +108,6 @@ async def _traffic(served: Served, texts: list[str], stop: asyncio.Event, sent: 
     return sent[0]
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    """Wait for ``condition``, failing with ``what`` after a generous ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def _breakers(served: Served) -> set[str]:
     return {b.name for b in served.app.services["breakers"].snapshot()}
 
@@ -132,7 +124,7 @@ async def test_top_once_shows_a_served_app(served: Served, texts: list[str]) -> 
     traffic = asyncio.create_task(_traffic(served, texts, stop, sent_so_far))
     # Events of both flags before the first scrape (labelled series exist), and an escalation
     # (the large model's breaker exists only from its first call).
-    await _until(lambda: sent_so_far[0] >= 10 and "model:large" in _breakers(served),
+    await wait_until(lambda: sent_so_far[0] >= 10 and "model:large" in _breakers(served),
                  "ten events and an escalation")  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sluice", "top", "--url", served.url, "--once",
@@ -167,7 +159,7 @@ async def test_without_a_key_states_come_from_the_gauges(served: Served, texts: 
     """No API key: /v1/status is refused and the breaker and guard gauges stand in."""
     stop, sent_so_far = asyncio.Event(), [0]
     traffic = asyncio.create_task(_traffic(served, texts[:5], stop, sent_so_far))
-    await _until(lambda: sent_so_far[0] >= 2, "an event of each flag")
+    await wait_until(lambda: sent_so_far[0] >= 2, "an event of each flag")
     stop.set()
     await traffic
     async with httpx.AsyncClient(base_url=served.url) as http:
