@@ -97,6 +97,9 @@ def serve(
         limits,
         on_refusal=lambda reason: refused.labels(reason).inc(),
         timeout_graceful_shutdown=10,
+        # The server's own logs go through the process's handler, which masks PII, instead
+        # of uvicorn's default handler, which would write tracebacks unmasked.
+        log_config=None,
     )
     uvicorn.Server(config).run()
 
