@@ -20,8 +20,9 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
+from sluice.testing import wait_until
 from tests.telemetry.test_alerts import answerer
-from tests.telemetry.test_top import Served, _breakers, _traffic, _until, served, texts
+from tests.telemetry.test_top import Served, _breakers, _traffic, served, texts
 
 __all__ = ["answerer", "served", "texts"]  # fixtures shared with the top and alert tests
 
@@ -81,8 +82,10 @@ async def test_every_metric_and_label_used_is_exported(served: Served, texts: li
     stop, sent = asyncio.Event(), [0]
     traffic = asyncio.create_task(_traffic(served, texts, stop, sent))
     # Events of both flags and an escalation: the labelled series of both tiers exist.
-    await _until(lambda: sent[0] >= 10 and "model:large" in _breakers(served),
-                 "ten events and an escalation")  # fmt: skip
+    await wait_until(
+        lambda: sent[0] >= 10 and "model:large" in _breakers(served),
+        "ten events and an escalation",
+    )
     stop.set()
     assert await traffic > 0
     async with httpx.AsyncClient(base_url=served.url) as http:
