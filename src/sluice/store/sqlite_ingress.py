@@ -298,54 +298,55 @@ class SqliteIngressMixin:
         return revoked
 
     async def reencode_payloads(self, batch: int = 500) -> int:
-        """Re-encrypt payloads sealed with a key that is no longer the active one.
+        """Re-encrypt payloads sealed with a key that is no longer the active one, and seal
+        payload-derived text stored plain or with an old key (see ``TEXT_COLUMNS``).
 
-        Pages through each payload column by key, so memory stays bounded by ``batch``.
+        Pages through each column by key, so memory stays bounded by ``batch``.
         """
         needs: Callable[[bytes], bool] | None = getattr(self.codec, "needs_reencryption", None)
         if needs is None:
             return 0
-        total = 0
-        for table, key, column, first in PAYLOAD_COLUMNS:
-            after: int | str = first
-            while True:
-                sql = (
-                    f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
-                    f" AND {key} > ? ORDER BY {key} LIMIT ?"
-                )
-                rows = await self._read(partial(_fetch, sql=sql, params=(after, batch)))
-                if not rows:
-                    break
-                after = rows[-1][0]
-                stale = [(self.codec.encode(self.codec.decode(v)), k) for k, v in rows if needs(v)]
-                if stale:
-                    update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
-                    await self._write(partial(_execute_many, sql=update, rows=stale))
-                    total += len(stale)
-        return total + await self._reseal_texts(batch)
+        codec = self.codec
 
-    async def _reseal_texts(self, batch: int) -> int:
-        """Seal payload-derived text stored plain or with an old key (see ``TEXT_COLUMNS``)."""
+        def reencode(stored: Any) -> bytes | None:
+            return codec.encode(codec.decode(stored)) if needs(stored) else None
+
+        def reseal(stored: Any) -> bytes | None:
+            return reseal_text(codec, stored) if needs_sealing(codec, stored) else None
+
         total = 0
-        for table, key, column, first in TEXT_COLUMNS:
-            after: int | str = first
-            while True:
-                sql = (
-                    f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
-                    f" AND {key} > ? ORDER BY {key} LIMIT ?"
-                )
-                rows = await self._read(partial(_fetch, sql=sql, params=(after, batch)))
-                if not rows:
-                    break
-                after = rows[-1][0]
-                stale = [
-                    (reseal_text(self.codec, v), k) for k, v in rows if needs_sealing(self.codec, v)
-                ]
-                if stale:
-                    update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
-                    await self._write(partial(_execute_many, sql=update, rows=stale))
-                    total += len(stale)
+        for columns, rewrite in ((PAYLOAD_COLUMNS, reencode), (TEXT_COLUMNS, reseal)):
+            for table, key, column, first in columns:
+                total += await self._rewrite_column(table, key, column, first, rewrite, batch)
         return total
+
+    async def _rewrite_column(
+        self,
+        table: str,
+        key: str,
+        column: str,
+        first: int | str,
+        rewrite: Callable[[Any], bytes | None],
+        batch: int,
+    ) -> int:
+        """Page through ``table.column`` by ``key`` and store ``rewrite(value)`` wherever it
+        is not ``None``; the number of rows rewritten."""
+        total = 0
+        after: int | str = first
+        while True:
+            sql = (
+                f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"
+                f" AND {key} > ? ORDER BY {key} LIMIT ?"
+            )
+            rows = await self._read(partial(_fetch, sql=sql, params=(after, batch)))
+            if not rows:
+                return total
+            after = rows[-1][0]
+            stale = [(new, k) for k, v in rows if (new := rewrite(v)) is not None]
+            if stale:
+                update = f"UPDATE {table} SET {column} = ? WHERE {key} = ?"
+                await self._write(partial(_execute_many, sql=update, rows=stale))
+                total += len(stale)
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
