@@ -229,6 +229,10 @@ class SpendBudgets:
         if limit is None:
             return Reservation(self, key, "", micros)
         slot, left = self._slot(key, limit)
+        if micros == 0:
+            # Nothing to hold cannot overshoot; asking the ledger could refuse it while a
+            # concurrent refused amount is being taken back (see KVLedger).
+            return Reservation(self, key, slot, micros)
         if await self._ledger.add_within(slot, micros, _micros(limit.amount), left + _KEEP_S):
             return Reservation(self, key, slot, micros)
         spent = await self._ledger.total(slot) / MICROS
