@@ -118,6 +118,7 @@ class Cascade:
         *,
         first: Escalate | None = None,
         degrade_to: Model | None = None,
+        on_call: Callable[[ModelResult], None] | None = None,
     ) -> CascadeResult:
         """Ask tiers in order until one is confident enough (the last always is).
 
@@ -130,6 +131,9 @@ class Cascade:
         spend budgets hold every call, not only escalations. When it answers with a reason
         there is no answer so far: ``degrade_to`` answers instead (``skipped`` says why), and
         without one the step fails, naming the setting that would have given it a way out.
+
+        ``on_call`` is told of each call as soon as it is made, so calls made before a later
+        tier is refused (the step then fails) still reach the cost ledger.
         """
         started = time.perf_counter()
         steps: list[ModelResult] = []
@@ -145,6 +149,8 @@ class Cascade:
                     skipped, skipped_model = granted, tier.model.name
                     if index == 0:
                         steps.append(await self._degrade(request, granted, first, degrade_to))
+                        if on_call is not None:
+                            on_call(steps[-1])
                     break
                 held = granted
             try:
@@ -161,10 +167,14 @@ class Cascade:
                 skipped, skipped_model = result.fallback, tier.model.name
                 if not steps or result.model != steps[-1].model:
                     steps.append(result)  # a fallback that is not the answer so far: a call
+                    if on_call is not None:
+                        on_call(result)
                 break
             if held is not None:
                 await held.commit(result.cost)
             steps.append(result)
+            if on_call is not None:
+                on_call(result)
             if index == last or result.confidence >= tier.threshold:
                 break
         return CascadeResult(

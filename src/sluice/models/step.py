@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.errors import ConfigError, StepError
-from sluice.models.base import Model, ModelRequest
+from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.cascade import Held
 from sluice.models.estimate import cost_bound
 from sluice.reliability.guarded import call_deadline
@@ -73,15 +73,21 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
             held: Held | str = await gate.allow(ctx.workflow, ctx.tenant, model, estimate)
             return held
 
+    telemetry = ctx.services.get("telemetry")
+    on_call = None
+    if telemetry is not None:  # the cost ledger: one row per call as made, cache hits at zero
+
+        def on_call(call: ModelResult) -> None:
+            telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [call])
+
     # Guarded tiers retry only while the event's budget allows.
     with call_deadline(ctx.deadline):
-        outcome = await cascade.run(request, escalate, first=first, degrade_to=degrade_to)
+        outcome = await cascade.run(
+            request, escalate, first=first, degrade_to=degrade_to, on_call=on_call
+        )
     final = outcome.result
-    telemetry = ctx.services.get("telemetry")
-    if telemetry is not None:  # the cost ledger: one row per call, cache hits at zero
-        telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, outcome.steps)
-        if telemetry.settings.log_prompts:  # opt-in; the log formatter masks PII in it
-            ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
+    if telemetry is not None and telemetry.settings.log_prompts:  # opt-in; masked by the logger
+        ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
     metrics = ctx.services.get("metrics")
     if metrics is not None:
         tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)
