@@ -198,6 +198,13 @@ class Reservation:
         await (self.release() if exc_type is not None else self.commit(self.amount))
 
 
+def _text(amount: float) -> str:
+    """An amount with at least two decimals and as many as a micro-unit needs (0.30, 0.000545):
+    budgets on a single model call are fractions of a cent."""
+    whole, _, decimals = f"{amount:.6f}".partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
 def _micros(amount: float) -> int:
     if amount < 0:
         raise ValueError(f"spend amounts cannot be negative ({amount})")
@@ -238,8 +245,8 @@ class SpendBudgets:
         spent = await self._ledger.total(slot) / MICROS
         degrade = limit.on_exhausted is OnExhausted.DEGRADE
         raise BudgetExhaustedError(
-            f"spend budget for {key!r} is exhausted: {spent:.2f} of {limit.amount:.2f} per"
-            f" {limit.window} spent, {amount:.2f} more asked; resets in {left:.0f} s"
+            f"spend budget for {key!r} is exhausted: {_text(spent)} of {_text(limit.amount)} per"
+            f" {limit.window} spent, {_text(amount)} more asked; resets in {left:.0f} s"
             + ("; degrade: skip the costly call" if degrade else ""),
             key=key,
             retry_after=left,
