@@ -242,7 +242,9 @@ class SpendBudgets:
             return Reservation(self, key, slot, micros)
         if await self._ledger.add_within(slot, micros, _micros(limit.amount), left + _KEEP_S):
             return Reservation(self, key, slot, micros)
-        spent = await self._ledger.total(slot) / MICROS
+        # Granted amounts never pass the limit; a total above it holds concurrent refused
+        # amounts not yet taken back (KVLedger), which were never spent.
+        spent = min(await self._ledger.total(slot) / MICROS, limit.amount)
         degrade = limit.on_exhausted is OnExhausted.DEGRADE
         raise BudgetExhaustedError(
             f"spend budget for {key!r} is exhausted: {_text(spent)} of {_text(limit.amount)} per"
