@@ -53,13 +53,13 @@ class StepContext:
 
         try:
             service = self.services[name]
-            if name == "models" and isinstance(service, Mapping):
-                from sluice.models.metered import StepModels
-
-                return StepModels(self, service)
-            return service
         except KeyError:
             raise StepError(
                 f"step {self.step!r} needs service {name!r}, which the app did not wire",
                 retryable=False,
             ) from None
+        if name == "models" and isinstance(service, Mapping):
+            from sluice.models.metered import StepModels
+
+            return StepModels(self, service)
+        return service
