@@ -132,3 +132,21 @@ class TestFirstTier:
         with pytest.raises(StepError, match=r"set the step's options\.degrade_to"):
             await cascade.run(REQUEST, first=first)
         assert llm.calls == 1
+
+    async def test_a_call_before_a_refused_tier_still_reaches_the_ledger(self) -> None:
+        gate, budgets = self._gate("refuse")
+        small, large = PricedModel("small", 0.0001), PricedModel("large", 0.001)
+        models = {"small": small, "large": large}
+        cascade = Cascade([Tier(small, 1.0), Tier(large)])  # small is never sure enough
+        seen: list[ModelResult] = []
+
+        async def hold(model: str) -> Hold | str:
+            return await gate.allow("w", "t", model, cost_bound(models[model], REQUEST))
+
+        with pytest.raises(StepError, match="spend budget for 'workflow:w' is exhausted"):
+            await cascade.run(REQUEST, hold, first=hold, on_call=seen.append)
+        status = await budgets.status("workflow:w")
+        assert status is not None
+        assert [call.model for call in seen] == ["small"]
+        assert status.spent == pytest.approx(0.0001)
+        assert large.calls == 0
