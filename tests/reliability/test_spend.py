@@ -186,6 +186,16 @@ class TestExhaustion:
         )
         await budgets.reserve("tenant:acme", 0.2)  # what still fits is granted
 
+    async def test_fractions_of_a_cent_are_shown(
+        self, ledgers: LedgerFactory, clock: ManualClock
+    ) -> None:
+        """A budget on single model calls is a fraction of a cent: the error keeps its digits."""
+        budgets = budgets_on(ledgers(), clock, workflow_orders=SpendLimit(0.0003))
+        await budgets.reserve("workflow:orders", 0.000185)
+        with pytest.raises(BudgetExhaustedError) as info:
+            await budgets.reserve("workflow:orders", 0.000185)
+        assert "0.000185 of 0.0003 per hour spent, 0.000185 more asked" in str(info.value)
+
     async def test_degrade_policy_is_reported(
         self, ledgers: LedgerFactory, clock: ManualClock
     ) -> None:

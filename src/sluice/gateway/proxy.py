@@ -42,6 +42,7 @@ from sluice.gateway.upstream import Upstream, UpstreamError
 from sluice.ingress.limits import Limits, checked_idempotency_key, read_json
 from sluice.kv.base import KV
 from sluice.models.base import Usage
+from sluice.models.estimate import prompt_tokens
 from sluice.models.prices import Price
 from sluice.reliability.breaker import BreakerOpenError, BreakerRegistry
 from sluice.reliability.slo_guard import SloGuard
@@ -49,7 +50,6 @@ from sluice.reliability.spend import Reservation, SpendBudgets
 
 log = logging.getLogger("sluice.gateway")
 
-_CHARS_PER_TOKEN = 4
 # The ingress's nesting limit (the body is written again for each deployment, and orjson
 # writes fewer levels than it reads); fields are bounded by the body size, since a long
 # conversation with tools is wide by nature.
@@ -326,17 +326,10 @@ class AiGateway:
 
     def _most_it_can_cost(self, call: _Call) -> float:
         """A reservation: the prompt's estimated tokens and the most output it may ask for."""
-        chars = 0
-        for message in call.body["messages"]:
-            content = message.get("content")
-            if isinstance(content, str):
-                chars += len(content)
-            elif isinstance(content, list):
-                chars += sum(len(str(part.get("text", ""))) for part in content
-                             if isinstance(part, dict))  # fmt: skip
         asked = call.body.get("max_completion_tokens") or call.body.get("max_tokens")
         out = asked if isinstance(asked, int) and asked > 0 else self.settings.reserve_output_tokens
-        usage = Usage(math.ceil(chars / _CHARS_PER_TOKEN) + 8, out)
+        # The same estimate every model call of a step is held at (sluice.models.estimate).
+        usage = Usage(prompt_tokens(call.body["messages"]), out)
         return max(
             (t.price.cost(usage) for t in self._groups[call.group] if t.price is not None),
             default=0.0,

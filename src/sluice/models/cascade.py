@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.reliability.guarded import GuardedModel
 from sluice.telemetry.tracing import model_span, record_model_result
@@ -37,8 +37,8 @@ class Held(Protocol):
         """The call failed: nothing was spent."""
 
 
-#: Asked before each tier past the first with the tier's model name: something to hold while
-#: it runs, or the reason (a short word) to stop at the answer already given.
+#: Asked before a tier runs with the tier's model name: something to hold while it runs (spend
+#: reservations), or the reason (a short word: ``slo``, ``spend``) not to call it.
 Escalate = Callable[[str], Awaitable[Held | str]]
 
 
@@ -111,13 +111,29 @@ class Cascade:
         """Thresholds of every tier but the last, in order."""
         return tuple(tier.threshold for tier in self.tiers[:-1])
 
-    async def run(self, request: ModelRequest, escalate: Escalate | None = None) -> CascadeResult:
+    async def run(
+        self,
+        request: ModelRequest,
+        escalate: Escalate | None = None,
+        *,
+        first: Escalate | None = None,
+        degrade_to: Model | None = None,
+        on_call: Callable[[ModelResult], None] | None = None,
+    ) -> CascadeResult:
         """Ask tiers in order until one is confident enough (the last always is).
 
         ``escalate``, when given, is asked before every tier past the first; a reason instead
         of a hold keeps the answer so far (an SLO slipping, a spend budget used up). A guarded
         tier whose breaker or bulkhead sends it to its fallback gets the answer so far and
         gives it back: no second call, the answer stands, ``skipped`` says why.
+
+        ``first``, when given, is asked before the first tier (and before ``degrade_to``): the
+        spend budgets hold every call, not only escalations. When it answers with a reason
+        there is no answer so far: ``degrade_to`` answers instead (``skipped`` says why), and
+        without one the step fails, naming the setting that would have given it a way out.
+
+        ``on_call`` is told of each call as soon as it is made, so calls made before a later
+        tier is refused (the step then fails) still reach the cost ledger.
         """
         started = time.perf_counter()
         steps: list[ModelResult] = []
@@ -126,10 +142,15 @@ class Cascade:
         last = len(self.tiers) - 1
         for index, tier in enumerate(self.tiers):
             held = None
-            if index > 0 and escalate is not None:
-                granted = await escalate(tier.model.name)
+            ask = first if index == 0 else escalate
+            if ask is not None:
+                granted = await ask(tier.model.name)
                 if isinstance(granted, str):
                     skipped, skipped_model = granted, tier.model.name
+                    if index == 0:
+                        steps.append(await self._degrade(request, granted, first, degrade_to))
+                        if on_call is not None:
+                            on_call(steps[-1])
                     break
                 held = granted
             try:
@@ -146,10 +167,14 @@ class Cascade:
                 skipped, skipped_model = result.fallback, tier.model.name
                 if not steps or result.model != steps[-1].model:
                     steps.append(result)  # a fallback that is not the answer so far: a call
+                    if on_call is not None:
+                        on_call(result)
                 break
             if held is not None:
                 await held.commit(result.cost)
             steps.append(result)
+            if on_call is not None:
+                on_call(result)
             if index == last or result.confidence >= tier.threshold:
                 break
         return CascadeResult(
@@ -159,6 +184,36 @@ class Cascade:
             skipped=skipped,
             skipped_model=skipped_model,
         )
+
+    async def _degrade(
+        self, request: ModelRequest, reason: str, first: Escalate | None, to: Model | None
+    ) -> ModelResult:
+        """The declared cheaper path's answer when the first tier may not be called."""
+        if to is None:
+            raise StepError(
+                f"cascade {self.version}: its first tier {self.tiers[0].model.name!r} may not be"
+                f" called ({reason}: a budget with on_exhausted: degrade is used up) and no"
+                " cheaper path is declared: set the step's options.degrade_to to a model",
+                retryable=False,
+            )
+        granted = await first(to.name) if first is not None else None
+        if isinstance(granted, str):
+            raise StepError(
+                f"cascade {self.version}: neither its first tier nor degrade_to {to.name!r} fits"
+                f" the spend budgets ({granted})",
+                retryable=False,
+            )
+        try:
+            with model_span(to) as span:
+                result = await to.predict(request)
+                record_model_result(span, result)
+        except BaseException:
+            if granted is not None:
+                await granted.release()
+            raise
+        if granted is not None:
+            await granted.commit(result.cost)
+        return replace(result, fallback=reason)
 
     @staticmethod
     async def _ask(model: Model, request: ModelRequest, so_far: ModelResult | None) -> ModelResult:

@@ -38,7 +38,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sluice.errors import ConfigError, StepError
-from sluice.models.base import ModelRequest, ModelResult
+from sluice.models.base import ModelRequest, ModelResult, Usage
+from sluice.models.estimate import prompt_tokens
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
 from sluice.models.prices import PriceTable
 
@@ -48,6 +49,8 @@ _PASSED_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
 _MAX_CONTEXT_ITEMS = 10
 _MAX_CONTEXT_CHARS = 500
 _MAX_SCHEMAS = 64
+# Output a budget assumes when max_tokens was set to something that is not a count.
+_OUTPUT_BOUND = 4096
 
 _SYSTEM_PROMPT = (
     "You are a classifier. Choose exactly one label for the user's message from this list:\n"
@@ -118,6 +121,20 @@ class ChatModel:
     def version(self) -> str:
         """The remote model id and this adapter's version: both change the answers."""
         return f"{self._remote}@{self._version}"
+
+    def cost_bound(self, request: ModelRequest) -> float | None:
+        """The most a call on ``request`` can cost (what a spend budget holds before it).
+
+        Its price on the estimated tokens of the messages it would send and on the most
+        output it lets the model write (``max_tokens``); None without a price table.
+        """
+        if self._client.prices is None or self._name not in self._client.prices:
+            return None
+        labels = tuple(request.labels) if request.labels else self._labels or ()
+        asked = request.params.get("max_tokens", self._params.get("max_tokens"))
+        most = asked if isinstance(asked, int) and not isinstance(asked, bool) else _OUTPUT_BOUND
+        usage = Usage(prompt_tokens(self._messages(request, labels)), max(1, most))
+        return self._client.prices[self._name].cost(usage)
 
     async def predict(self, request: ModelRequest) -> ModelResult:
         """Classify ``request.text`` into one of the request's (or the default) labels."""

@@ -14,9 +14,17 @@
       limits:                  # per workflow or tenant; "tenant:*" is every tenant's default
         "workflow:triage": {amount: 5.0, window: hour, on_exhausted: degrade}
         "tenant:*": {amount: 1.0, window: day, on_exhausted: refuse}
-      reserve: {large: 0.0002} # held per call of a model before it runs (default: the
-                               # costliest call of it seen so far, else default_reserve)
+      reserve: {large: 0.0002} # held per call of a model before it runs, overriding its
+                               # estimate (price table and request tokens, or a local
+                               # model's price_per_call); for models with neither: the
+                               # costliest call seen so far, else default_reserve
       default_reserve: 0.01
+
+Every model call of a step is held against the budgets that apply (see
+:mod:`sluice.reliability.escalation`). A step under a budget that degrades may declare
+``options.degrade_to: MODEL``, the model that answers when the budget will not hold a call; a
+one-tier ``classify`` step there must (checked at load by
+:func:`sluice.reliability.services.check_degrade_paths`).
 
 Every problem is reported at once with its path, like the rest of the config.
 """

@@ -1,15 +1,22 @@
-"""Whether a cascade may escalate to a costly tier now: the SLO guard and the spend budgets.
+"""The gate every model call of a step passes: the spend budgets, and the SLO guard for
+escalations.
 
-Before a tier past the first runs, the cascade asks :meth:`EscalationGate.allow`:
+Before any model call of a step (every cascade tier, the first included, and the calls custom
+steps make through ``ctx.service("models")``) its cost is reserved with
+:meth:`EscalationGate.reserve` against the workflow's and the tenant's spend budgets, so
+concurrent events cannot overshoot them together. When a budget is used up, its policy decides:
+``degrade`` returns the reason (``spend``) and the caller takes its declared cheaper path (the
+cheap tier's answer, or the step's ``degrade_to`` model); ``refuse`` fails the step with the
+budget's error (not retried: the budget will not come back within the event's time), and
+admission refuses new events on that budget until its window ends.
 
-- the workflow's SLO guard is degrading (p95 or error rate slipped, policy ``degrade``): no,
-  the cheap tier's answer stands;
-- otherwise the call's cost is reserved against the workflow's and the tenant's spend
-  budgets, so concurrent events cannot overshoot them together. When a budget is used up,
-  its policy decides: ``degrade`` keeps the cheap answer, ``refuse`` fails the step with the
-  budget's error (not retried: the budget will not come back within the event's time).
+Before a tier past the first, :meth:`EscalationGate.allow` also asks the workflow's SLO guard:
+while it is degrading (p95 or error rate slipped, policy ``degrade``) the cheap answer stands.
 
-A granted :class:`Hold` is committed with what the call really cost, or released if it failed.
+The amount held is the call's estimated cost (:mod:`sluice.models.estimate`: the price table
+and the request's tokens, or a local model's per-call price), unless ``spend.reserve`` names an
+amount for the model. A granted :class:`Hold` is committed with what the call really cost, or
+released if it failed.
 """
 
 from __future__ import annotations
@@ -49,17 +56,20 @@ class Hold:
 
 
 class CostEstimates:
-    """What to reserve for one call of a model: configured, else the costliest seen so far."""
+    """What to reserve for one call of a model: configured, else the call's estimate, else the
+    costliest call of it seen so far, else ``default_reserve``."""
 
     def __init__(self, settings: SpendSettings) -> None:
         self._settings = settings
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def of(self, model: str) -> float:
-        """The amount to hold for one call of ``model``."""
+    def of(self, model: str, estimate: float | None = None) -> float:
+        """The amount to hold for one call of ``model`` whose estimated cost is ``estimate``."""
         configured = self._settings.reserve.get(model)
         if configured is not None:
             return configured
+        if estimate is not None:  # from the price table: an upper bound of this very call
+            return estimate
         return self._seen.get(model, self._settings.default_reserve)
 
     def observe(self, model: str, cost: float) -> None:
@@ -72,7 +82,7 @@ class CostEstimates:
 
 
 class EscalationGate:
-    """The app's escalation policy: asked by the classify step before each costly tier."""
+    """The app's spend gate for every model call, and its escalation policy for costly tiers."""
 
     def __init__(
         self,
@@ -103,14 +113,28 @@ class EscalationGate:
                 raise AdmissionError(message, retry_after=until - now)
             del self._refusing[key]
 
-    async def allow(self, workflow: str, tenant: str, model: str) -> Hold | str:
-        """A :class:`Hold` to run ``model`` now, or the reason (``slo``, ``spend``) not to."""
+    async def allow(
+        self, workflow: str, tenant: str, model: str, estimate: float | None = None
+    ) -> Hold | str:
+        """A :class:`Hold` to escalate to ``model`` now, or why not (``slo``, ``spend``)."""
         if self._guards is not None and self._guards.degraded(workflow):
             self.skipped["slo"] += 1
             return "slo"
+        return await self.reserve(workflow, tenant, model, estimate)
+
+    async def reserve(
+        self, workflow: str, tenant: str, model: str, estimate: float | None = None
+    ) -> Hold | str:
+        """Hold one call of ``model`` against the workflow's and the tenant's budgets.
+
+        Returns the :class:`Hold`, or ``spend`` when a ``degrade`` budget is used up (the
+        caller takes its cheaper path); raises a non-retryable :class:`StepError` with the
+        budget's message when a ``refuse`` budget is, and admission refuses that budget until
+        its window ends.
+        """
         if self._budgets is None or self._costs is None:
             return Hold(())
-        amount = self._costs.of(model)
+        amount = self._costs.of(model, estimate)
         held: list[Reservation] = []
         try:
             for key in (f"workflow:{workflow}", f"tenant:{tenant}"):

@@ -4,8 +4,13 @@
   ``slo:`` section (fed by the executor, asked by admission and the classify step);
 - ``spend``: :class:`~sluice.reliability.spend.SpendBudgets` from the ``spend:`` section, on a
   ledger in the app's KV (shared through Redis when the KV is Redis);
-- ``escalation``: the :class:`~sluice.reliability.escalation.EscalationGate` the classify step
-  asks before each costly tier, when either of the above exists.
+- ``escalation``: the :class:`~sluice.reliability.escalation.EscalationGate` every model call
+  of a step passes (the classify step's tiers, custom steps' calls through
+  ``ctx.service("models")``), when either of the above exists.
+
+A step's ``options.degrade_to`` is checked here, when the app loads: it must name a model, and
+a one-tier ``classify`` step under a budget that degrades must have one, since it has no
+cheaper tier to fall back to.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sluice.config import AppSettings
+from sluice.errors import ConfigError
 from sluice.kv.base import KV
-from sluice.reliability.config import parse_spend
+from sluice.reliability.config import SpendSettings, parse_spend
 from sluice.reliability.escalation import CostEstimates, EscalationGate
 from sluice.reliability.slo_guards import SloGuards
-from sluice.reliability.spend import KVLedger, SpendBudgets
+from sluice.reliability.spend import KVLedger, OnExhausted, SpendBudgets
 from sluice.workflow.model import Workflow
 
 
@@ -29,6 +35,8 @@ def build_reliability_services(
     services: dict[str, Any] = {}
     guards = SloGuards(workflows, kv)
     spend = parse_spend(settings.extra.get("spend"))
+    workflows = list(workflows)
+    check_degrade_paths(spend, workflows, settings.extra.get("models"))
     budgets = None if spend is None else SpendBudgets(spend.limits, KVLedger(kv))
     if guards:
         services["slo_guards"] = guards
@@ -38,6 +46,45 @@ def build_reliability_services(
         costs = None if spend is None else CostEstimates(spend)
         services["escalation"] = EscalationGate(guards or None, budgets, costs)
     return services
+
+
+def check_degrade_paths(
+    spend: SpendSettings | None, workflows: Iterable[Workflow], models: object
+) -> None:
+    """Every step's ``degrade_to`` names a model, and one-tier cascades that may have to
+    degrade have one; raises one :class:`ConfigError` with every problem and its path."""
+    known = set(models) if isinstance(models, Mapping) else set()
+    limits = {} if spend is None else spend.limits
+    # A tenant's budget applies to every workflow (the tenant is known only per event).
+    degrade = OnExhausted.DEGRADE
+    tenant_degrades = sorted(
+        k for k, v in limits.items() if k.startswith("tenant:") and v.on_exhausted is degrade
+    )
+    problems: list[str] = []
+    for workflow in workflows:
+        own = limits.get(f"workflow:{workflow.name}")
+        degrading = tenant_degrades + (
+            [f"workflow:{workflow.name}"]
+            if own is not None and own.on_exhausted is OnExhausted.DEGRADE
+            else []
+        )
+        for step in workflow.steps:
+            path = f"workflows.{workflow.name}.steps.{step.name}.options"
+            target = step.options.get("degrade_to")
+            if target is not None and (not isinstance(target, str) or target not in known):
+                problems.append(
+                    f"{path}.degrade_to: {target!r} is not a model of the models: section"
+                    f" (models: {', '.join(sorted(known)) or 'none'})"
+                )
+            tiers = step.options.get("cascade")
+            one_tier = isinstance(tiers, list) and len(tiers) == 1
+            if step.uses == "classify" and one_tier and degrading and target is None:
+                problems.append(
+                    f"{path}.degrade_to: required: spend budget {degrading[0]!r} degrades when"
+                    " used up, and a one-tier cascade has no cheaper tier to fall back to"
+                )
+    if problems:
+        raise ConfigError("invalid degrade path", problems)
 
 
 async def reliability_status(services: Mapping[str, Any]) -> dict[str, Any]:

@@ -198,6 +198,13 @@ class Reservation:
         await (self.release() if exc_type is not None else self.commit(self.amount))
 
 
+def _text(amount: float) -> str:
+    """An amount with at least two decimals and as many as a micro-unit needs (0.30, 0.000545):
+    budgets on a single model call are fractions of a cent."""
+    whole, _, decimals = f"{amount:.6f}".partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
 def _micros(amount: float) -> int:
     if amount < 0:
         raise ValueError(f"spend amounts cannot be negative ({amount})")
@@ -229,13 +236,19 @@ class SpendBudgets:
         if limit is None:
             return Reservation(self, key, "", micros)
         slot, left = self._slot(key, limit)
+        if micros == 0:
+            # Nothing to hold cannot overshoot; asking the ledger could refuse it while a
+            # concurrent refused amount is being taken back (see KVLedger).
+            return Reservation(self, key, slot, micros)
         if await self._ledger.add_within(slot, micros, _micros(limit.amount), left + _KEEP_S):
             return Reservation(self, key, slot, micros)
-        spent = await self._ledger.total(slot) / MICROS
+        # Granted amounts never pass the limit; a total above it holds concurrent refused
+        # amounts not yet taken back (KVLedger), which were never spent.
+        spent = min(await self._ledger.total(slot) / MICROS, limit.amount)
         degrade = limit.on_exhausted is OnExhausted.DEGRADE
         raise BudgetExhaustedError(
-            f"spend budget for {key!r} is exhausted: {spent:.2f} of {limit.amount:.2f} per"
-            f" {limit.window} spent, {amount:.2f} more asked; resets in {left:.0f} s"
+            f"spend budget for {key!r} is exhausted: {_text(spent)} of {_text(limit.amount)} per"
+            f" {limit.window} spent, {_text(amount)} more asked; resets in {left:.0f} s"
             + ("; degrade: skip the costly call" if degrade else ""),
             key=key,
             retry_after=left,

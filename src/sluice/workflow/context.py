@@ -13,7 +13,10 @@ class StepContext:
     """Passed to every step as ``ctx``.
 
     ``services`` holds the downstream clients the app wired (models, indexes, caches, outbound
-    HTTP), by name; steps look up what they need instead of building it themselves.
+    HTTP), by name; steps look up what they need with :meth:`service` instead of building it
+    themselves. ``service("models")`` is the way a step calls a model: each call is held
+    against the spend budgets, settled and written to the cost ledger
+    (:mod:`sluice.models.metered`).
     ``deadline`` is the event's overall deadline on the ``time.time()`` clock.
     """
 
@@ -42,13 +45,21 @@ class StepContext:
         return f"{self.event_id}:{self.step}"
 
     def service(self, name: str) -> Any:
-        """Return the service wired under ``name``, with a clear error when it is missing."""
+        """Return the service wired under ``name``, with a clear error when it is missing.
+
+        ``models`` comes as a view bound to this step: every call through it is accounted for.
+        """
         from sluice.errors import StepError
 
         try:
-            return self.services[name]
+            service = self.services[name]
         except KeyError:
             raise StepError(
                 f"step {self.step!r} needs service {name!r}, which the app did not wire",
                 retryable=False,
             ) from None
+        if name == "models" and isinstance(service, Mapping):
+            from sluice.models.metered import StepModels
+
+            return StepModels(self, service)
+        return service
