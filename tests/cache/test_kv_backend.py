@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -33,8 +32,7 @@ from sluice.reliability.breaker import BreakerState
 from sluice.telemetry.metrics import cache_gauges
 from sluice.testing.redis_server import RedisServer
 from tests.cache.conftest import Clock, KeywordModel
-
-REDIS_URL = os.environ.get("SLUICE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from tests.kv.conftest import patient_redis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -44,7 +42,7 @@ async def kv(request: pytest.FixtureRequest) -> AsyncIterator[KV]:
         async with MemoryKV() as impl:
             yield impl
         return
-    redis_kv = RedisKV(REDIS_URL, prefix=f"test:{uuid.uuid4().hex[:12]}:")
+    redis_kv = patient_redis(f"test:{uuid.uuid4().hex[:12]}:")
     await redis_kv.open()
     try:
         yield redis_kv

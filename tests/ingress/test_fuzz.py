@@ -228,6 +228,16 @@ async def test_the_document_covers_every_route(full: Full) -> None:
                 assert documented(full.doc, path, method) is not None, (method, route.path)
 
 
+async def test_the_document_lists_the_servers_own_refusals(full: Full) -> None:
+    """The refusals the server answers before any route (slow or oversized requests, too many
+    connections or requests in flight) are documented on every operation, as problems."""
+    for path, operations in full.doc["paths"].items():
+        for method, operation in operations.items():
+            for code in ("400", "408", "429", "431", "503"):
+                content = operation["responses"].get(code, {}).get("content", {})
+                assert "application/problem+json" in content, (method, path, code)
+
+
 DEEP = b"[" * 300 + b"]" * 300  # orjson reads it, cannot write it back
 DEEPER = b"[" * 1_100 + b"]" * 1_100  # past orjson's own depth limit
 WIDE = orjson.dumps(list(range(10_000)))

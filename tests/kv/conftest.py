@@ -27,6 +27,13 @@ def new_prefix() -> str:
     return f"test:{uuid.uuid4().hex[:12]}:"
 
 
+def patient_redis(prefix: str) -> RedisKV:
+    """A Redis KV for tests about values, not latency: on a loaded machine fifty connections
+    opened at once take longer than the production 250 ms, and a timeout there would fail a
+    test of something else."""
+    return RedisKV(REDIS_URL, prefix=prefix, connect_timeout_s=10, timeout_s=10)
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def kv(request: pytest.FixtureRequest) -> AsyncIterator[KV]:
     """An open, empty KV of each kind."""
@@ -34,9 +41,7 @@ async def kv(request: pytest.FixtureRequest) -> AsyncIterator[KV]:
         async with MemoryKV() as impl:
             yield impl
         return
-    # Generous timeouts: the contract is about values, not latency, and fifty connections
-    # opened at once on a loaded machine take longer than the production 250 ms.
-    redis_kv = RedisKV(REDIS_URL, prefix=new_prefix(), connect_timeout_s=10, timeout_s=10)
+    redis_kv = patient_redis(new_prefix())
     await redis_kv.open()
     try:
         yield redis_kv

@@ -25,7 +25,7 @@ import asyncio, sys, time
 from sluice.kv.redis import RedisKV
 
 async def main(url, prefix, seconds, rate, burst):
-    kv = RedisKV(url, prefix=prefix)
+    kv = RedisKV(url, prefix=prefix, connect_timeout_s=10, timeout_s=10)
     await kv.open()
     print("ready", flush=True)  # imported and connected: the parent sends the start time
     start_at = float(sys.stdin.readline())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +11,6 @@ import pytest
 
 from sluice.errors import AdmissionError, ConfigError, SluiceError
 from sluice.kv.memory import MemoryKV
-from sluice.kv.redis import RedisKV
 from sluice.reliability.spend import (
     BudgetExhaustedError,
     KVLedger,
@@ -23,9 +21,9 @@ from sluice.reliability.spend import (
     SpendLedger,
     SpendLimit,
 )
+from tests.kv.conftest import patient_redis
 from tests.reliability import ManualClock
 
-REDIS_URL = os.environ.get("SLUICE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 HOUR = 3600.0
 # Ten minutes into an hour, so an hourly window has 3000 s left.
 START = 500_000 * HOUR + 600.0
@@ -48,11 +46,11 @@ async def ledgers(
         yield lambda: KVLedger(kv)
         return
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    clients = [RedisKV(REDIS_URL, prefix=prefix)]
+    clients = [patient_redis(prefix)]
     await clients[0].open()  # an unreachable Redis fails the test here rather than skipping
 
     def make() -> SpendLedger:
-        clients.append(RedisKV(REDIS_URL, prefix=prefix))
+        clients.append(patient_redis(prefix))
         return KVLedger(clients[-1])
 
     try:

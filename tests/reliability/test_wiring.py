@@ -14,7 +14,6 @@ from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.errors import AdmissionError, ConfigError, StepError
 from sluice.kv.memory import MemoryKV
-from sluice.kv.redis import RedisKV
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Cascade, Tier
 from sluice.reliability.config import SpendSettings, parse_reliability, parse_spend
@@ -24,7 +23,7 @@ from sluice.reliability.slo_guards import SloGuards
 from sluice.reliability.spend import MemoryLedger, SpendBudgets
 from sluice.workflow.model import Step, Workflow
 from tests.conftest import MakeApp
-from tests.kv.conftest import REDIS_URL, new_prefix
+from tests.kv.conftest import new_prefix, patient_redis
 from tests.reliability import ManualClock
 from tests.reliability.test_guarded import ScriptedModel
 
@@ -91,8 +90,8 @@ class TestSloGuards:
 
         Each side has its own connection to Redis, the store a worker and a gateway process
         share: nothing passes between them but what Redis holds."""
-        worker_kv = RedisKV(REDIS_URL, prefix=(prefix := new_prefix()))
-        gateway_kv = RedisKV(REDIS_URL, prefix=prefix)
+        worker_kv = patient_redis(prefix := new_prefix())
+        gateway_kv = patient_redis(prefix)
         await worker_kv.open()
         await gateway_kv.open()
         worker = SloGuards([_workflow("w", CLOSING)], worker_kv)

@@ -104,6 +104,28 @@ def _openai_responses(*codes: int, ok: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Answered by the server itself (``ingress/server.py``) before a request reaches its route,
+# on every route alike and always as problem documents, the AI gateway's routes included.
+_SERVER_REFUSALS = {
+    400: "a malformed request line, header or framing",
+    408: "the request line and headers, or the body, did not arrive in time",
+    429: "too many connections from this client address",
+    431: "request line and headers too large, or too many headers",
+    503: "too many requests in flight; see Retry-After",
+}
+
+
+def _add_server_refusals(paths: dict[str, Any]) -> None:
+    """Document the server's own refusals on every operation, beside the route's own."""
+    content = {"application/problem+json": {"schema": _PROBLEM}}
+    for operations in paths.values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            for code, why in _SERVER_REFUSALS.items():
+                answer = responses.setdefault(str(code), {"description": f"refused: {why}"})
+                answer.setdefault("content", {}).update(content)
+
+
 def _gateway_paths() -> dict[str, Any]:
     """``/v1/chat/completions`` and ``/v1/models`` (sluice.gateway.routes)."""
     answer = {"description": "the provider's completion (or its events when streamed)"}
@@ -252,6 +274,7 @@ def openapi_document(
                 "responses": _responses(503, ok={"200": {"description": "ok"}}),
             }
         }
+    _add_server_refusals(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sluice", "version": "1"},
