@@ -100,7 +100,10 @@ async def test_expired_keys_are_refused_naming_the_expiry(make_app: MakeApp) -> 
         app_store = SluiceApp.from_settings(load_settings(app_dir), run_pools=()).store
         await app_store.open()
         try:
-            _, soon = await create_api_key(app_store, "acme", expires_at=time.time() + 0.5)
+            # Time enough for the first request on a loaded machine; the test then waits
+            # for the expiry itself, which is what it is about.
+            soon_at = time.time() + 5.0
+            _, soon = await create_api_key(app_store, "acme", expires_at=soon_at)
             _, later = await create_api_key(app_store, "acme", expires_at=time.time() + 3600)
             with pytest.raises(ConfigError, match="has passed"):
                 await create_api_key(app_store, "acme", expires_at=time.time() - 1)
@@ -109,8 +112,8 @@ async def test_expired_keys_are_refused_naming_the_expiry(make_app: MakeApp) -> 
         finally:
             await app_store.aclose()
         ok = await http.post(RUNS, json={"text": "x"}, headers={"authorization": f"Bearer {soon}"})
-        assert ok.status_code == 202
-        await asyncio.sleep(0.6)
+        assert ok.status_code == 202  # verified, and now cached: the cache must not outlive it
+        await asyncio.sleep(max(0.0, soon_at - time.time()) + 0.1)
         resp = await http.post(
             RUNS, json={"text": "x"}, headers={"authorization": f"Bearer {soon}"}
         )
@@ -127,10 +130,13 @@ async def test_an_unreadable_store_keeps_cached_keys_for_their_time(tmp_path: Pa
     store = SqliteStore(tmp_path / "keys.db")
     await store.open()
     _, key = await create_api_key(store, "acme")
-    auth = ApiKeyAuth(store, cache_ttl_s=0.5, check_every_s=0.0)
+    # A cache time long enough for the store to close on a loaded machine; the test then
+    # waits out the rest of it.
+    auth = ApiKeyAuth(store, cache_ttl_s=3.0, check_every_s=0.0)
     assert (await auth.authenticate(f"Bearer {key}")).tenant == "acme"
+    cached_at = time.monotonic()  # at or after the moment the key was cached
     await store.aclose()
     assert (await auth.authenticate(f"Bearer {key}")).tenant == "acme"
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(max(0.0, cached_at + 3.0 - time.monotonic()) + 0.1)
     with pytest.raises(StoreError):
         await auth.authenticate(f"Bearer {key}")
