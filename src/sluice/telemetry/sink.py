@@ -7,6 +7,14 @@ sooner when a batch fills) with a single store call, which the SQLite store runs
 operation of its group-commit writer. When the store cannot keep up the buffers fill and
 new rows are dropped and counted, never waited for: telemetry must not slow the work down.
 The same task bounds the span store and the ledger (``purge_telemetry``) every minute.
+
+What waits in the buffers is plain tuples of numbers and strings (:data:`SpanRow`), not
+objects: the garbage collector stops tracking such a tuple the first time it sees it, so a
+buffer of thousands of spans adds nothing to later collections, and nothing is promoted to
+the old generation, whose full collections walk every loaded model (hundreds of
+milliseconds each). The store receives them as :class:`LazyRecords`, which builds each
+:class:`~sluice.store.base.SpanRecord` only when the store reads it: in the SQLite writer's
+thread, one at a time, off the event loop.
 """
 
 from __future__ import annotations
@@ -15,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -31,22 +39,73 @@ log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
+#: A finished span as it waits in the buffer: (trace id, span id, parent span id or 0,
+#: parent is remote, name, kind value, start ns, end ns, status value, attributes).
+SpanRow = tuple[int, int, int, bool, str, int, int, int, int, dict[str, Any]]
+#: A ledger row as it waits: the fields of :class:`~sluice.store.base.CostRecord`, in order.
+CostRow = tuple[float, str | None, str | None, str, str, str, str, int, int, float, bool]
 
-_KINDS = {kind: kind.name.lower() for kind in SpanKind}
-_STATUSES = {code: code.name.lower() for code in StatusCode}
+_KINDS = {kind.value: kind.name.lower() for kind in SpanKind}
+_STATUSES = {code.value: code.name.lower() for code in StatusCode}
+R = TypeVar("R")
 
 
-def span_record(span: LocalSpan) -> SpanRecord:
-    """The stored form of a finished span."""
-    ctx = span.get_span_context()
-    event_id = span.attributes.get("sluice.event_id")
-    parent = span.parent
-    return SpanRecord(
-        f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}",
-        None if parent is None else f"{parent.span_id:016x}", span.name, _KINDS[span.kind],
-        span.start_ns, span.end_ns, _STATUSES[span.status],
-        None if event_id is None else str(event_id), span.attributes,
+def span_row(span: LocalSpan) -> SpanRow:
+    """The buffered form of a finished span (enum members as their values: an enum member
+    is an object the collector tracks, and would keep the tuple tracked)."""
+    return (
+        span.trace_id, span.span_id, span.parent_id, span.parent_remote, span.name,
+        span.kind._value_, span.start_ns, span.end_ns, span.status._value_, span.attributes,
     )  # fmt: skip
+
+
+def span_record(row: SpanRow) -> SpanRecord:
+    """The stored form of a buffered span."""
+    attributes = row[9]
+    event_id = attributes.get("sluice.event_id")
+    return SpanRecord(
+        f"{row[0]:032x}", f"{row[1]:016x}", f"{row[2]:016x}" if row[2] else None, row[4],
+        _KINDS[row[5]], row[6], row[7], _STATUSES[row[8]],
+        None if event_id is None else str(event_id), attributes,
+    )  # fmt: skip
+
+
+def cost_record(row: CostRow) -> CostRecord:
+    """The stored form of a buffered ledger row."""
+    return CostRecord(*row)
+
+
+class LazyRecords(Sequence[R], Generic[R]):
+    """Buffered rows seen as records: each record is built when it is read, and dropped as
+    soon as the reader moves on (see the module docstring)."""
+
+    __slots__ = ("_make", "_rows")
+
+    def __init__(self, rows: Sequence[Any], make: Callable[[Any], R]) -> None:
+        self._rows = rows
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LazyRecords[R]: ...
+
+    def __getitem__(self, index: int | slice) -> R | LazyRecords[R]:
+        if isinstance(index, slice):
+            return LazyRecords(self._rows[index], self._make)
+        return self._make(self._rows[index])
+
+    def __iter__(self) -> Iterator[R]:
+        return map(self._make, self._rows)
+
+    @property
+    def rows(self) -> Sequence[Any]:
+        """The buffered rows themselves."""
+        return self._rows
 
 
 class TelemetrySink:
@@ -58,8 +117,9 @@ class TelemetrySink:
         self._store = store
         self._settings = settings
         self._forward = forward
-        self._spans: deque[LocalSpan] = deque()
-        self._costs: deque[CostRecord] = deque()
+        self._limit = settings.buffer
+        self._spans: list[SpanRow] = []
+        self._costs: list[CostRow] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -70,19 +130,23 @@ class TelemetrySink:
     # producers (event loop; must stay cheap) -------------------------------------------------
     def add_span(self, span: LocalSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
-        if len(self._spans) + len(self._costs) >= self._settings.buffer:
+        spans = self._spans
+        if len(spans) + len(self._costs) >= self._limit:
             self.dropped += 1
             return
-        self._spans.append(span)
-        if len(self._spans) == BATCH:
+        spans.append(span_row(span))
+        if len(spans) == BATCH:
             self._wake.set()
 
     def add_cost(self, row: CostRecord) -> None:
         """Buffer a ledger row (dropped and counted when the buffer is full)."""
-        if len(self._spans) + len(self._costs) >= self._settings.buffer:
+        if len(self._spans) + len(self._costs) >= self._limit:
             self.dropped += 1
             return
-        self._costs.append(row)
+        self._costs.append((
+            row.ts, row.event_id, row.trace_id, row.tenant, row.workflow, row.step, row.model,
+            row.input_tokens, row.output_tokens, row.cost, row.cached,
+        ))  # fmt: skip
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,24 +172,43 @@ class TelemetrySink:
         if self._forward is not None:
             await self._forward.drain()
 
+    def _take_spans(self) -> list[SpanRow]:
+        spans = self._spans
+        if len(spans) <= BATCH:
+            self._spans = []
+            return spans
+        taken = spans[:BATCH]
+        del spans[:BATCH]
+        return taken
+
+    def _take_costs(self) -> list[CostRow]:
+        costs = self._costs
+        if len(costs) <= BATCH:
+            self._costs = []
+            return costs
+        taken = costs[:BATCH]
+        del costs[:BATCH]
+        return taken
+
     async def flush(self) -> int:
         """Write everything buffered now; return how many rows were written."""
         written = 0
         async with self._lock:
             while self._spans or self._costs:
-                spans = [self._spans.popleft() for _ in range(min(BATCH, len(self._spans)))]
-                costs = [self._costs.popleft() for _ in range(min(BATCH, len(self._costs)))]
+                spans, costs = self._take_spans(), self._take_costs()
                 if self._forward is not None:
                     self._forward.add(spans)
-                records = [span_record(s) for s in spans] if self._settings.local_spans else []
+                kept = spans if self._settings.local_spans else []
                 try:
-                    await self._store.write_telemetry(records, costs)
+                    await self._store.write_telemetry(
+                        LazyRecords(kept, span_record), LazyRecords(costs, cost_record)
+                    )
                 except Exception:  # telemetry never fails the work it describes
-                    self.dropped += len(records) + len(costs)
-                    log.warning("writing %d spans and %d ledger rows failed", len(records),
+                    self.dropped += len(kept) + len(costs)
+                    log.warning("writing %d spans and %d ledger rows failed", len(kept),
                                 len(costs), exc_info=True)  # fmt: skip
                     continue
-                written += len(records) + len(costs)
+                written += len(kept) + len(costs)
         self.written += written
         return written
 
