@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from sluice.gateway.routes import openai_error
+from sluice.ai_gateway.routes import openai_error
 from sluice.ingress.problems import problem
 
 #: The status counted for a request whose client left before it was answered (nginx's).

@@ -39,6 +39,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from sluice.ai_gateway.config import parse_gateway
+from sluice.ai_gateway.metrics import GatewayMetrics
+from sluice.ai_gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
 from sluice.app import SluiceApp
 from sluice.errors import (
     AdmissionError,
@@ -49,12 +52,9 @@ from sluice.errors import (
     RateLimitedError,
     SluiceError,
 )
-from sluice.gateway.config import parse_gateway
-from sluice.gateway.metrics import GatewayMetrics
-from sluice.gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
-from sluice.gateway.upstream import UpstreamError
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import RequestError, check_single
+from sluice.outbound.upstream import UpstreamError
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
 
