@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -54,17 +53,10 @@ from sluice.errors import (
 )
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import RequestError, check_single
+from sluice.ingress.problems import openai_error
 from sluice.outbound.upstream import UpstreamError
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
-
-
-def openai_error(
-    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
-) -> Response:
-    """An error response in the OpenAI shape."""
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return Response(orjson.dumps(body), status, headers, media_type=JSON)
 
 
 def _retry_after(seconds: float) -> str:
