@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy --strict src/
+	PYTHONPATH=src $(BIN)/lint-imports --no-logo
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from sluice.ingress.gateway import Gateway
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.testing import wait_until
 from tests.ingress.conftest import SECRET_NEW, SECRET_OLD, Ingress

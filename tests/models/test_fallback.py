@@ -15,10 +15,10 @@ from tests.reliability.test_guarded import REQUEST, ScriptedModel, busy
 from sluice.cache.backend import MemoryBackend
 from sluice.cache.response import ResponseCache
 from sluice.models.cascade import Cascade, Tier
-from sluice.models.step import classify
+from sluice.models.guarded import GuardedModel
 from sluice.reliability.breaker import BreakerSettings, BreakerState, CircuitBreaker
-from sluice.reliability.guarded import GuardedModel
 from sluice.reliability.retry_budget import RetryBudget, RetryBudgetSettings
+from sluice.steps.classify import classify
 from sluice.store.sqlite import SqliteStore
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.settings import TelemetrySettings

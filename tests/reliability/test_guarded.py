@@ -11,13 +11,13 @@ import pytest
 from sluice.errors import StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.cascade import Cascade, Tier
+from sluice.models.guarded import GuardedModel, call_deadline, current_deadline
 from sluice.reliability.breaker import (
     BreakerOpenError,
     BreakerSettings,
     BreakerState,
     CircuitBreaker,
 )
-from sluice.reliability.guarded import GuardedModel, call_deadline, current_deadline
 from sluice.reliability.retry_budget import RetryBudget, RetryBudgetSettings
 from tests.reliability import ManualClock
 

@@ -27,7 +27,7 @@ from sluice.models.simulator import ModelSimulator, SimulatorSettings
 from sluice.models.simulator_answerer import TfidfAnswerer
 from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples
-from sluice.steps.egress import Egress
+from sluice.outbound.egress import Egress
 from sluice.store.base import EventState
 from sluice.telemetry.alerts import (
     COST_PER_REQUEST,

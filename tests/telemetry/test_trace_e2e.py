@@ -33,7 +33,7 @@ from sluice.config import load_settings
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.telemetry.logs import JsonFormatter
 from sluice.testing import free_port

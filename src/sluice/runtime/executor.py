@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from opentelemetry import trace
 
+from sluice.backoff import backoff_delay
 from sluice.errors import (
     BudgetExceededError,
     NotFoundError,
@@ -26,7 +27,6 @@ from sluice.errors import (
 )
 from sluice.guard.pii import PiiMasker
 from sluice.reliability.slo_guards import SloGuards
-from sluice.runtime.backoff import backoff_delay
 from sluice.store.base import Completion, Job, Store
 from sluice.telemetry import tracing
 from sluice.telemetry.metrics import Metrics

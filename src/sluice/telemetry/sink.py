@@ -24,8 +24,9 @@ from sluice.store.base import CostRecord, SpanRecord, Store
 from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
+    # Spans by their Protocol: the tracer imports this sink, not the other way round.
+    from sluice.telemetry.finished_span import FinishedSpan as LocalSpan
     from sluice.telemetry.otlp import OtlpForwarder
-    from sluice.telemetry.tracing import LocalSpan
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000

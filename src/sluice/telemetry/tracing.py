@@ -49,11 +49,12 @@ from opentelemetry.trace import (
 from sluice.store.base import CostRecord, Store
 from sluice.telemetry.settings import TelemetrySettings
 from sluice.telemetry.sink import TelemetrySink
-from sluice.telemetry.traceparent import format_traceparent, parse_traceparent
+from sluice.traceparent import format_traceparent, parse_traceparent
 
 if TYPE_CHECKING:
-    from sluice.models.base import ModelResult
+    # Telemetry reads model calls by their Protocol; models sit above it.
     from sluice.store.base import Job
+    from sluice.telemetry.model_call import ModelCall as ModelResult
 
 _ACTIVE: ContextVar[Telemetry | None] = ContextVar("sluice_telemetry", default=None)
 Attributes = Mapping[str, str | bool | int | float]

@@ -7,7 +7,7 @@ import openai
 import orjson
 import pytest
 
-from tests.gateway.conftest import StackFactory, sim_stats
+from tests.ai_gateway.conftest import StackFactory, sim_stats
 
 QUESTION = "I still have not received my new card, when will it arrive?"
 JSON = {"content-type": "application/json"}

@@ -36,7 +36,7 @@ from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.cascade import Held
 from sluice.models.estimate import cost_bound
-from sluice.reliability.guarded import call_deadline
+from sluice.models.guarded import call_deadline
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 

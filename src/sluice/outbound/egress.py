@@ -1,15 +1,26 @@
-"""Outbound HTTP for steps: an allowlist of hosts, named secrets, one pooled session."""
+"""Outbound HTTP for steps and alerts: an allowlist of hosts, named secrets, one pooled session."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from sluice.config import AppSettings
 from sluice.errors import ConfigError
+from sluice.outbound.sessions import client_session
+
+
+def allowed(url: str, allowlist: Collection[str]) -> bool:
+    """Whether ``url``'s host (or host:port) is on the allowlist."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname
+    return host in allowlist or f"{host}:{parts.port}" in allowlist
 
 
 @dataclass
@@ -37,8 +48,9 @@ class Egress:
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
+            self._session = client_session(
+                self.max_connections,
+                per_host=False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             )
         return self._session

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sluice.gateway.http1 import Http1Error, Http1Pool
+from sluice.outbound.http1 import Http1Error, Http1Pool
 
 Handler = Callable[[int, bytes], Awaitable[bytes | None]]
 

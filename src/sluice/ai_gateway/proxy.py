@@ -9,11 +9,11 @@ did cost). Then the group's deployments are tried in order, each behind its circ
 the next one, a request the provider judges invalid comes back as it is. Streams fall back the
 same way until a provider answers 200; from then on its events are relayed one by one.
 
-Refusals raise Sluice errors (:mod:`sluice.gateway.routes` renders them OpenAI-shaped):
+Refusals raise Sluice errors (:mod:`sluice.ai_gateway.routes` renders them OpenAI-shaped):
 ``InvalidInputError`` (400), ``NotFoundError`` (404, unknown model), ``RateLimitedError`` and
 ``BudgetExhaustedError`` (429), ``IdempotencyConflictError`` (409), ``AdmissionError`` (503:
 SLO guard closed, or every deployment's breaker open) and
-:class:`~sluice.gateway.upstream.UpstreamError` (the provider's own answer, or 502).
+:class:`~sluice.outbound.upstream.UpstreamError` (the provider's own answer, or 502).
 """
 
 from __future__ import annotations
@@ -30,20 +30,20 @@ from typing import Any
 import aiohttp
 import orjson
 
+from sluice.ai_gateway.config import Deployment, GatewaySettings
+from sluice.ai_gateway.idempotency import IdempotencyKeys, Lead
+from sluice.ai_gateway.metrics import GatewayMetrics
+from sluice.ai_gateway.streaming import StreamAssembler, completion_events
 from sluice.cache.backend import MemoryBackend
 from sluice.cache.keys import stable_hash
 from sluice.cache.stats import CacheStats, Counters
 from sluice.errors import AdmissionError, InvalidInputError, NotFoundError, RateLimitedError
-from sluice.gateway.config import Deployment, GatewaySettings
-from sluice.gateway.idempotency import IdempotencyKeys, Lead
-from sluice.gateway.metrics import GatewayMetrics
-from sluice.gateway.streaming import StreamAssembler, completion_events
-from sluice.gateway.upstream import Upstream, UpstreamError
 from sluice.ingress.limits import Limits, checked_idempotency_key, read_json
 from sluice.kv.base import KV
 from sluice.models.base import Usage
 from sluice.models.estimate import prompt_tokens
 from sluice.models.prices import Price
+from sluice.outbound.upstream import Upstream, UpstreamError
 from sluice.reliability.breaker import BreakerOpenError, BreakerRegistry
 from sluice.reliability.slo_guard import SloGuard
 from sluice.reliability.spend import Reservation, SpendBudgets

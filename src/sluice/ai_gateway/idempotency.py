@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sluice.ai_gateway.config import IdempotencySettings
 from sluice.errors import IdempotencyConflictError
-from sluice.gateway.config import IdempotencySettings
 
 
 @dataclass(slots=True)

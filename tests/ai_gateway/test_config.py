@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sluice.ai_gateway.config import parse_gateway
 from sluice.errors import ConfigError
-from sluice.gateway.config import parse_gateway
 from sluice.reliability.slo_guard import SloPolicy
 
 GROUP = {"chat": [{"name": "a", "base_url": "http://h:1/v1/", "model": "m"}]}

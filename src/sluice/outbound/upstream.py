@@ -1,6 +1,6 @@
-"""One provider deployment behind one pooled aiohttp session: relay a body, get bytes back.
+"""One provider deployment behind pooled connections: relay a body, get bytes back.
 
-The gateway relays request bodies it has already serialized and answers with the provider's
+The AI gateway relays request bodies it has already serialized and answers with the provider's
 bytes as they are, so nothing here builds or parses completions: that keeps the relay at the
 cost of one pooled HTTP round trip. Failures raise :class:`UpstreamError`, retryable (429,
 408, 409, 425, 5xx, timeouts, refused or reset connections: the next deployment may answer)
@@ -10,16 +10,47 @@ or not (other 4xx: the request itself is wrong, and the provider's error goes ba
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import aiohttp
 
 from sluice.errors import StepError
-from sluice.gateway.config import Deployment
-from sluice.gateway.http1 import Http1Error, Http1Pool
-from sluice.models.openai_client import parse_retry_after
+from sluice.outbound.http1 import Http1Error, Http1Pool
+from sluice.outbound.retry_after import parse_retry_after
+from sluice.outbound.sessions import client_session
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _ERROR_BODY_BYTES = 64 * 1024
+
+
+class Deployment(Protocol):
+    """What a relay needs to know of one provider deployment (the AI gateway's config has
+    more: models, prices, limits)."""
+
+    @property
+    def name(self) -> str:
+        """The deployment's name in errors and metrics."""
+        ...
+
+    @property
+    def base_url(self) -> str:
+        """The provider's OpenAI-compatible base URL, without a trailing slash."""
+        ...
+
+    @property
+    def api_key(self) -> str | None:
+        """The bearer token, if the provider takes one."""
+        ...
+
+    @property
+    def timeout_s(self) -> float:
+        """The most a call may take (between two chunks, for a stream)."""
+        ...
+
+    @property
+    def max_connections(self) -> int:
+        """Connections kept to the provider, per pool."""
+        ...
 
 
 class UpstreamError(StepError):
@@ -74,10 +105,10 @@ class Upstream:
     async def start(self) -> None:
         """Open the connection pools."""
         if self._session is None:
-            limit = self.deployment.max_connections
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, skip_auto_headers=("User-Agent",)
+            self._session = client_session(
+                self.deployment.max_connections,
+                headers=self._headers,
+                skip_auto_headers=("User-Agent",),
             )
 
     async def aclose(self) -> None:

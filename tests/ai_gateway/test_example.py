@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sluice.models.simulator import SimulatorSettings
-from tests.gateway.conftest import StackFactory, sim_stats
-from tests.gateway.test_chat import ask
+from tests.ai_gateway.conftest import StackFactory, sim_stats
+from tests.ai_gateway.test_chat import ask
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway" / "sluice.yaml"
 

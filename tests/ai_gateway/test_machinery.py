@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from sluice.models.simulator import SimulatorSettings
-from tests.gateway.conftest import StackFactory, sim_stats
-from tests.gateway.test_chat import ask
+from tests.ai_gateway.conftest import StackFactory, sim_stats
+from tests.ai_gateway.test_chat import ask
 
 FAILING = SimulatorSettings(error_rate=1.0, seed=1)
 

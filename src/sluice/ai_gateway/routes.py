@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import math
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from sluice.ai_gateway.config import parse_gateway
+from sluice.ai_gateway.metrics import GatewayMetrics
+from sluice.ai_gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
 from sluice.app import SluiceApp
 from sluice.errors import (
     AdmissionError,
@@ -49,22 +51,12 @@ from sluice.errors import (
     RateLimitedError,
     SluiceError,
 )
-from sluice.gateway.config import parse_gateway
-from sluice.gateway.metrics import GatewayMetrics
-from sluice.gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
-from sluice.gateway.upstream import UpstreamError
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import RequestError, check_single
+from sluice.ingress.problems import openai_error
+from sluice.outbound.upstream import UpstreamError
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
-
-
-def openai_error(
-    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
-) -> Response:
-    """An error response in the OpenAI shape."""
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return Response(orjson.dumps(body), status, headers, media_type=JSON)
 
 
 def _retry_after(seconds: float) -> str:
