@@ -9,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from sluice.models.simulator import SimulatorSettings
+from sluice.drills.simulator import SimulatorSettings
 from tests.gateway.conftest import StackFactory, sim_stats
 from tests.gateway.test_chat import ask
 
