@@ -30,11 +30,12 @@ class TestManualClock:
         breaker = CircuitBreaker("model:large", settings, clock=clock)
         assert breaker.allow()
         breaker.record(success=False)
-        assert breaker.state is BreakerState.OPEN
+        states = [breaker.state]
         clock.advance(29.0)
-        assert breaker.state is BreakerState.OPEN
+        states.append(breaker.state)
         clock.advance(1.0)
-        assert breaker.state is BreakerState.HALF_OPEN
+        states.append(breaker.state)
+        assert states == [BreakerState.OPEN, BreakerState.OPEN, BreakerState.HALF_OPEN]
 
     async def test_expires_a_cache_entry(self) -> None:
         """A cache entry lives until its TTL has passed on the clock, not a moment longer."""
