@@ -1,6 +1,6 @@
-"""Chaos drills against a real deployment of an app: processes started, loaded, and hurt.
+"""The kill-worker drill: workers SIGKILLed while events flow; none may be lost or doubled.
 
-``kill_worker``: a gateway (``sluice serve --no-workers``) and two workers (``sluice worker``)
+A gateway (``sluice serve --no-workers``) and two workers (``sluice worker``)
 share one store; events are sent over HTTP, each with its own ``Idempotency-Key`` and sent
 again with the same key whenever the answer is lost; one worker is SIGKILLed and restarted
 ``kills`` times while they flow. The drill passes when every accepted event completes and no
