@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sluice.models.simulator import SimulatorSettings
+from sluice.drills.simulator import SimulatorSettings
 from tests.ai_gateway.conftest import StackFactory, sim_stats
 from tests.ai_gateway.test_chat import ask
 

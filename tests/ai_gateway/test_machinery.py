@@ -9,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from sluice.models.simulator import SimulatorSettings
+from sluice.drills.simulator import SimulatorSettings
 from tests.ai_gateway.conftest import StackFactory, sim_stats
 from tests.ai_gateway.test_chat import ask
 

@@ -14,7 +14,7 @@ from sluice.reliability.retry_budget import (
     SlidingCounts,
     retry_delay,
 )
-from tests.reliability import ManualClock
+from sluice.testing import ManualClock
 
 
 def retries_granted(budget: RetryBudget, name: str, wanted: int) -> int:

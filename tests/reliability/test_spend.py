@@ -21,8 +21,8 @@ from sluice.reliability.spend import (
     SpendLedger,
     SpendLimit,
 )
+from sluice.testing import ManualClock
 from tests.kv.conftest import patient_redis
-from tests.reliability import ManualClock
 
 HOUR = 3600.0
 # Ten minutes into an hour, so an hourly window has 3000 s left.

@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from sluice.models.metrics import percentile
-from sluice.testing.drills import (
+from sluice.drills.base import (
     DrillOptions,
     DrillReport,
     count_events,
@@ -37,7 +36,8 @@ from sluice.testing.drills import (
     load_workflow,
     spawn,
 )
-from sluice.testing.load import memory_mb, open_loop
+from sluice.drills.load import memory_mb, open_loop
+from sluice.models.metrics import percentile
 from sluice.testing.servers import free_port, wait_ready
 
 MAX_GROWTH_MB = 256.0

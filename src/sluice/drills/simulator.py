@@ -134,7 +134,7 @@ class SimulatorStats:
 
 
 class ModelSimulator:
-    """The simulator as an ASGI application; serve it with :mod:`sluice.models.sim_server`."""
+    """The simulator as an ASGI application; :mod:`sluice.drills.simulator_server` serves it."""
 
     def __init__(self, model: Model, settings: SimulatorSettings | None = None) -> None:
         settings = settings or SimulatorSettings()

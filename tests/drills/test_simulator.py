@@ -17,13 +17,13 @@ from typer.testing import CliRunner
 
 from sluice.cli.main import build_app
 from sluice.cli.simulate import _resolve_model
+from sluice.drills.simulator import LatencyDistribution, ModelSimulator, SimulatorSettings
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, ModelResult
 from sluice.models.chat_model import label_schema
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
-from sluice.models.simulator import LatencyDistribution, ModelSimulator, SimulatorSettings
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples, write_examples
 
 DATA = Path(__file__).resolve().parents[2] / "examples/triage/data/banking77/train.csv"

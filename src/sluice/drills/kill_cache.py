@@ -31,8 +31,7 @@ from typing import Any
 
 import httpx
 
-from sluice.models.metrics import percentile
-from sluice.testing.drills import (
+from sluice.drills.base import (
     DrillOptions,
     DrillReport,
     count_events,
@@ -40,6 +39,7 @@ from sluice.testing.drills import (
     settle,
     spawn,
 )
+from sluice.models.metrics import percentile
 from sluice.testing.redis_server import RedisServer
 from sluice.testing.servers import free_port, wait_ready
 

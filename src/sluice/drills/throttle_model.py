@@ -34,10 +34,8 @@ from typing import Any
 import httpx
 import yaml
 
-from sluice.errors import ConfigError
-from sluice.models.metrics import percentile
-from sluice.testing.apps import LLM_MODEL, LLM_PRICES, link_shared, llm_entry
-from sluice.testing.drills import (
+from sluice.drills.apps import LLM_MODEL, LLM_PRICES, link_shared, llm_entry
+from sluice.drills.base import (
     DrillOptions,
     DrillReport,
     count_events,
@@ -47,7 +45,9 @@ from sluice.testing.drills import (
     load_workflow,
     spawn,
 )
-from sluice.testing.load import memory_mb, open_loop
+from sluice.drills.load import memory_mb, open_loop
+from sluice.errors import ConfigError
+from sluice.models.metrics import percentile
 from sluice.testing.servers import free_port, wait_ready
 
 #: The simulated provider: median 200 ms, p95 600 ms, 4 calls in flight at most.

@@ -1,6 +1,6 @@
 """Serving the model simulator with uvicorn: in the caller's event loop, or as a process.
 
-:class:`SimulatorServer` runs a :class:`~sluice.models.simulator.ModelSimulator` on a real
+:class:`SimulatorServer` runs a :class:`~sluice.drills.simulator.ModelSimulator` on a real
 socket inside the current event loop (port ``0`` picks a free one), for tests and drills that
 need real HTTP; :func:`serve` blocks and is what ``sluice simulate-model`` runs.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from sluice.models.simulator import ModelSimulator
+from sluice.drills.simulator import ModelSimulator
 from sluice.testing.servers import AsgiServer
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from sluice.config import load_settings
+from sluice.drills.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
 from sluice.errors import ConfigError
 from sluice.models.chat_model import ChatModelBuilder
 from sluice.models.prices import validate_prices
 from sluice.models.registry import validate_models
 from sluice.reliability.config import parse_reliability
 from sluice.reliability.slo_guards import SloGuards
-from sluice.testing.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
 from sluice.workflow.loader import load_workflow_file
 from sluice.workflow.model import Workflow
 
