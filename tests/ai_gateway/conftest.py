@@ -135,11 +135,11 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
     ) -> Stack:
         """``config`` replaces the test config; ``{primary}`` and ``{backup}`` are the ports."""
         sims = []
-        for settings in (primary, backup):
-            server = SimulatorServer(ModelSimulator(answerer, settings or SimulatorSettings()))
-            await server.start()
-            stop.append(server.aclose)
-            sims.append(server)
+        for side in (primary, backup):
+            sim = SimulatorServer(ModelSimulator(answerer, side or SimulatorSettings()))
+            await sim.start()
+            stop.append(sim.aclose)
+            sims.append(sim)
         app_dir = tmp_path / "app"
         (app_dir / "workflows").mkdir(parents=True)
         if config is None:  # an app of its own has its own workflows (or none)

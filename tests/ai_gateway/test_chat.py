@@ -6,6 +6,7 @@ import httpx
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.ai_gateway.conftest import StackFactory, sim_stats
 
@@ -13,7 +14,7 @@ QUESTION = "I still have not received my new card, when will it arrive?"
 JSON = {"content-type": "application/json"}
 
 
-def ask(text: str = QUESTION) -> list[dict[str, str]]:
+def ask(text: str = QUESTION) -> list[ChatCompletionMessageParam]:
     """One user message."""
     return [{"role": "user", "content": text}]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ URL = "http://127.0.0.1:9/v1"
 SLO = {"p95_ms": 300, "error_rate": 0.01, "window_s": 30, "policy": "degrade"}
 
 
-def _validated(app: Path) -> tuple[Workflow, dict[str, object]]:
+def _validated(app: Path) -> tuple[Workflow, dict[str, Any]]:
     """The app's triage workflow and config sections, after every check serving runs."""
     settings = load_settings(app)
     workflow = load_workflow_file(app / "workflows" / "triage.yaml", settings.pools)

@@ -201,7 +201,7 @@ async def full(make_app: MakeApp) -> AsyncIterator[Full]:
         settings = load_settings(make_app(config, {"tickets.yaml": WORKFLOW}))
         app = SluiceApp.from_settings(settings)
         asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
-        routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
+        routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]  # the middleware wraps a Starlette app
         await app.start()
         _, key = await create_api_key(app.store, "acme")
         transport = httpx.ASGITransport(app=asgi)

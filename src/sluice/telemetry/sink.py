@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sluice.store.base import CostRecord, SpanRecord, Store
+from sluice.store.base import CostRecord, SpanRecord, TelemetryStore
 from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
@@ -54,7 +54,10 @@ class TelemetrySink:
     """Bounded buffers of spans and ledger rows, and the task that writes them."""
 
     def __init__(
-        self, store: Store, settings: TelemetrySettings, forward: OtlpForwarder | None = None
+        self,
+        store: TelemetryStore,
+        settings: TelemetrySettings,
+        forward: OtlpForwarder | None = None,
     ) -> None:
         self._store = store
         self._settings = settings

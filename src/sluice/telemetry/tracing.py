@@ -46,7 +46,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from sluice.store.base import CostRecord, Store
+from sluice.store.base import CostRecord, TelemetryStore
 from sluice.telemetry.settings import TelemetrySettings
 from sluice.telemetry.sink import TelemetrySink
 from sluice.traceparent import format_traceparent, parse_traceparent
@@ -190,7 +190,7 @@ class LocalTracer:
 class Telemetry:
     """The tracer, the span store and the cost ledger of one app."""
 
-    def __init__(self, settings: TelemetrySettings, store: Store) -> None:
+    def __init__(self, settings: TelemetrySettings, store: TelemetryStore) -> None:
         self.settings = settings
         forward = None
         if settings.otlp_endpoint:
