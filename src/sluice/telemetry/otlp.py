@@ -23,7 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 if TYPE_CHECKING:
-    from sluice.telemetry.sink import SpanRow
+    from sluice.telemetry.finished_span import SpanRow
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 512

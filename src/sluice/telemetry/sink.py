@@ -28,20 +28,19 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sluice.store.base import CostRecord, SpanRecord, Store
+from sluice.store.base import CostRecord, SpanRecord, TelemetryStore
+from sluice.telemetry.finished_span import SpanRow
 from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
+    # Spans by their Protocol: the tracer imports this sink, not the other way round.
+    from sluice.telemetry.finished_span import FinishedSpan
     from sluice.telemetry.otlp import OtlpForwarder
-    from sluice.telemetry.tracing import LocalSpan
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
-#: A finished span as it waits in the buffer: (trace id, span id, parent span id or 0,
-#: parent is remote, name, kind value, start ns, end ns, status value, attributes).
-SpanRow = tuple[int, int, int, bool, str, int, int, int, int, dict[str, Any]]
 #: A ledger row as it waits: the fields of :class:`~sluice.store.base.CostRecord`, in order.
 CostRow = tuple[float, str | None, str | None, str, str, str, str, int, int, float, bool]
 
@@ -50,7 +49,7 @@ _STATUSES = {code.value: code.name.lower() for code in StatusCode}
 R = TypeVar("R")
 
 
-def span_row(span: LocalSpan) -> SpanRow:
+def span_row(span: FinishedSpan) -> SpanRow:
     """The buffered form of a finished span (enum members as their values: an enum member
     is an object the collector tracks, and would keep the tuple tracked)."""
     return (
@@ -112,7 +111,10 @@ class TelemetrySink:
     """Bounded buffers of spans and ledger rows, and the task that writes them."""
 
     def __init__(
-        self, store: Store, settings: TelemetrySettings, forward: OtlpForwarder | None = None
+        self,
+        store: TelemetryStore,
+        settings: TelemetrySettings,
+        forward: OtlpForwarder | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -128,7 +130,7 @@ class TelemetrySink:
         self.written = 0
 
     # producers (event loop; must stay cheap) -------------------------------------------------
-    def add_span(self, span: LocalSpan) -> None:
+    def add_span(self, span: FinishedSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
         spans = self._spans
         if len(spans) + len(self._costs) >= self._limit:
