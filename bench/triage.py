@@ -15,7 +15,10 @@ off (no spans, no cost ledger) and on (a span for acceptance, each step, each mo
 cache lookup, written to the local span store, plus the ledger), alternating off/on and
 on/off ``--repeats`` times in one run, and prints the median tickets/s of each and their ratio,
 and beside it the CPU time the process spent a ticket (less sensitive than wall time to
-other work on a shared machine).
+other work on a shared machine). Each round's two runs sit side by side in time, so the
+round's on/off ratio is the least disturbed by load that comes and goes: the last line's
+``telemetry_ratio`` is the median of the rounds' ratios, ``telemetry_ratio_spread`` their
+lowest and highest.
 ``--telemetry on|off`` runs the full benchmark with telemetry set that way.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py --telemetry both [--tickets 3000]
@@ -174,6 +177,8 @@ def telemetry_cost(count: int, repeats: int) -> None:
             print(f"  run {n + 1} telemetry {mode:<3}: {figures['tickets_per_s']:.0f} tickets/s,"
                   f" {figures['cpu_ms_per_ticket']:.2f} CPU ms a ticket"
                   f" (dead {figures['dead']})")  # fmt: skip
+    # Round n's two runs were measured one after the other: their ratio is the paired figure.
+    paired = [r_on / r_off for r_on, r_off in zip(rates["on"], rates["off"], strict=True)]
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
     cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     print(f"  telemetry off: median {off:.0f} tickets/s, {cpu_off:.2f} CPU ms a ticket")
@@ -182,6 +187,9 @@ def telemetry_cost(count: int, repeats: int) -> None:
           f" {written / count:.1f} per ticket)")  # fmt: skip
     print(f"  ratio        : throughput {on / off:.3f} (telemetry costs"
           f" {100 * (1 - on / off):.1f}%); CPU a ticket {cpu_on / cpu_off:.3f}")  # fmt: skip
+    rounds = ", ".join(f"{r:.3f}" for r in paired)
+    print(f"  paired rounds: on/off {statistics.median(paired):.3f} median"
+          f" ({min(paired):.3f}-{max(paired):.3f}): {rounds}")  # fmt: skip
     print(json.dumps({
         "tickets": count, "repeats": repeats,
         "telemetry_off_tickets_per_s": round(off, 1), "telemetry_on_tickets_per_s": round(on, 1),
@@ -189,6 +197,9 @@ def telemetry_cost(count: int, repeats: int) -> None:
         "on_runs": [round(r, 1) for r in rates["on"]],
         "cpu_ms_per_ticket_off": round(cpu_off, 3), "cpu_ms_per_ticket_on": round(cpu_on, 3),
         "cpu_ratio": round(cpu_on / cpu_off, 4),
+        "paired_ratios": [round(r, 4) for r in paired],
+        "telemetry_ratio_spread": [round(min(paired), 4), round(max(paired), 4)],
+        "telemetry_ratio": round(statistics.median(paired), 4),
     }))  # fmt: skip
 
 
