@@ -2,7 +2,8 @@
 
 :class:`~sluice.telemetry.tracing.LocalSpan` satisfies this Protocol. The sink takes spans by
 it rather than importing the tracer that makes them, which imports the sink: the dependency
-runs one way. The sink keeps each as a :data:`SpanRow`, which the OTLP forwarder reads too.
+runs one way. The sink keeps each span's fields in columns (one list per field) and hands
+the OTLP forwarder each span as a :data:`SpanRow`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-#: A finished span as it waits in the sink: (trace id, span id, parent span id or 0, parent
-#: is remote, name, kind value, start ns, end ns, status value, attributes). Plain values
-#: only, so the garbage collector stops tracking the tuple (see telemetry/sink.py).
+#: A finished span's fields, in the order the sink buffers them: (trace id, span id, parent
+#: span id or 0, parent is remote, name, kind value, start ns, end ns, status value,
+#: attributes). Plain values only (see telemetry/sink.py).
 SpanRow = tuple[int, int, int, bool, str, int, int, int, int, dict[str, Any]]
 
 

@@ -8,13 +8,13 @@ operation of its group-commit writer. When the store cannot keep up the buffers 
 new rows are dropped and counted, never waited for: telemetry must not slow the work down.
 The same task bounds the span store and the ledger (``purge_telemetry``) every minute.
 
-What waits in the buffers is plain tuples of numbers and strings (:data:`SpanRow`), not
-objects: the garbage collector stops tracking such a tuple the first time it sees it, so a
-buffer of thousands of spans adds nothing to later collections, and nothing is promoted to
-the old generation, whose full collections walk every loaded model (hundreds of
-milliseconds each). The store receives them as :class:`LazyRecords`, which builds each
-:class:`~sluice.store.base.SpanRecord` only when the store reads it: in the SQLite writer's
-thread, one at a time, off the event loop.
+What waits in the buffers is plain values, one list per field (a column): appending an
+integer or a string to a list makes no object the garbage collector counts, where a span
+object (or a tuple) per buffered span made the collector run more than twice as often with
+tracing on, and promoted spans to the old generation, whose full collections walk every
+loaded model (hundreds of milliseconds each). The store receives the columns as
+:class:`LazyRecords`, which builds each :class:`~sluice.store.base.SpanRecord` only when the
+store reads it: in the SQLite writer's thread, one at a time, off the event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from opentelemetry.trace import SpanKind, StatusCode
 
 from sluice.store.base import CostRecord, SpanRecord, TelemetryStore
-from sluice.telemetry.finished_span import SpanRow
 from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
@@ -41,51 +40,40 @@ log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
-#: A ledger row as it waits: the fields of :class:`~sluice.store.base.CostRecord`, in order.
-CostRow = tuple[float, str | None, str | None, str, str, str, str, int, int, float, bool]
+SPAN_FIELDS = 10  # the fields of a SpanRow, each buffered in its own column
+COST_FIELDS = 11  # the fields of a CostRecord, in order
 
 _KINDS = {kind.value: kind.name.lower() for kind in SpanKind}
 _STATUSES = {code.value: code.name.lower() for code in StatusCode}
 R = TypeVar("R")
+Columns = list[list[Any]]
 
 
-def span_row(span: FinishedSpan) -> SpanRow:
-    """The buffered form of a finished span (enum members as their values: an enum member
-    is an object the collector tracks, and would keep the tuple tracked)."""
-    return (
-        span.trace_id, span.span_id, span.parent_id, span.parent_remote, span.name,
-        span.kind._value_, span.start_ns, span.end_ns, span.status._value_, span.attributes,
-    )  # fmt: skip
-
-
-def span_record(row: SpanRow) -> SpanRecord:
-    """The stored form of a buffered span."""
-    attributes = row[9]
+def span_record(
+    trace_id: int, span_id: int, parent_id: int, remote: bool, name: str, kind: int,
+    start_ns: int, end_ns: int, status: int, attributes: dict[str, Any],
+) -> SpanRecord:  # fmt: skip
+    """The stored form of a buffered span (the fields of a :data:`SpanRow`)."""
     event_id = attributes.get("sluice.event_id")
     return SpanRecord(
-        f"{row[0]:032x}", f"{row[1]:016x}", f"{row[2]:016x}" if row[2] else None, row[4],
-        _KINDS[row[5]], row[6], row[7], _STATUSES[row[8]],
+        f"{trace_id:032x}", f"{span_id:016x}", f"{parent_id:016x}" if parent_id else None, name,
+        _KINDS[kind], start_ns, end_ns, _STATUSES[status],
         None if event_id is None else str(event_id), attributes,
     )  # fmt: skip
 
 
-def cost_record(row: CostRow) -> CostRecord:
-    """The stored form of a buffered ledger row."""
-    return CostRecord(*row)
-
-
 class LazyRecords(Sequence[R], Generic[R]):
-    """Buffered rows seen as records: each record is built when it is read, and dropped as
-    soon as the reader moves on (see the module docstring)."""
+    """Buffered columns seen as records: each record is built when it is read, and dropped
+    as soon as the reader moves on (see the module docstring)."""
 
-    __slots__ = ("_make", "_rows")
+    __slots__ = ("_columns", "_make")
 
-    def __init__(self, rows: Sequence[Any], make: Callable[[Any], R]) -> None:
-        self._rows = rows
+    def __init__(self, columns: Columns, make: Callable[..., R]) -> None:
+        self._columns = columns
         self._make = make
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._columns[0]) if self._columns else 0
 
     @overload
     def __getitem__(self, index: int) -> R: ...
@@ -95,16 +83,18 @@ class LazyRecords(Sequence[R], Generic[R]):
 
     def __getitem__(self, index: int | slice) -> R | LazyRecords[R]:
         if isinstance(index, slice):
-            return LazyRecords(self._rows[index], self._make)
-        return self._make(self._rows[index])
+            return LazyRecords([column[index] for column in self._columns], self._make)
+        return self._make(*(column[index] for column in self._columns))
 
     def __iter__(self) -> Iterator[R]:
-        return map(self._make, self._rows)
+        return map(self._make, *self._columns)
 
-    @property
-    def rows(self) -> Sequence[Any]:
-        """The buffered rows themselves."""
-        return self._rows
+
+def _take(columns: Columns, width: int) -> tuple[Columns, Columns]:
+    """(up to ``BATCH`` rows to write, the columns that stay buffered)."""
+    if len(columns[0]) <= BATCH:
+        return columns, [[] for _ in range(width)]
+    return [c[:BATCH] for c in columns], [c[BATCH:] for c in columns]
 
 
 class TelemetrySink:
@@ -120,8 +110,8 @@ class TelemetrySink:
         self._settings = settings
         self._forward = forward
         self._limit = settings.buffer
-        self._spans: list[SpanRow] = []
-        self._costs: list[CostRow] = []
+        self._spans: Columns = [[] for _ in range(SPAN_FIELDS)]
+        self._costs: Columns = [[] for _ in range(COST_FIELDS)]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -132,23 +122,36 @@ class TelemetrySink:
     # producers (event loop; must stay cheap) -------------------------------------------------
     def add_span(self, span: FinishedSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
-        spans = self._spans
-        if len(spans) + len(self._costs) >= self._limit:
+        c = self._spans
+        waiting = len(c[0])
+        if waiting + len(self._costs[0]) >= self._limit:
             self.dropped += 1
             return
-        spans.append(span_row(span))
-        if len(spans) == BATCH:
+        # Enum members go in as their values: an enum member is an object.
+        c[0].append(span.trace_id)
+        c[1].append(span.span_id)
+        c[2].append(span.parent_id)
+        c[3].append(span.parent_remote)
+        c[4].append(span.name)
+        c[5].append(span.kind._value_)
+        c[6].append(span.start_ns)
+        c[7].append(span.end_ns)
+        c[8].append(span.status._value_)
+        c[9].append(span.attributes)
+        if waiting + 1 == BATCH:
             self._wake.set()
 
     def add_cost(self, row: CostRecord) -> None:
         """Buffer a ledger row (dropped and counted when the buffer is full)."""
-        if len(self._spans) + len(self._costs) >= self._limit:
+        c = self._costs
+        if len(self._spans[0]) + len(c[0]) >= self._limit:
             self.dropped += 1
             return
-        self._costs.append((
+        for column, value in zip(c, (
             row.ts, row.event_id, row.trace_id, row.tenant, row.workflow, row.step, row.model,
             row.input_tokens, row.output_tokens, row.cost, row.cached,
-        ))  # fmt: skip
+        ), strict=True):  # fmt: skip
+            column.append(value)
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,43 +177,26 @@ class TelemetrySink:
         if self._forward is not None:
             await self._forward.drain()
 
-    def _take_spans(self) -> list[SpanRow]:
-        spans = self._spans
-        if len(spans) <= BATCH:
-            self._spans = []
-            return spans
-        taken = spans[:BATCH]
-        del spans[:BATCH]
-        return taken
-
-    def _take_costs(self) -> list[CostRow]:
-        costs = self._costs
-        if len(costs) <= BATCH:
-            self._costs = []
-            return costs
-        taken = costs[:BATCH]
-        del costs[:BATCH]
-        return taken
-
     async def flush(self) -> int:
         """Write everything buffered now; return how many rows were written."""
         written = 0
         async with self._lock:
-            while self._spans or self._costs:
-                spans, costs = self._take_spans(), self._take_costs()
-                if self._forward is not None:
-                    self._forward.add(spans)
+            while self._spans[0] or self._costs[0]:
+                spans, self._spans = _take(self._spans, SPAN_FIELDS)
+                costs, self._costs = _take(self._costs, COST_FIELDS)
+                if self._forward is not None and spans[0]:
+                    self._forward.add(list(zip(*spans, strict=True)))
                 kept = spans if self._settings.local_spans else []
+                records = LazyRecords(kept, span_record)
+                ledger = LazyRecords(costs, CostRecord)
                 try:
-                    await self._store.write_telemetry(
-                        LazyRecords(kept, span_record), LazyRecords(costs, cost_record)
-                    )
+                    await self._store.write_telemetry(records, ledger)
                 except Exception:  # telemetry never fails the work it describes
-                    self.dropped += len(kept) + len(costs)
-                    log.warning("writing %d spans and %d ledger rows failed", len(kept),
-                                len(costs), exc_info=True)  # fmt: skip
+                    self.dropped += len(records) + len(ledger)
+                    log.warning("writing %d spans and %d ledger rows failed", len(records),
+                                len(ledger), exc_info=True)  # fmt: skip
                     continue
-                written += len(kept) + len(costs)
+                written += len(records) + len(ledger)
         self.written += written
         return written
 
