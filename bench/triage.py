@@ -18,7 +18,8 @@ and beside it the CPU time the process spent a ticket (less sensitive than wall 
 other work on a shared machine). Each round's two runs sit side by side in time, so the
 round's on/off ratio is the least disturbed by load that comes and goes: the last line's
 ``telemetry_ratio`` is the median of the rounds' ratios, ``telemetry_ratio_spread`` their
-lowest and highest.
+lowest and highest. ``--gc-freeze`` runs both ways with the started app frozen out of the
+garbage collector's sight (see :func:`run`).
 ``--telemetry on|off`` runs the full benchmark with telemetry set that way.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py --telemetry both [--tickets 3000]
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -89,9 +91,15 @@ def _without_cascade(registry: WorkflowRegistry) -> WorkflowRegistry:
 
 
 async def run(
-    stream: list[tuple[str, str]], cascade: bool, label: str, telemetry: bool = True
-) -> dict[str, Any]:
-    """Push ``stream`` through the triage app in this process; return the figures."""
+    stream: list[tuple[str, str]], cascade: bool, label: str, telemetry: bool = True,
+    freeze: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Push ``stream`` through the triage app in this process; return the figures.
+
+    ``freeze`` moves what the started app holds (the loaded models above all) out of the
+    garbage collector's sight (``gc.freeze``) before the first ticket, as the AI gateway does
+    at its start: a full collection then no longer walks the models.
+    """
     settings = load_settings(APP)
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(settings, store=f"sqlite:///{Path(tmp) / 'bench.db'}")
@@ -102,6 +110,8 @@ async def run(
             registry = _without_cascade(registry)
         app = SluiceApp.from_settings(settings, registry=registry)
         async with app:
+            if freeze:
+                gc.freeze()
             gateway = Gateway(app, parse_ingress(settings))
             ids: list[str] = []
             position: dict[str, int] = {}  # event id -> index in the stream
@@ -142,6 +152,8 @@ async def run(
                 result = orjson.loads(event.result or b"{}")
                 predicted[position[event.id]] = result.get("intent")
                 escalated += bool(result.get("escalated"))
+    if freeze:
+        gc.unfreeze()  # the next run's app is a new one
     gold = [label for _, label in stream]
     spans = app.telemetry.sink.written  # the app flushed what was buffered when it stopped
     return {
@@ -156,10 +168,10 @@ async def run(
     }
 
 
-def telemetry_cost(count: int, repeats: int) -> None:
+def telemetry_cost(count: int, repeats: int, freeze: bool = False) -> None:
     """Telemetry off and on, alternating, on the same tickets; medians and their ratio."""
     print(f"triage telemetry cost: {count} tickets x {repeats} runs each way,"
-          f" {os.cpu_count()} cores")  # fmt: skip
+          f" {os.cpu_count()} cores{', gc.freeze() after start' if freeze else ''}")  # fmt: skip
     stream = tickets(count)
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
@@ -167,8 +179,9 @@ def telemetry_cost(count: int, repeats: int) -> None:
     for n in range(repeats):
         # Alternate which goes first, so an order effect (a warmer second run) cancels out.
         for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+            label = f"telemetry {mode}"
             figures = asyncio.run(
-                run(stream, cascade=True, label=f"telemetry {mode}", telemetry=mode == "on")
+                run(stream, cascade=True, label=label, telemetry=mode == "on", freeze=freeze)
             )
             rates[mode].append(figures["tickets_per_s"])
             cpu[mode].append(figures["cpu_ms_per_ticket"])
@@ -191,7 +204,7 @@ def telemetry_cost(count: int, repeats: int) -> None:
     print(f"  paired rounds: on/off {statistics.median(paired):.3f} median"
           f" ({min(paired):.3f}-{max(paired):.3f}): {rounds}")  # fmt: skip
     print(json.dumps({
-        "tickets": count, "repeats": repeats,
+        "tickets": count, "repeats": repeats, "gc_freeze": freeze,
         "telemetry_off_tickets_per_s": round(off, 1), "telemetry_on_tickets_per_s": round(on, 1),
         "ratio": round(on / off, 4), "off_runs": [round(r, 1) for r in rates["off"]],
         "on_runs": [round(r, 1) for r in rates["on"]],
@@ -211,10 +224,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=3_000)
     parser.add_argument("--telemetry", choices=("on", "off", "both"), default="on")
     parser.add_argument("--repeats", type=int, default=3, help="runs each way (--telemetry both)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once the app has started (--telemetry both)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.telemetry == "both":
-        telemetry_cost(args.tickets or 3_000, args.repeats)
+        telemetry_cost(args.tickets or 3_000, args.repeats, args.gc_freeze)
         return
     args.tickets = args.tickets or 50_000
     on = args.telemetry == "on"
