@@ -119,7 +119,7 @@ class TelemetrySink:
         self.dropped = 0
         self.written = 0
 
-    # producers (event loop; must stay cheap) -------------------------------------------------
+    # producers (the event loop's thread, where spans end; must stay cheap) ---------------------
     def add_span(self, span: FinishedSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
         c = self._spans

@@ -188,9 +188,8 @@ class LocalTracer:
         kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes | None = None,
     ) -> AbstractContextManager[Span]:  # fmt: skip
         """Start a span, make it current for the block, end it after."""
-        parent = trace.get_current_span(context) if context is not None else None
         owned = dict(attributes) if attributes else {}
-        return _SpanScope(self, name, kind, owned, parent=parent)
+        return _SpanScope(self, name, kind, owned, base=context)
 
     def _start(self, name: str, parent: Span, kind: SpanKind, attributes: dict[str, Any]) -> Span:
         """A child of ``parent`` (any API span; an invalid one starts a new trace)."""
@@ -230,26 +229,27 @@ class _SpanScope:
     One small object instead of a generator-based context manager per span (and two when
     scopes were nested): the tracing of a ticket opens about ten of them.
 
-    ``parent`` is the span to start under (the current one when None), or ``remote``, a
-    stored traceparent's (trace id, span id, sampled); ``activate`` makes a telemetry the
+    The span starts under the span current in ``base`` (a given context, else the running
+    one) and is made current in it, or under ``remote``, a stored traceparent's (trace id,
+    span id, sampled); ``activate`` makes a telemetry the
     active one for the block; ``record_errors`` marks the span failed by an exception's type;
     ``outcome`` sets ``sluice.outcome`` when the block ends normally (step spans).
     """
 
-    __slots__ = ("_activate", "_attributes", "_kind", "_name", "_outcome", "_parent",
+    __slots__ = ("_activate", "_attributes", "_base", "_kind", "_name", "_outcome",
                  "_record_errors", "_remote", "_token", "_tracer", "_was_active",
                  "span")  # fmt: skip
 
     def __init__(
         self, tracer: LocalTracer, name: str, kind: SpanKind, attributes: dict[str, Any], *,
-        parent: Span | None = None, remote: tuple[int, int, bool] | None = None,
+        base: otel_context.Context | None = None, remote: tuple[int, int, bool] | None = None,
         activate: Any = _KEEP, record_errors: bool = False, outcome: bool = False,
     ) -> None:  # fmt: skip
         self._tracer = tracer
         self._name = name
         self._kind = kind
         self._attributes = attributes
-        self._parent = parent
+        self._base = base
         self._remote = remote
         self._activate = activate
         self._record_errors = record_errors
@@ -263,9 +263,9 @@ class _SpanScope:
             current = self._tracer._child(self._name, remote[0], remote[1], True, remote[2],
                                           self._kind, self._attributes)  # fmt: skip
         else:
-            parent = self._parent if self._parent is not None else trace.get_current_span()
+            parent = trace.get_current_span(self._base)
             current = self._tracer._start(self._name, parent, self._kind, self._attributes)
-        self._token = otel_context.attach(trace.set_span_in_context(current))
+        self._token = otel_context.attach(trace.set_span_in_context(current, self._base))
         self.span = current
         return current
 
