@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,6 +26,10 @@ from sluice.ingress.signatures import decode_secret, sign
 from sluice.telemetry.tracing import fail, outbound_headers, span
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
+
+if TYPE_CHECKING:
+    from sluice.reliability.breaker import BreakerRegistry
+    from sluice.steps.egress import Egress
 
 
 def allowed(url: str, allowlist: Collection[str]) -> bool:
@@ -43,7 +47,7 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     url = ctx.options.get("url")
     if not url:
         return result
-    egress: Any = ctx.service("egress")
+    egress: Egress = ctx.service("egress")
     if not allowed(str(url), egress.allow):
         raise StepError(f"deliver: {url} is not on the egress allowlist", retryable=False)
     secret = egress.secrets.get(str(ctx.options.get("secret_env", "")))
@@ -66,7 +70,7 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     with span("POST", attributes, SpanKind.CLIENT) as current:
         # The receiver continues the event's trace from this call.
         headers.update(outbound_headers())
-        breakers = ctx.services.get("breakers")
+        breakers: BreakerRegistry | None = ctx.services.get("breakers")
         try:
             if breakers is None:
                 status = await _post(session, str(url), body, headers)
