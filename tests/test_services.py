@@ -16,7 +16,7 @@ from sluice.cache.stats import CacheStats
 from sluice.config import load_settings
 from sluice.errors import StepError
 from sluice.gateway.proxy import AiGateway
-from sluice.services import Services
+from sluice.services import _AFTER_CUSTOM, _BEFORE_CUSTOM, _HOME, Services
 from sluice.workflow.context import StepContext
 from tests.conftest import MakeApp
 
@@ -167,6 +167,20 @@ class TestCustom:
         """Built directly, a custom service under a built-in name is refused."""
         with pytest.raises(ValueError, match="kv"):
             Services(custom={"kv": object()})
+
+
+class TestNames:
+    def test_every_built_in_name_has_its_place_in_the_lifecycle(self) -> None:
+        """A field added to a group is reached by name and started with the others."""
+        assert sorted(_BEFORE_CUSTOM + _AFTER_CUSTOM) == sorted(_HOME)
+
+    def test_custom_services_are_copied(self) -> None:
+        """The object stays as built when the caller's mapping changes later."""
+        given: dict[str, Any] = {"greeter": Greeter([])}
+        services = Services(custom=given)
+        given["late"] = object()
+        assert list(services.custom) == ["greeter"]
+        assert "late" not in services
 
 
 class TestCaches:

@@ -129,6 +129,7 @@ class Services(Mapping[str, Any]):
         unknown = sorted(name for name in self.custom if name in _HOME)
         if unknown:
             raise ValueError(f"custom services shadow built-in ones: {', '.join(unknown)}")
+        object.__setattr__(self, "custom", MappingProxyType(dict(self.custom)))  # a copy
         by_name: dict[str, Any] = {}
         for name in _BEFORE_CUSTOM:
             by_name[name] = getattr(getattr(self, _HOME[name]), name)
@@ -154,7 +155,7 @@ class Services(Mapping[str, Any]):
             else:
                 custom[name] = value
         changed = {group: replace(getattr(self, group), **v) for group, v in groups.items()}
-        return replace(self, **changed, custom=MappingProxyType(custom))
+        return replace(self, **changed, custom=custom)
 
     # the read-only mapping ---------------------------------------------------------------------
     def __getitem__(self, name: str) -> Any:
