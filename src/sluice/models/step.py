@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
-from sluice.models.cascade import Held
+from sluice.models.cascade import Cascade, Held
 from sluice.models.estimate import cost_bound
 from sluice.reliability.guarded import call_deadline
 from sluice.workflow.context import StepContext
@@ -54,7 +54,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     if not isinstance(tiers, list) or not tiers:
         raise StepError(f"step {ctx.step!r}: options.cascade lists the tiers", retryable=False)
     try:
-        cascade = ctx.service("cascades").get(tiers)
+        cascade: Cascade = ctx.service("cascades").get(tiers)
     except ConfigError as exc:
         raise StepError(f"step {ctx.step!r}: {exc}", retryable=False) from exc
     field = str(ctx.options.get("field", "text"))
