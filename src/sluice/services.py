@@ -14,8 +14,12 @@ section is parsed there once, and nothing is added after it returns. The object 
 
 Steps see the same object as a read-only mapping by service name (``ctx.services``,
 ``ctx.service(name)``): every name is a field of one group, or a custom service. Services that
-have ``async start()`` are started (warmed up) before the first event is claimed, in the order
-above; those with ``async aclose()`` are closed in the reverse order when the app stops.
+have ``async start()`` are started (warmed up) before the first event is claimed, those with
+``async aclose()`` closed in the reverse order when the app stops; the order is the one
+services were added in before they were typed: ``kv``, ``files``, ``egress``, ``breakers``,
+the ``ai`` group, ``metrics``, ``telemetry``, the ``reliability`` group, custom services,
+``alerts`` (it posts through ``egress``), then the AI gateway (it freezes what start-up
+allocated, so it starts last).
 """
 
 from __future__ import annotations
