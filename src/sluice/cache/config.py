@@ -8,20 +8,20 @@ Example::
         max_mb: 64
         ttl_s: 86400
         backend: memory       # memory (per process, the default) | kv (the app's KV)
-                              # | auto (kv when the app's KV is shared, else memory)
       retrieval:              # neighbours found by the retrieve step
         max_entries: 5000
         ttl_s: 300
 
 Both sections are optional; a missing one gets the defaults shown. The AI gateway's
-``gateway: {cache: ...}`` takes the same settings (:func:`parse_cache`), plus ``enabled``.
+``gateway: {cache: ...}`` takes the same settings (:func:`parse_cache`), plus ``enabled``
+and ``backend: auto`` (its default: kv when the app's KV is shared, else memory).
 ``backend: kv`` keeps the cache in the app's KV (``kv:`` / ``SLUICE_KV``): with Redis, every
 process shares it and it survives restarts; entries are bounded by ``ttl_s`` (required to be
 finite there: a day at most) and values by ``max_value_kb`` (default 256), while
 ``max_entries`` and ``max_mb`` only bound the in-process backend (a shared store is bounded
 by its own memory policy). A KV cache whose store fails runs uncached, see
 :mod:`sluice.cache.kv_backend`; ``prefix`` (default ``cache:``) namespaces its keys.
-``SLUICE_CACHE_BACKEND=kv|memory|auto`` overrides ``backend`` of every cache (drills and
+``SLUICE_CACHE_BACKEND=kv|memory`` overrides ``backend`` of every cache (drills and
 deployments flip it without editing the app).
 
 :func:`build_caches` returns the services to wire under :data:`RESPONSE_CACHE` and
@@ -50,8 +50,10 @@ from sluice.kv.base import KV
 RESPONSE_CACHE = "response_cache"
 RETRIEVAL_CACHE = "retrieval_cache"
 
-#: Where a cache keeps its entries (``auto``: see :func:`build_backend`).
-BACKENDS = ("memory", "kv", "auto")
+#: Where a cache keeps its entries.
+BACKENDS = ("memory", "kv")
+#: ... and for the AI gateway's cache, ``auto`` besides (see :func:`build_backend`).
+AUTO_BACKENDS = (*BACKENDS, "auto")
 #: The environment variable that overrides ``backend`` of every cache.
 BACKEND_ENV = "SLUICE_CACHE_BACKEND"
 
@@ -95,12 +97,14 @@ def parse_cache(
     problems: list[str],
     *,
     backend: str | None = None,
+    backends: tuple[str, ...] = BACKENDS,
 ) -> CacheSettings:
     """One cache's settings from ``entry`` (keys of :data:`FIELDS`) over ``default``.
 
     Problems are appended to ``problems`` with ``where`` as their path; unknown keys are the
     caller's to report (the sections name them differently). ``backend`` (from
-    :data:`BACKEND_ENV`) replaces the entry's ``backend`` when given.
+    :data:`BACKEND_ENV`) replaces the entry's ``backend`` when given; ``backends`` are the
+    ones this cache may name.
     """
     for key in ("max_entries", "max_mb", "max_value_kb"):
         if key in entry and not _positive(entry[key]):
@@ -108,8 +112,8 @@ def parse_cache(
     if "ttl_s" in entry and entry["ttl_s"] is not None and not _positive(entry["ttl_s"]):
         problems.append(f"{where}.ttl_s: expected a positive number or null")
     chosen = backend or entry.get("backend", default.backend)
-    if chosen not in BACKENDS:
-        problems.append(f"{where}.backend: expected one of {', '.join(BACKENDS)}")
+    if chosen not in backends:
+        problems.append(f"{where}.backend: expected one of {', '.join(backends)}")
     ttl_s = entry.get("ttl_s", default.ttl_s)
     # ``auto`` is not held to it: it chooses the KV only where it is shared, and a KV
     # backend caps every TTL at a day anyway (a config written for memory keeps working).

@@ -47,7 +47,14 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from sluice.cache.completions import DEFAULT_COMPLETION_TTL_S
-from sluice.cache.config import BACKEND_ENV, BACKENDS, FIELDS, CacheSettings, parse_cache
+from sluice.cache.config import (
+    AUTO_BACKENDS,
+    BACKEND_ENV,
+    BACKENDS,
+    FIELDS,
+    CacheSettings,
+    parse_cache,
+)
 from sluice.errors import ConfigError
 from sluice.kv.limiter import Rate
 from sluice.models.prices import PriceTable
@@ -276,7 +283,9 @@ def _cache(raw: Any, environ: Mapping[str, str], problems: list[str]) -> CacheSe
     if override is not None and override not in BACKENDS:
         problems.append(f"{BACKEND_ENV}: expected one of {', '.join(BACKENDS)}")
         override = None
-    settings = parse_cache(spec, where, DEFAULT_CACHE, problems, backend=override)
+    settings = parse_cache(
+        spec, where, DEFAULT_CACHE, problems, backend=override, backends=AUTO_BACKENDS
+    )
     return replace(settings, enabled=enabled is True)
 
 
