@@ -122,7 +122,9 @@ class KVBackend:
             await self.delete(key)
             return
         if len(value) > self.max_value_bytes:
+            # Not stored, and what the key held is no answer to it any more.
             self.too_large += 1
+            await self.delete(key)
             return
         ttl = self.max_ttl_s if ttl_s is None else min(ttl_s, self.max_ttl_s)
         await self._guarded("set", lambda: self.kv.set(self._key(key), value, ttl), None)
