@@ -65,7 +65,27 @@ class SingleFlight(Generic[K, V]):
             if flight is None:
                 if len(self._flights) >= self.max_keys:
                     return await work(), False
-                return await self._lead(key, work), False
+                # Led inline, not in a method of its own: the uncontended key is the
+                # common case on the ingress's accept path, and a coroutine frame counts.
+                flight = asyncio.get_running_loop().create_future()
+                self._flights[key] = flight
+                try:
+                    value = await work()
+                except asyncio.CancelledError:
+                    self._land(key, flight)
+                    flight.cancel()
+                    raise
+                except BaseException as exc:
+                    self._land(key, flight)
+                    flight.set_exception(exc)
+                    # Retrieved: followers re-raise it, but there may be none to do so.
+                    flight.exception()
+                    raise
+                # Landed before the result is set, so a follower that loops round (after a
+                # cancellation or a failure) never finds a finished flight.
+                self._land(key, flight)
+                flight.set_result(value)
+                return value, False
             try:
                 return await asyncio.shield(flight), True
             except asyncio.CancelledError:
@@ -76,27 +96,6 @@ class SingleFlight(Generic[K, V]):
             except Exception:
                 if share_errors:
                     raise
-
-    async def _lead(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
-        flight: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._flights[key] = flight
-        try:
-            value = await work()
-        except asyncio.CancelledError:
-            self._land(key, flight)
-            flight.cancel()
-            raise
-        except BaseException as exc:
-            self._land(key, flight)
-            flight.set_exception(exc)
-            # Mark it retrieved: followers re-raise it, but there may be none to do so.
-            flight.exception()
-            raise
-        # Landed before the result is set, so a follower that loops round (after a
-        # cancellation or a failure) never finds a finished flight.
-        self._land(key, flight)
-        flight.set_result(value)
-        return value
 
     def _land(self, key: K, flight: asyncio.Future[V]) -> None:
         if self._flights.get(key) is flight:
