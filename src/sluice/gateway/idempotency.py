@@ -12,7 +12,9 @@ the client's and is not stored): ``R`` + the body's digest while the leader runs
 lease, so a leader whose process died frees its key), then ``D`` + digest + the answer. On the
 app's KV when it is shared (Redis), so a repeat sent to another gateway process is replayed
 too; otherwise on an in-process KV of its own, bounded by ``max_entries`` (the oldest go
-first), so answers never crowd the app's rate-limit buckets out of their LRU.
+first), so answers never crowd the app's rate-limit buckets out of their LRU. While Redis is
+away, a FallbackKV keeps the keys in its in-process side (unlike the cache, which runs
+uncached): repeats are still caught within a process, and an outage is short.
 
 Waiting: repeats in the process of the leader are woken by it at once; repeats elsewhere read
 the key every ``poll_s``. The repeats of one process share one wait
