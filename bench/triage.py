@@ -126,7 +126,7 @@ async def run(
 
             await asyncio.gather(*(submitter() for _ in range(32)))
             # Done when no event is still open.
-            while await app.store.list_events(EventState.ACCEPTED, limit=1):  # noqa: ASYNC110
+            while await app.store.list_events(EventState.ACCEPTED, limit=1):  # noqa: ASYNC110 - polls the store
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started

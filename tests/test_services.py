@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from sluice.ai_gateway.proxy import AiGateway
 from sluice.app import SluiceApp
 from sluice.cache.backend import MemoryBackend
 from sluice.cache.response import ResponseCache
 from sluice.cache.stats import CacheStats
 from sluice.config import load_settings
 from sluice.errors import StepError
-from sluice.gateway.proxy import AiGateway
 from sluice.services import _AFTER_CUSTOM, _BEFORE_CUSTOM, _HOME, Services
 from sluice.workflow.context import StepContext
 from tests.conftest import MakeApp

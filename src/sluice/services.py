@@ -24,11 +24,12 @@ allocated, so it starts last).
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client.core import Metric
 
@@ -36,18 +37,15 @@ from sluice.ai_services import AiServices
 from sluice.cache.stats import CacheStats, ReportsStats
 from sluice.config import AppSettings
 from sluice.kv.base import KV
+from sluice.outbound.egress import Egress
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.config import parse_reliability
 from sluice.reliability.services import ReliabilityServices, build_reliability_services
-from sluice.steps.egress import Egress
 from sluice.steps.files import AppFiles
 from sluice.telemetry.alerts import Alerts, AlertSettings
 from sluice.telemetry.metrics import Metrics, reliability_gauges
 from sluice.telemetry.tracing import Telemetry
 from sluice.workflow.model import Workflow
-
-if TYPE_CHECKING:  # the AI gateway is imported only by apps that declare one
-    from sluice.gateway.proxy import AiGateway, GatewayCache
 
 
 @runtime_checkable
@@ -85,12 +83,18 @@ class CoreServices:
     alerts: Alerts | None = None
 
 
+class AiGatewayService(Starts, Closes, Protocol):
+    """What the app holds of the AI gateway (:class:`sluice.ai_gateway.proxy.AiGateway`): a
+    service opened and closed with the others; its routes take it as it is."""
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayServices:
-    """The OpenAI-compatible AI gateway and its response cache, with a ``gateway:`` section."""
+    """The OpenAI-compatible AI gateway and its response cache, with a ``gateway:`` section
+    (built by :func:`sluice.ai_gateway.wiring.build_gateway_services`)."""
 
-    ai_gateway: AiGateway | None = None
-    gateway_cache: GatewayCache | None = None
+    ai_gateway: AiGatewayService | None = None
+    gateway_cache: ReportsStats | None = None
 
 
 _GROUPS: dict[str, type[Any]] = {
@@ -258,6 +262,11 @@ def _reliability_gauges(services: Services) -> Iterator[Metric]:
     )
 
 
+#: The AI gateway's builder, named rather than imported: its package sits above the services
+#: in the layers (its routes mount on the app), so it is imported only by apps that declare one.
+_GATEWAY_BUILDER = "sluice.ai_gateway.wiring:build_gateway_services"
+
+
 def _gateway_services(
     settings: AppSettings,
     kv: KV,
@@ -265,21 +274,7 @@ def _gateway_services(
     reliability: ReliabilityServices,
     metrics: Metrics,
 ) -> GatewayServices:
-    """The AI gateway of the ``gateway:`` section, on the app's breakers (one view in
-    /v1/status and /metrics) and spend budgets; its pools open and close with the app."""
-    from sluice.gateway.config import parse_gateway
-    from sluice.gateway.metrics import GatewayMetrics
-    from sluice.gateway.proxy import AiGateway
-
-    extra = settings.extra
-    parsed = parse_gateway(
-        extra["gateway"], extra.get("prices"), priced=extra.get("spend") is not None
-    )
-    ai = AiGateway(
-        parsed,
-        kv,
-        breakers=breakers,
-        budgets=reliability.spend,
-        metrics=GatewayMetrics(metrics.registry),
-    )
-    return GatewayServices(ai, ai.cache)
+    """The AI gateway of the ``gateway:`` section; its pools open and close with the app."""
+    module, _, name = _GATEWAY_BUILDER.partition(":")
+    build: Callable[..., GatewayServices] = getattr(importlib.import_module(module), name)
+    return build(settings, kv, breakers, reliability.spend, metrics)

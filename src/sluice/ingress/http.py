@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sluice.ai_gateway.routes import gateway_routes
 from sluice.app import SluiceApp
 from sluice.errors import (
     AdmissionError,
@@ -35,7 +36,6 @@ from sluice.errors import (
     RateLimitedError,
     SluiceError,
 )
-from sluice.gateway.routes import gateway_routes
 from sluice.ids import new_event_id
 from sluice.ingress.gateway import Gateway
 from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta

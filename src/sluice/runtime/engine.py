@@ -29,9 +29,9 @@ from sluice.store.base import (
     EventState,
     IdempotencyClaim,
     Job,
+    JobStore,
     NewEvent,
     Receipt,
-    Store,
 )
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.tracing import current_traceparent
@@ -50,7 +50,7 @@ class Runtime:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         registry: WorkflowRegistry,
         pools: Mapping[str, PoolSettings],
         settings: RuntimeSettings | None = None,
