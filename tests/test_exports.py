@@ -21,6 +21,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "CacheSettings",
         "CacheStats",
         "CachedModel",
+        "CompletionCache",
         "KVBackend",
         "MemoryBackend",
         "RESPONSE_CACHE",
