@@ -63,7 +63,7 @@ def load_prompts(app_dir: Path | str) -> PromptSet:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            reason = " ".join(str(exc).split())
+            reason = _reason(exc)
             problems.append(f"{shown}: (file): not valid YAML: {reason}")
             continue
         template, found = parse_template(raw, path.stem, source=shown)
@@ -78,3 +78,11 @@ def load_prompts(app_dir: Path | str) -> PromptSet:
     if problems:
         raise ConfigError(f"{folder}: invalid prompt templates", problems)
     return PromptSet(templates)
+
+
+def _reason(exc: Exception) -> str:
+    """A YAML error in one line: where and what, without the snippet PyYAML quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())

@@ -197,8 +197,8 @@ def _messages(raw: Mapping[str, Any], problems: list[str]) -> list[Message]:
     else:
         problems.append("messages: expected a list of {role, content}")
         return []
-    if not listed:
-        problems.append("user: a template needs a 'user' message (or 'messages')")
+    if not any(isinstance(item, dict) and item.get("role") == "user" for item in listed):
+        problems.append("user: a template needs a 'user' message (or 'messages' with one)")
     messages = []
     for path, item in zip(paths, listed, strict=True):
         if not isinstance(item, dict) or set(item) != {"role", "content"}:
