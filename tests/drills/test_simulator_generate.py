@@ -282,6 +282,20 @@ class TestStructuredOutput:
         for content, schema in zip(contents, [SCHEMA, loose, {"type": "object"}], strict=True):
             assert not _validates(jsonschema.Draft202012Validator(schema), content)
 
+    async def test_a_schema_it_cannot_fill_is_a_server_error(self) -> None:
+        """An unsatisfiable schema gets the provider's 500, not a crash of the simulator."""
+        schema = {
+            "type": "object",
+            "required": ["n"],
+            "properties": {"n": {"type": "integer", "minimum": 10, "maximum": 1}},
+        }
+        async with simulator() as (client, sim):
+            with pytest.raises(openai.InternalServerError):
+                await client.chat.completions.create(
+                    model="gen", messages=ask("n?"), response_format=structured(schema)
+                )
+        assert sim.stats.errors == 1
+
 
 class TestToolCalls:
     async def test_a_tool_call_for_a_declared_tool(self) -> None:

@@ -238,7 +238,12 @@ class ModelSimulator:
             return _error(500, "server_error", "simulated server error", delay)
         model = body.get("model") or self.model.name
         if settings.mode == "generate" and labels is None:
-            return self._respond(body, self._generate(body, model), delay)
+            try:
+                generated = self._generate(body, model)
+            except Exception as exc:  # noqa: BLE001 - a schema it cannot fill is the provider's 500
+                stats.errors += 1
+                return _error(500, "server_error", f"generation failed: {type(exc).__name__}")
+            return self._respond(body, generated, delay)
         try:
             result = await self._predict(text, labels)
         except Exception as exc:  # noqa: BLE001 - any model failure is the provider's 500

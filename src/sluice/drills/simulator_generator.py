@@ -218,7 +218,7 @@ def _string(schema: Mapping[str, Any], rng: random.Random) -> str:
     low = int(schema.get("minLength", 0))
     high = int(schema.get("maxLength", max(low, 200)))
     text = sentences(rng, rng.randint(3, 24))[:high].rstrip()
-    while len(text) < low:
+    while len(text) < min(low, high):  # an unsatisfiable pair of bounds must not loop
         text = (text + " " + sentences(rng, 8))[:high]
     return text
 
