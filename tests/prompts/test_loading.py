@@ -57,6 +57,10 @@ class TestValidFiles:
         prompts = load_prompts(write_templates(summary=SUMMARY))
         template = prompts["summary"]
         assert prompts.get(template.id) is template
+        assert prompts.get("other") is None
+        assert "summary" in prompts
+        assert template.id in prompts
+        assert "other" not in prompts
         assert prompts.ids() == [template.id]
         with pytest.raises(NotFoundError, match="not 000000000000"):
             prompts["summary@000000000000"]
@@ -147,6 +151,15 @@ class TestLoadErrors:
         app = write_templates(bad="variables: {ticket: string}\nuser: '{{ ticket }} {{ tickt }}'\n")
         assert problems_of(app) == [
             "prompts/bad.yaml: user: unknown variable {{ tickt }} (declared: ticket)"
+        ]
+
+    def test_an_unknown_variable_in_a_messages_list(self, write_templates: WriteTemplates) -> None:
+        """In the long form the problem names the message's index."""
+        app = write_templates(
+            bad="messages: [{role: system, content: hi}, {role: user, content: '{{ q }}'}]\n"
+        )
+        assert problems_of(app) == [
+            "prompts/bad.yaml: messages[1].content: unknown variable {{ q }} (declared: none)"
         ]
 
     def test_an_unused_variable(self, write_templates: WriteTemplates) -> None:

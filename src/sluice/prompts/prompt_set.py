@@ -19,7 +19,9 @@ PROMPTS_DIR = "prompts"
 
 
 class PromptSet(Mapping[str, PromptTemplate]):
-    """The templates of an app by name; ``get("name")`` or ``get("name@version")``."""
+    """The templates of an app by name: ``prompts["name"]`` or ``prompts["name@version"]``
+    (raising :class:`~sluice.errors.NotFoundError` with the known names), or ``get`` (None
+    when absent)."""
 
     def __init__(self, templates: Mapping[str, PromptTemplate] | None = None) -> None:
         self._templates = dict(templates or {})
@@ -36,6 +38,16 @@ class PromptSet(Mapping[str, PromptTemplate]):
                 f"prompt template {name!r} is at version {template.version}, not {version}"
             )
         return template
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def get(self, key: str, default: PromptTemplate | None = None) -> PromptTemplate | None:  # type: ignore[override]  # Mapping.get's overloads; this one only takes a template default
+        """The template named by ``key`` (``name`` or ``name@version``), else ``default``."""
+        try:
+            return self[key]
+        except NotFoundError:
+            return default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._templates)

@@ -73,6 +73,8 @@ class Message:
     role: str
     content: str
     placeholders: tuple[Placeholder, ...] = ()
+    #: Where the message is in the file (``user``, ``messages[2].content``), for problems.
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,7 @@ def _messages(raw: Mapping[str, Any], problems: list[str]) -> list[Message]:
             continue
         found, malformed = find_placeholders(text)
         problems.extend(f"{where}: {why}" for why in malformed)
-        messages.append(Message(str(role), text, tuple(found)))
+        messages.append(Message(str(role), text, tuple(found), where))
     return messages
 
 
@@ -223,9 +225,9 @@ def _check_usage(
     """Every placeholder names a declared variable (fields only of objects), and every
     declared variable is used."""
     used = set()
-    for index, message in enumerate(messages):
+    for message in messages:
         for placeholder in message.placeholders:
-            where = f"messages[{index}]" if len(messages) > 2 else message.role
+            where = message.path
             variable = variables.get(placeholder.variable)
             used.add(placeholder.variable)
             if variable is None:
