@@ -76,6 +76,16 @@ PACKAGES: dict[str, list[str] | None] = {
     ],
     "sluice.models": ["Model", "ModelRequest", "ModelResult", "Usage"],
     "sluice.outbound": None,  # every outbound HTTP call; configured by ``egress:``
+    "sluice.prompts": [
+        "PROMPTS_DIR",
+        "PromptSet",
+        "PromptTemplate",
+        "RenderedPrompt",
+        "TemplateError",
+        "Variable",
+        "load_prompts",
+        "parse_template",
+    ],
     "sluice.reliability": None,  # configured by the ``reliability:`` and ``spend:`` sections
     "sluice.retrieval": [
         "Embedder",
