@@ -21,10 +21,10 @@ import pytest
 import uvicorn
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.models.simulator import ModelSimulator, SimulatorSettings
 from sluice.models.simulator_answerer import TfidfAnswerer
@@ -151,7 +151,7 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
         (app_dir / "sluice.yaml").write_text(config)
         settings = load_settings(app_dir)
         app = SluiceApp.from_settings(settings)
-        asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
+        asgi = create_http_app(app, Ingress(app, parse_ingress(settings)))
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(asgi, port=port, log_level="warning", timeout_graceful_shutdown=1)
