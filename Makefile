@@ -24,7 +24,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
-	$(BIN)/mypy --strict src/
+	$(BIN)/mypy --strict src/ tests/
+	PYTHONPATH=src $(BIN)/lint-imports --no-logo
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q

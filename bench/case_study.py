@@ -9,10 +9,10 @@ This script replays it on this machine with real components only:
   ``--llm-concurrency`` calls in flight and 429 + ``Retry-After`` beyond that, answering with
   the triage app's most accurate local model (``large``), so the LLM is as good as anything
   this repository has;
-- naive (:func:`sluice.testing.apps.naive_triage_app`): one shared worker pool for every
+- naive (:func:`sluice.drills.apps.naive_triage_app`): one shared worker pool for every
   step, every ticket to the LLM, no cache, no breaker: a failed call fails the step and the
   executor's plain retries (full-jitter backoff, honouring ``Retry-After``) apply;
-- Sluice (:func:`sluice.testing.apps.llm_triage_app`): the triage workflow with isolated
+- Sluice (:func:`sluice.drills.apps.llm_triage_app`): the triage workflow with isolated
   pools, the response and retrieval caches, the cascade small -> large -> LLM (the LLM only
   when the large model's confidence is below ``--llm-threshold``), breakers, retry budget and
   fallback on the costly tiers, and an SLO guard (p95 300 ms, policy degrade).
@@ -51,9 +51,9 @@ from typing import Any
 import httpx
 
 from sluice.demo import ticket_stream
+from sluice.drills.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
+from sluice.drills.base import SLUICE, final_views, spawn
 from sluice.models.metrics import accuracy, percentile
-from sluice.testing.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
-from sluice.testing.drills import SLUICE, final_views, spawn
 from sluice.testing.servers import free_port, wait_ready
 
 #: The story's LLM: median 800 ms, p95 2.8 s.

@@ -40,7 +40,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from sluice.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import orjson
 
-from sluice.gateway.proxy import SHAPE, parse_body
+from sluice.ai_gateway.proxy import SHAPE, parse_body
 from sluice.ingress.limits import check_single, read_json
 
 BODY = orjson.dumps(

@@ -124,7 +124,7 @@ async def run_postgres(
         ]
         conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
         try:
-            while await conn.fetchval("SELECT count(*) FROM owners") < workers:  # noqa: ASYNC110
+            while await conn.fetchval("SELECT count(*) FROM owners") < workers:  # noqa: ASYNC110 - workers start elsewhere
                 await asyncio.sleep(0.1)
             todo = iter(range(events))
 

@@ -58,7 +58,7 @@ def baseline(requests: int) -> Callable[[], None]:
 
 
 def current(requests: int, metrics: Metrics, alerts: Alerts) -> Callable[[], None]:
-    """The step's bookkeeping now (the same calls as in ``sluice.models.step``)."""
+    """The step's bookkeeping now (the same calls as in ``sluice.steps.classify``)."""
     event_flag = "beta"  # the event's flag, as the step context carries it
 
     def run() -> None:

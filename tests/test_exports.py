@@ -1,8 +1,134 @@
-"""The public API is exactly what ``sluice.__all__`` lists; changing it is a decision."""
+"""The public API is exactly what ``sluice.__all__`` and each package's ``__all__`` list;
+changing it is a decision."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
+import pytest
+
 import sluice
+
+#: Every package under ``sluice``, with the names its ``__all__`` exports. ``None`` marks an
+#: internal package: wiring reached through ``SluiceApp``, the CLI or YAML, with no ``__all__``.
+PACKAGES: dict[str, list[str] | None] = {
+    "sluice.cache": [
+        "BackendStats",
+        "CacheBackend",
+        "CacheConfigError",
+        "CacheSettings",
+        "CacheStats",
+        "CachedModel",
+        "KVBackend",
+        "MemoryBackend",
+        "RESPONSE_CACHE",
+        "RETRIEVAL_CACHE",
+        "ResponseCache",
+        "RetrievalCache",
+        "build_caches",
+        "normalize_prompt",
+        "parse_caches",
+        "response_key",
+    ],
+    "sluice.cli": None,  # the ``sluice`` command
+    "sluice.gateway": None,  # served by ``sluice serve`` from the ``gateway:`` section
+    "sluice.guard": [
+        "AesGcmCodec",
+        "DEFAULT_TYPES",
+        "EncryptionError",
+        "Entity",
+        "Keyring",
+        "KeyringError",
+        "MaskResult",
+        "MaskSession",
+        "PiiMasker",
+        "PiiType",
+        "Recognizer",
+        "TamperedDataError",
+        "UnknownKeyError",
+        "key_id_of",
+        "new_key",
+    ],
+    "sluice.ingress": None,  # the HTTP way in, mounted by ``sluice serve``
+    "sluice.kv": [
+        "FallbackKV",
+        "KV",
+        "KVError",
+        "KVRateLimiter",
+        "KVUnavailableError",
+        "MemoryKV",
+        "RedisKV",
+        "TokenGrant",
+        "build_kv",
+        "kv_url",
+    ],
+    "sluice.models": ["Model", "ModelRequest", "ModelResult", "Usage"],
+    "sluice.reliability": None,  # configured by the ``reliability:`` and ``spend:`` sections
+    "sluice.retrieval": [
+        "Embedder",
+        "EmbedderMismatchError",
+        "FeatureEmbedder",
+        "INDEXES",
+        "IndexFormatError",
+        "IndexFullError",
+        "IndexItem",
+        "IndexSettings",
+        "Neighbour",
+        "RetrievalError",
+        "VectorIndex",
+        "WarmUpReport",
+        "build_index",
+        "embedder_for",
+        "load_index",
+        "load_templates",
+        "minilm_embedder",
+        "open_index",
+        "open_indexes",
+        "parse_indexes",
+        "read_meta",
+        "resolved_tickets",
+        "save_index",
+        "ticket_id",
+        "warm_up",
+        "wordllama_embedder",
+    ],
+    "sluice.runtime": None,  # run by SluiceApp
+    "sluice.steps": None,  # built-in steps, named in workflow YAML
+    "sluice.store": [
+        "ApiKeyRecord",
+        "COST_GROUPS",
+        "Completion",
+        "CostRecord",
+        "CostTotal",
+        "EventRecord",
+        "EventState",
+        "IdempotencyClaim",
+        "IngressStore",
+        "Job",
+        "JobStore",
+        "NewEvent",
+        "PayloadCodec",
+        "QuarantineItem",
+        "Receipt",
+        "SpanRecord",
+        "StepRecord",
+        "Store",
+        "TelemetryStore",
+    ],
+    "sluice.telemetry": None,  # configured by the ``telemetry:`` section
+    "sluice.testing": ["free_port", "wait_ready", "wait_until"],
+    "sluice.workflow": [
+        "JSONObject",
+        "Step",
+        "StepContext",
+        "StepFn",
+        "Workflow",
+        "WorkflowRegistry",
+        "load_workflow_file",
+        "parse_workflow",
+    ],
+}
 
 
 def test_exported_names() -> None:
@@ -48,3 +174,28 @@ def test_import_is_light() -> None:
     code = f"import sys, sluice; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_package_is_listed() -> None:
+    """A new package is a decision too: listed above as public, with its names, or internal."""
+    root = Path(sluice.__file__).parent
+    found = [
+        ".".join(("sluice", *init.parent.relative_to(root).parts))
+        for init in root.rglob("__init__.py")
+        if init.parent != root
+    ]
+    assert sorted(found) == sorted(PACKAGES)
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_package_exports_are_pinned(name: str) -> None:
+    """Each public package exports exactly its listed names, each of them real; an internal
+    package declares no ``__all__``."""
+    package = importlib.import_module(name)
+    expected = PACKAGES[name]
+    if expected is None:
+        assert not hasattr(package, "__all__")
+        return
+    assert sorted(package.__all__) == sorted(expected)
+    for export in package.__all__:
+        assert getattr(package, export) is not None

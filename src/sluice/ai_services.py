@@ -20,16 +20,17 @@ from sluice.kv.base import KV
 from sluice.models.base import Model, ModelRequest
 from sluice.models.cascade import Cascade, Tier
 from sluice.models.chat_model import ChatModel, ChatModelBuilder
+from sluice.models.guarded import GuardedModel
+from sluice.models.metered import MeteredModels
 from sluice.models.prices import PriceTable
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.config import parse_reliability
-from sluice.reliability.guarded import GuardedModel
 from sluice.reliability.retry_budget import RetryBudget
 
 log = logging.getLogger("sluice.services")
 
 
-class ModelSet(dict[str, Model]):
+class ModelSet(MeteredModels):
     """The ``models`` service: every configured model by name, each behind the response cache.
 
     Local kinds are trained or loaded; ``kind: openai`` entries (a provider, a self-hosted

@@ -1,7 +1,7 @@
 """The HTTP application of one process: every route mounted in one place.
 
 :func:`create_http_app` composes the ingress's routes (:mod:`sluice.ingress.http`), the AI
-gateway's (:mod:`sluice.gateway.routes`, when the app has a ``gateway:`` section),
+gateway's (:mod:`sluice.ai_gateway.routes`, when the app has a ``gateway:`` section),
 ``/metrics`` and the OpenAPI document under one correlation middleware, and ties the app's
 lifecycle to the server's lifespan. Endpoints find the app and the ingress on the Starlette
 application's state (``request.app.state.sluice`` and ``.ingress``).
@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from sluice.ai_gateway.routes import gateway_routes
 from sluice.app import SluiceApp
-from sluice.gateway.routes import gateway_routes
 from sluice.ingress import http
 from sluice.ingress.intake import Ingress
 from sluice.ingress.openapi import openapi_document

@@ -13,9 +13,9 @@ from typing import Any
 
 from sluice.config import AppSettings
 from sluice.kv.base import KV
+from sluice.outbound.egress import Egress
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.config import parse_reliability
-from sluice.steps.egress import Egress
 from sluice.steps.files import AppFiles
 from sluice.telemetry.alerts import Alerts, AlertSettings
 from sluice.telemetry.metrics import Metrics, reliability_gauges

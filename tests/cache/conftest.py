@@ -1,4 +1,4 @@
-"""Shared helpers for the cache tests: a settable clock and a small real model."""
+"""Shared helpers for the cache tests: a manual clock fixture and a small real model."""
 
 from __future__ import annotations
 
@@ -7,20 +7,7 @@ import asyncio
 import pytest
 
 from sluice.models.base import ModelRequest, ModelResult, Usage
-
-
-class Clock:
-    """Monotonic seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
+from sluice.testing import ManualClock
 
 
 class KeywordModel:
@@ -58,6 +45,6 @@ class KeywordModel:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> ManualClock:
     """A fresh clock."""
-    return Clock()
+    return ManualClock()

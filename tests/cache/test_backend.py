@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sluice.cache import CacheConfigError, MemoryBackend
-from tests.cache.conftest import Clock
+from sluice.testing import ManualClock
 
 
 class TestLru:
@@ -56,7 +56,7 @@ class TestLru:
 
 
 class TestTtl:
-    async def test_entry_expires(self, clock: Clock) -> None:
+    async def test_entry_expires(self, clock: ManualClock) -> None:
         """An entry is served until its TTL passes, then counted as expired."""
         backend = MemoryBackend(10, clock=clock)
         await backend.set("a", b"1", 30)
@@ -67,14 +67,14 @@ class TestTtl:
         stats = backend.stats()
         assert (stats.entries, stats.expirations, stats.evictions) == (0, 1, 0)
 
-    async def test_no_ttl_lives_until_evicted(self, clock: Clock) -> None:
+    async def test_no_ttl_lives_until_evicted(self, clock: ManualClock) -> None:
         """ttl None never expires."""
         backend = MemoryBackend(10, clock=clock)
         await backend.set("a", b"1", None)
         clock.advance(10**9)
         assert await backend.get("a") == b"1"
 
-    async def test_non_positive_ttl_deletes(self, clock: Clock) -> None:
+    async def test_non_positive_ttl_deletes(self, clock: ManualClock) -> None:
         """Setting with ttl <= 0 removes the key instead of storing a dead entry."""
         backend = MemoryBackend(10, clock=clock)
         await backend.set("a", b"1", None)

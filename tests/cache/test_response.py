@@ -8,16 +8,17 @@ import pytest
 
 from sluice.cache import CachedModel, MemoryBackend, ResponseCache
 from sluice.models.base import ModelRequest
-from tests.cache.conftest import Clock, KeywordModel
+from sluice.testing import ManualClock
+from tests.cache.conftest import KeywordModel
 
 
-def cached(clock: Clock, model: KeywordModel, ttl_s: float = 60, **kw: bool) -> CachedModel:
+def cached(clock: ManualClock, model: KeywordModel, ttl_s: float = 60, **kw: bool) -> CachedModel:
     """A model behind a fresh response cache."""
     return ResponseCache(MemoryBackend(100, clock=clock), ttl_s=ttl_s).wrap(model, **kw)
 
 
 class TestHitsAndMisses:
-    async def test_second_call_is_a_free_hit(self, clock: Clock) -> None:
+    async def test_second_call_is_a_free_hit(self, clock: ManualClock) -> None:
         """The same request is answered once by the model; the hit costs nothing."""
         model = KeywordModel()
         front = cached(clock, model)
@@ -36,7 +37,7 @@ class TestHitsAndMisses:
         assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
         assert stats.hit_rate == 0.5
 
-    async def test_params_and_versions_miss(self, clock: Clock) -> None:
+    async def test_params_and_versions_miss(self, clock: ManualClock) -> None:
         """Other parameters, or a new model version, ask the model again."""
         cache = ResponseCache(MemoryBackend(100, clock=clock))
         v1, v2 = KeywordModel("1"), KeywordModel("2")
@@ -46,7 +47,7 @@ class TestHitsAndMisses:
         assert (v1.calls, v2.calls) == (2, 1)
         assert cache.stats().misses == 3
 
-    async def test_case_folds_only_when_declared(self, clock: Clock) -> None:
+    async def test_case_folds_only_when_declared(self, clock: ManualClock) -> None:
         """Case variants hit only for a model wrapped with casefold=True."""
         sensitive, uncased = KeywordModel(), KeywordModel()
         a, b = ModelRequest("Card LOST"), ModelRequest("card lost")
@@ -60,7 +61,7 @@ class TestHitsAndMisses:
 
 
 class TestExpiryAndErrors:
-    async def test_ttl_expiry(self, clock: Clock) -> None:
+    async def test_ttl_expiry(self, clock: ManualClock) -> None:
         """After the TTL the model is asked again and the expiry is counted."""
         model = KeywordModel()
         front = cached(clock, model, ttl_s=10)
@@ -70,7 +71,7 @@ class TestExpiryAndErrors:
         assert model.calls == 2
         assert front.cache.stats().expirations == 1
 
-    async def test_lru_bound(self, clock: Clock) -> None:
+    async def test_lru_bound(self, clock: ManualClock) -> None:
         """A full cache evicts, and the evicted answer is asked for again."""
         model = KeywordModel()
         front = ResponseCache(MemoryBackend(2, clock=clock)).wrap(model)
@@ -80,7 +81,7 @@ class TestExpiryAndErrors:
         stats = front.cache.stats()
         assert (stats.entries, stats.evictions) == (2, 2)
 
-    async def test_errors_are_not_cached(self, clock: Clock) -> None:
+    async def test_errors_are_not_cached(self, clock: ManualClock) -> None:
         """A failed call raises, and the next identical request asks the model again."""
         model = KeywordModel()
         front = cached(clock, model)
@@ -93,7 +94,7 @@ class TestExpiryAndErrors:
 
 
 class TestSingleFlight:
-    async def test_concurrent_misses_share_one_call(self, clock: Clock) -> None:
+    async def test_concurrent_misses_share_one_call(self, clock: ManualClock) -> None:
         """Five identical requests at once cost one model call."""
         model = KeywordModel(delay=0.05)
         front = cached(clock, model)
@@ -101,7 +102,7 @@ class TestSingleFlight:
         assert model.calls == 1
         assert {r.label for r in results} == {"card_arrival"}
 
-    async def test_followers_see_the_leaders_error(self, clock: Clock) -> None:
+    async def test_followers_see_the_leaders_error(self, clock: ManualClock) -> None:
         """When the shared call fails, every waiter gets the error, and nothing is cached."""
         model = KeywordModel(delay=0.05)
         model.fail_next = True
@@ -113,7 +114,7 @@ class TestSingleFlight:
         assert model.calls == 1
         assert front.cache.stats().entries == 0
 
-    async def test_cancelled_leader_does_not_strand_followers(self, clock: Clock) -> None:
+    async def test_cancelled_leader_does_not_strand_followers(self, clock: ManualClock) -> None:
         """If the first caller is cancelled, a waiting caller still gets an answer."""
         model = KeywordModel(delay=0.05)
         front = cached(clock, model)

@@ -14,7 +14,7 @@ from sluice.cache import (
     build_caches,
 )
 from sluice.retrieval import IndexItem, VectorIndex, minilm_embedder, wordllama_embedder
-from tests.cache.conftest import Clock
+from sluice.testing import ManualClock
 
 
 class TestKeys:
@@ -39,7 +39,7 @@ class TestKeys:
 
 
 class TestCache:
-    async def test_hits_misses_and_ttl(self, clock: Clock) -> None:
+    async def test_hits_misses_and_ttl(self, clock: ManualClock) -> None:
         """Stored neighbours come back until the TTL passes."""
         cache = RetrievalCache(MemoryBackend(10, clock=clock), ttl_s=5)
         assert await cache.get("k") is None

@@ -14,7 +14,7 @@ from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from tests.cli.test_cli_runtime import sluice
 from tests.conftest import MakeApp
 

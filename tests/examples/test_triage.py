@@ -25,9 +25,9 @@ from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
 from sluice.models.base import ModelRequest
 from sluice.models.splits import read_examples, write_examples
+from sluice.outbound.signing import decode_secret, sign
 from tests.cli.test_cli_runtime import sluice
 from tests.models.conftest import per_label
 

@@ -29,7 +29,7 @@ from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.telemetry.logs import JsonFormatter, configure_logging
 from tests.conftest import MakeApp

@@ -16,7 +16,7 @@ from sluice.config import load_settings
 from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from tests.conftest import MakeApp
 
 SECRET_OLD = "whsec_" + base64.b64encode(b"o" * 24).decode()

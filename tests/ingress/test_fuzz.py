@@ -38,12 +38,12 @@ from starlette.routing import Route
 from sluice.app import SluiceApp
 from sluice.asgi import create_http_app
 from sluice.config import load_settings
+from sluice.drills.simulator import ModelSimulator
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.settings import parse_ingress
-from sluice.models.simulator import ModelSimulator
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
 from sluice.testing import free_port
 from tests.conftest import MakeApp
 from tests.ingress.conftest import CONFIG, WORKFLOW, Ingress
@@ -201,7 +201,7 @@ async def full(make_app: MakeApp) -> AsyncIterator[Full]:
         settings = load_settings(make_app(config, {"tickets.yaml": WORKFLOW}))
         app = SluiceApp.from_settings(settings)
         asgi = create_http_app(app, intake.Ingress(app, parse_ingress(settings)))
-        routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
+        routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]  # the middleware wraps a Starlette app
         await app.start()
         _, key = await create_api_key(app.store, "acme")
         transport = httpx.ASGITransport(app=asgi)

@@ -94,8 +94,8 @@ async def test_refusals_are_problem_documents(
     ingress: Ingress, kwargs: dict[str, object], status: int, kind: str
 ) -> None:
     """Each refusal has its status and a problem+json body with a stable type."""
-    headers = {**ingress.auth(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-    resp = await ingress.http.post(RUNS, headers=headers, **kwargs)  # type: ignore[arg-type]
+    headers = {**ingress.auth(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]  # the case holds a header dict
+    resp = await ingress.http.post(RUNS, headers=headers, **kwargs)  # type: ignore[arg-type]  # httpx keywords of the case
     assert resp.status_code == status
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["type"].endswith("/" + kind)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sluice.kv.base import KV
+from sluice.kv.fallback import FallbackKV
 from sluice.kv.memory import MemoryKV
 from sluice.kv.redis import RedisKV
 from sluice.testing import free_port
@@ -34,20 +35,30 @@ def patient_redis(prefix: str) -> RedisKV:
     return RedisKV(REDIS_URL, prefix=prefix, connect_timeout_s=10, timeout_s=10)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "fallback", "fallback-local"])
 async def kv(request: pytest.FixtureRequest) -> AsyncIterator[KV]:
-    """An open, empty KV of each kind."""
+    """An open, empty KV of each kind.
+
+    ``fallback`` is :class:`FallbackKV` over a live Redis; ``fallback-local`` is one whose Redis
+    cannot be reached (a closed port), so every call is answered by its local state.
+    """
     if request.param == "memory":
         async with MemoryKV() as impl:
             yield impl
         return
+    if request.param == "fallback-local":
+        async with FallbackKV(RedisKV(f"redis://127.0.0.1:{free_port()}/0")) as away:
+            assert not away.using_primary
+            yield away
+        return
     redis_kv = patient_redis(new_prefix())
-    await redis_kv.open()
+    impl_kv: KV = FallbackKV(redis_kv) if request.param == "fallback" else redis_kv
+    await impl_kv.open()
     try:
-        yield redis_kv
+        yield impl_kv
     finally:
         await redis_kv.delete_prefix()
-        await redis_kv.aclose()
+        await impl_kv.aclose()
 
 
 class TcpProxy:

@@ -3,27 +3,24 @@ reason) and the feature flag (from the event's metadata, never from its data).""
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
 import pytest
 from tests.ingress.test_http_metrics import _value
-from tests.reliability import ManualClock
-from tests.reliability.test_guarded import REQUEST, ScriptedModel, busy
+from tests.reliability.test_guarded import REQUEST, busy
 
 from sluice.cache.backend import MemoryBackend
 from sluice.cache.response import ResponseCache
 from sluice.models.cascade import Cascade, Tier
-from sluice.models.step import classify
+from sluice.models.guarded import GuardedModel
 from sluice.reliability.breaker import BreakerSettings, BreakerState, CircuitBreaker
-from sluice.reliability.guarded import GuardedModel
 from sluice.reliability.retry_budget import RetryBudget, RetryBudgetSettings
+from sluice.steps.classify import classify
 from sluice.store.sqlite import SqliteStore
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.settings import TelemetrySettings
 from sluice.telemetry.tracing import Telemetry
-from sluice.workflow.context import StepContext
+from sluice.testing import ManualClock, ScriptedModel, step_context
 
 TIERS = [{"model": "small", "threshold": 0.95}, {"model": "large"}]
 
@@ -66,9 +63,9 @@ async def test_an_open_breaker_keeps_the_cheap_answer_once(tmp_path: Path) -> No
     try:
         results = []
         for i in range(3):
-            ctx = StepContext(
-                f"e{i}", "triage", "1", "acme", "classify", 1, {"cascade": TIERS},
-                time.time() + 30, logging.getLogger("test"), services,
+            ctx = step_context(
+                event_id=f"e{i}", workflow="triage", tenant="acme", step="classify",
+                options={"cascade": TIERS}, services=services,
             )  # fmt: skip
             results.append(await classify(ctx, {"text": "where is my card"}))
         await telemetry.flush()
@@ -113,9 +110,9 @@ async def test_model_calls_take_the_flag_from_the_event_not_the_data() -> None:
     cascade = Cascade([Tier(ScriptedModel("small", ["card_arrival"]))])
     services = {"cascades": _Cascades(cascade), "metrics": metrics}
     for flag in (None, "beta"):
-        ctx = StepContext(
-            "e1", "triage", "1", "acme", "classify", 1, {"cascade": TIERS[:1]},
-            time.time() + 30, logging.getLogger("test"), services, flag=flag,
+        ctx = step_context(
+            event_id="e1", workflow="triage", tenant="acme", step="classify",
+            options={"cascade": TIERS[:1]}, services=services, flag=flag,
         )  # fmt: skip
         result = await classify(ctx, {"text": "where is my card", "_flag": "beta"})
         assert result["_flag"] == "beta"  # the client's data, kept as data

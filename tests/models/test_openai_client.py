@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from sluice.drills.simulator import ModelSimulator, SimulatorSettings
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import ModelRequest, Usage
 from sluice.models.chat_model import ChatModel, ChatModelBuilder, label_schema
@@ -17,12 +20,9 @@ from sluice.models.openai_client import (
     JsonOutput,
     ModelOutputError,
     OpenAIClient,
-    parse_retry_after,
 )
 from sluice.models.prices import PriceTable
-from sluice.models.simulator import ModelSimulator, SimulatorSettings
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
+from sluice.outbound.retry_after import parse_retry_after
 
 DATA = Path(__file__).resolve().parents[2] / "examples/triage/data/banking77/train.csv"
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_failed"]

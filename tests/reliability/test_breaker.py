@@ -16,7 +16,7 @@ from sluice.reliability.breaker import (
     BreakerState,
     CircuitBreaker,
 )
-from tests.reliability import ManualClock
+from sluice.testing import ManualClock
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 

@@ -15,7 +15,7 @@ from sluice.models.prices import PriceTable
 from sluice.reliability.config import SpendSettings, parse_spend
 from sluice.reliability.escalation import CostEstimates, EscalationGate, Hold
 from sluice.reliability.spend import KVLedger, SpendBudgets
-from tests.reliability.test_guarded import ScriptedModel
+from sluice.testing import ScriptedModel
 
 REQUEST = ModelRequest(text="my card was charged twice")
 

@@ -21,13 +21,13 @@ import pytest
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
+from sluice.drills.simulator import ModelSimulator, SimulatorSettings
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.errors import AdmissionError, ConfigError
 from sluice.kv.redis import RedisKV
 from sluice.models.base import ModelRequest
 from sluice.models.estimate import cost_bound
-from sluice.models.simulator import ModelSimulator, SimulatorSettings
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
 from sluice.store.base import EventState
 from tests.conftest import MakeApp
 

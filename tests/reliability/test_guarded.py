@@ -4,49 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
 
 import pytest
 
 from sluice.errors import StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.cascade import Cascade, Tier
+from sluice.models.guarded import GuardedModel, call_deadline, current_deadline
 from sluice.reliability.breaker import (
     BreakerOpenError,
     BreakerSettings,
     BreakerState,
     CircuitBreaker,
 )
-from sluice.reliability.guarded import GuardedModel, call_deadline, current_deadline
 from sluice.reliability.retry_budget import RetryBudget, RetryBudgetSettings
-from tests.reliability import ManualClock
+from sluice.testing import ManualClock, ScriptedModel
 
 REQUEST = ModelRequest(text="my card was charged twice")
-Outcome = StepError | Exception | str
-
-
-class ScriptedModel:
-    """A real Model whose outcomes follow a script: a label answers, an exception is raised.
-
-    Past the end of the script the last outcome repeats. ``calls`` counts every call made.
-    """
-
-    def __init__(self, name: str, script: Sequence[Outcome]) -> None:
-        self.name = name
-        self.version = "1"
-        self.script = list(script)
-        self.calls = 0
-
-    async def predict(self, request: ModelRequest) -> ModelResult:
-        """Play the next outcome of the script."""
-        outcome = self.script[min(self.calls, len(self.script) - 1)]
-        self.calls += 1
-        await asyncio.sleep(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return ModelResult(
-            model=self.name, output={"label": outcome}, label=outcome, confidence=0.9
-        )
 
 
 def busy() -> StepError:

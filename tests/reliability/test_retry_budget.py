@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from sluice.backoff import backoff_delay
 from sluice.errors import ConfigError
 from sluice.reliability.retry_budget import (
     RetryBudget,
@@ -13,8 +14,7 @@ from sluice.reliability.retry_budget import (
     SlidingCounts,
     retry_delay,
 )
-from sluice.runtime.backoff import backoff_delay
-from tests.reliability import ManualClock
+from sluice.testing import ManualClock
 
 
 def retries_granted(budget: RetryBudget, name: str, wanted: int) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from sluice.errors import AdmissionError, ConfigError
 from sluice.reliability.slo_guard import GuardState, SloGuard, SloPolicy, SloSettings
-from tests.reliability import ManualClock
+from sluice.testing import ManualClock
 
 NORMAL, DEGRADED = GuardState.NORMAL, GuardState.DEGRADED
 SHEDDING, CLOSED = GuardState.SHEDDING, GuardState.CLOSED

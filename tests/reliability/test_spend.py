@@ -21,8 +21,8 @@ from sluice.reliability.spend import (
     SpendLedger,
     SpendLimit,
 )
+from sluice.testing import ManualClock
 from tests.kv.conftest import patient_redis
-from tests.reliability import ManualClock
 
 HOUR = 3600.0
 # Ten minutes into an hour, so an hourly window has 3000 s left.
@@ -133,7 +133,7 @@ class TestSettling:
         await second.commit(0.3)
         status = await budgets.status("tenant:acme")
         assert status is not None
-        assert (status.spent, status.remaining) == (pytest.approx(0.4), pytest.approx(0.6))
+        assert (status.spent, status.remaining) == pytest.approx((0.4, 0.6))
 
     async def test_release_and_settling_once(
         self, ledgers: LedgerFactory, clock: ManualClock

@@ -21,11 +21,10 @@ from sluice.reliability.escalation import CostEstimates, EscalationGate, Hold
 from sluice.reliability.slo_guard import GuardState
 from sluice.reliability.slo_guards import SloGuards
 from sluice.reliability.spend import MemoryLedger, SpendBudgets
+from sluice.testing import ManualClock, ScriptedModel
 from sluice.workflow.model import Step, Workflow
 from tests.conftest import MakeApp
 from tests.kv.conftest import new_prefix, patient_redis
-from tests.reliability import ManualClock
-from tests.reliability.test_guarded import ScriptedModel
 
 REQUEST = ModelRequest(text="my card was charged twice")
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from sluice.models.splits import read_examples, write_examples
-from tests.retrieval.conftest import DATA, TEMPLATES, per_label
+from tests.models.conftest import per_label
+from tests.retrieval.conftest import DATA, TEMPLATES
 
 
 def sluice(*args: str) -> subprocess.CompletedProcess[str]:

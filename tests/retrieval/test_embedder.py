@@ -62,7 +62,7 @@ class TestEmbedders:
 def test_import_is_light() -> None:
     """Importing the retrieval and cache packages loads no numpy, torch or wordllama."""
     code = (
-        "import sys, sluice.retrieval, sluice.retrieval.step, sluice.cache; "
+        "import sys, sluice.retrieval, sluice.steps.retrieve, sluice.cache; "
         "heavy = {'numpy', 'torch', 'wordllama', 'sentence_transformers'} & set(sys.modules); "
         "print(sorted(heavy))"
     )

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.ingress.signatures import WebhookVerifier
-from sluice.steps.deliver import allowed
+from sluice.outbound.egress import allowed
 from sluice.store.base import EventState
 from sluice.testing.servers import AsgiServer
 from tests.conftest import MakeApp

@@ -1,4 +1,4 @@
-"""The Store contract: durability of accepts, leases, effects once, reclaim, dead letters."""
+"""The JobStore contract: durability of accepts, leases, effects once, reclaim, dead letters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sluice.errors import NotFoundError, StoreError
-from sluice.store.base import Completion, EventState, Job, NewEvent, Store
+from sluice.store.base import Completion, EventState, Job, JobStore, NewEvent
 
 
 def _event(eid: str, pool: str = "p0", budget_s: float = 60.0) -> NewEvent:
@@ -22,7 +22,7 @@ def _done(job: Job, output: bytes = b'{"y": 2}', next_pool: str | None = "p1") -
 
 
 class TestAccept:
-    async def test_event_and_first_job_are_written_together(self, store: Store) -> None:
+    async def test_event_and_first_job_are_written_together(self, store: JobStore) -> None:
         """An accepted event is readable and its first job is claimable."""
         await store.insert_event(_event("e1"))
         record = await store.get_event("e1")
@@ -34,21 +34,21 @@ class TestAccept:
             ("e1", 0, 1, b'{"x": 1}')
         ]
 
-    async def test_duplicate_event_id_is_refused(self, store: Store) -> None:
+    async def test_duplicate_event_id_is_refused(self, store: JobStore) -> None:
         """A second event with the same id is an error and changes nothing."""
         await store.insert_event(_event("dup"))
         with pytest.raises(StoreError, match="already exists"):
             await store.insert_event(_event("dup"))
         assert (await store.queue_depths()) == {"p0": 1}
 
-    async def test_unknown_event(self, store: Store) -> None:
+    async def test_unknown_event(self, store: JobStore) -> None:
         """Reading an unknown id raises NotFoundError."""
         with pytest.raises(NotFoundError):
             await store.get_event("nope")
 
 
 class TestClaim:
-    async def test_a_job_is_leased_to_one_owner(self, store: Store) -> None:
+    async def test_a_job_is_leased_to_one_owner(self, store: JobStore) -> None:
         """Concurrent claimers never get the same job."""
         for i in range(50):
             await store.insert_event(_event(f"e{i:02}"))
@@ -57,7 +57,7 @@ class TestClaim:
         assert len(ids) == 50
         assert len(set(ids)) == 50
 
-    async def test_claims_are_per_pool(self, store: Store) -> None:
+    async def test_claims_are_per_pool(self, store: JobStore) -> None:
         """A pool only sees its own jobs."""
         await store.insert_event(_event("a", pool="p0"))
         await store.insert_event(_event("b", pool="p9"))
@@ -65,7 +65,7 @@ class TestClaim:
 
 
 class TestComplete:
-    async def test_result_and_next_job_commit_together(self, store: Store) -> None:
+    async def test_result_and_next_job_commit_together(self, store: JobStore) -> None:
         """Completing step 0 records its result and makes step 1 claimable with that input."""
         await store.insert_event(_event("e1"))
         (job,) = await store.claim("p0", 1, "w1", 30)
@@ -78,7 +78,7 @@ class TestComplete:
         assert record.result == b'{"z": 3}'
         assert [s.name for s in record.steps] == ["s0", "s1"]
 
-    async def test_a_rerun_has_no_second_effect(self, store: Store) -> None:
+    async def test_a_rerun_has_no_second_effect(self, store: JobStore) -> None:
         """After a lost lease, the second completion of a step changes nothing."""
         await store.insert_event(_event("e1", budget_s=60))
         (first,) = await store.claim("p0", 1, "dead-worker", 0.01)
@@ -98,7 +98,7 @@ class TestComplete:
 
 
 class TestFailures:
-    async def test_retry_returns_the_job_later(self, store: Store) -> None:
+    async def test_retry_returns_the_job_later(self, store: JobStore) -> None:
         """A retried job is not claimable before its time, and is after."""
         await store.insert_event(_event("e1"))
         (job,) = await store.claim("p0", 1, "w", 30)
@@ -108,7 +108,7 @@ class TestFailures:
         (again,) = await store.claim("p0", 1, "w", 30)
         assert again.attempts == 2
 
-    async def test_bury_and_replay(self, store: Store) -> None:
+    async def test_bury_and_replay(self, store: JobStore) -> None:
         """A buried event is dead with its error, listed, and replay requeues it once."""
         await store.insert_event(_event("e1"))
         (job,) = await store.claim("p0", 1, "w", 30)
@@ -126,7 +126,7 @@ class TestFailures:
         assert again.attempts == 1
         assert (await store.get_event("e1")).state is EventState.ACCEPTED
 
-    async def test_stale_owner_jobs_are_reclaimed(self, store: Store) -> None:
+    async def test_stale_owner_jobs_are_reclaimed(self, store: JobStore) -> None:
         """Jobs of an owner that stopped beating return to the queue; live owners keep theirs."""
         await store.insert_event(_event("a"))
         await store.insert_event(_event("b"))
@@ -137,7 +137,7 @@ class TestFailures:
         (job,) = await store.claim("p0", 5, "alive", 300)
         assert job.attempts == 2
 
-    async def test_release_on_clean_shutdown(self, store: Store) -> None:
+    async def test_release_on_clean_shutdown(self, store: JobStore) -> None:
         """Released jobs are claimable again without counting an attempt."""
         await store.insert_event(_event("a"))
         await store.claim("p0", 1, "w", 300)
@@ -145,7 +145,27 @@ class TestFailures:
         (job,) = await store.claim("p0", 1, "w2", 300)
         assert job.attempts == 1
 
-    async def test_event_states(self, store: Store) -> None:
+    async def test_event_states(self, store: JobStore) -> None:
         """States come back for known ids only."""
         await store.insert_event(_event("a"))
         assert await store.event_states(["a", "zz"]) == {"a": EventState.ACCEPTED}
+
+
+class TestDepths:
+    async def test_depths_follow_this_stores_own_writes(self, store: JobStore) -> None:
+        """``depths`` is exact for this store's own writes, read after each one returns:
+        accepts add, claims take, a completion moves the job to the next pool, a retry and a
+        release put jobs back. It then agrees with ``queue_depths`` from the database."""
+        for i in range(3):
+            await store.insert_event(_event(f"e{i}"))
+        assert store.depths["p0"] == 3
+        first, second = await store.claim("p0", 2, "w", 30)
+        assert store.depths["p0"] == 1
+        await store.complete(_done(first))
+        await store.retry(second, time.time(), "boom")
+        assert (store.depths["p0"], store.depths["p1"]) == (2, 1)
+        await store.claim("p1", 1, "w", 30)
+        assert store.depths["p1"] == 0
+        assert await store.release("w") == 1
+        assert store.depths["p1"] == 1
+        assert {pool: n for pool, n in store.depths.items() if n} == await store.queue_depths()

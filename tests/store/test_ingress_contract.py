@@ -1,4 +1,7 @@
-"""The Store contract, ingress side: idempotency keys, quarantine, API keys, re-encoding."""
+"""The IngressStore contract: idempotency keys, quarantine, API keys.
+
+Typed to the whole Store where a test pairs ingress state with the events JobStore writes (an
+idempotency key is claimed in the transaction of the event it names)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ import time
 import pytest
 
 from sluice.errors import IdempotencyConflictError, NotFoundError
-from sluice.store.base import ApiKeyRecord, IdempotencyClaim, NewEvent, QuarantineItem, Store
+from sluice.store.base import (
+    ApiKeyRecord,
+    IdempotencyClaim,
+    IngressStore,
+    NewEvent,
+    QuarantineItem,
+    Store,
+)
 
 
 def _event(eid: str) -> NewEvent:
@@ -107,7 +117,7 @@ class TestQuarantine:
 
 
 class TestApiKeys:
-    async def test_put_get_list_revoke(self, store: Store) -> None:
+    async def test_put_get_list_revoke(self, store: IngressStore) -> None:
         """Keys are stored, read back, listed and revoked once."""
         record = ApiKeyRecord("abc", "t1", ("runner", "admin"), "hash", time.time())
         await store.put_api_key(record)
@@ -119,7 +129,7 @@ class TestApiKeys:
         with pytest.raises(NotFoundError):
             await store.get_api_key("nope")
 
-    async def test_expiry_and_generation(self, store: Store) -> None:
+    async def test_expiry_and_generation(self, store: IngressStore) -> None:
         """The expiry time is kept; each revocation, and only a revocation, bumps the
         generation that key caches poll."""
         expires = time.time() + 3600

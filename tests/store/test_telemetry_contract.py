@@ -1,4 +1,5 @@
-"""The Store contract for telemetry: trace context on jobs, the span store and the ledger."""
+"""The TelemetryStore contract: the span store and the ledger, and the trace context that
+events and jobs carry for it (hence the whole Store in the tests that write events)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import time
 import pytest
 
 from sluice.errors import ConfigError
-from sluice.store.base import Completion, CostRecord, NewEvent, SpanRecord, Store
+from sluice.store.base import (
+    Completion,
+    CostRecord,
+    NewEvent,
+    SpanRecord,
+    Store,
+    TelemetryStore,
+)
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -65,7 +73,7 @@ async def test_an_event_without_trace_has_none(store: Store) -> None:
     assert await store.event_trace_id("e2") is None
 
 
-async def test_spans_are_stored_and_read_by_trace(store: Store) -> None:
+async def test_spans_are_stored_and_read_by_trace(store: TelemetryStore) -> None:
     """Spans come back per trace in start order, attributes intact; events find their trace."""
     other = "0af7651916cd43dd8448eb211c80319c"
     await store.write_telemetry(
@@ -79,7 +87,7 @@ async def test_spans_are_stored_and_read_by_trace(store: Store) -> None:
     assert await store.trace_spans("f" * 32) == []
 
 
-async def test_cost_totals_group_and_filter_by_time(store: Store) -> None:
+async def test_cost_totals_group_and_filter_by_time(store: TelemetryStore) -> None:
     """The ledger sums calls, cache hits, tokens and cost per group since a time."""
     now = time.time()
     await store.write_telemetry([], [
@@ -96,7 +104,7 @@ async def test_cost_totals_group_and_filter_by_time(store: Store) -> None:
         await store.cost_totals("cost; DROP TABLE costs", 0)
 
 
-async def test_purge_bounds_spans_and_ledger(store: Store) -> None:
+async def test_purge_bounds_spans_and_ledger(store: TelemetryStore) -> None:
     """Purging keeps the newest spans up to the cap and drops what is past its age."""
     now_ns = time.time_ns()
     spans = [_span(TRACE_ID, f"{i:016x}", now_ns + i) for i in range(10)]

@@ -21,13 +21,13 @@ from starlette.routing import Route
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
+from sluice.drills.simulator import ModelSimulator, SimulatorSettings
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.errors import ConfigError
 from sluice.models.base import ModelResult, Usage
-from sluice.models.simulator import ModelSimulator, SimulatorSettings
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples
-from sluice.steps.egress import Egress
+from sluice.outbound.egress import Egress
 from sluice.store.base import EventState
 from sluice.telemetry.alerts import (
     COST_PER_REQUEST,

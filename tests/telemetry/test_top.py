@@ -18,12 +18,12 @@ from sluice.app import SluiceApp
 from sluice.asgi import create_http_app
 from sluice.cli.top import Scrape, parse_scrape, quantile, render
 from sluice.config import load_settings
+from sluice.drills.simulator import ModelSimulator, SimulatorSettings
+from sluice.drills.simulator_answerer import TfidfAnswerer
+from sluice.drills.simulator_server import SimulatorServer
 from sluice.ingress.apikeys import create_api_key
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
-from sluice.models.simulator import ModelSimulator, SimulatorSettings
-from sluice.models.simulator_answerer import TfidfAnswerer
-from sluice.models.simulator_server import SimulatorServer
 from sluice.models.splits import read_examples
 from sluice.testing import free_port, wait_until
 from tests.conftest import MakeApp

@@ -33,7 +33,7 @@ from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.telemetry.logs import JsonFormatter
 from sluice.testing import free_port
@@ -201,11 +201,13 @@ async def test_one_event_is_one_trace_without_pii(
     assert models[0].attributes["gen_ai.provider.name"] == "sluice.local"
     assert models[0].attributes["gen_ai.request.model"] == "small"
     assert "sluice.cost" in models[0].attributes
+    assert models[0].parent_id is not None
     assert by_id[models[0].parent_id].name == "step classify"
     lookups = {s.name: s for s in spans if s.name.startswith("cache.lookup")}
     assert set(lookups) == {"cache.lookup response", "cache.lookup retrieval"}
     assert all(s.attributes["sluice.cache.hit"] is False for s in lookups.values())
     (outbound,) = [s for s in spans if s.kind == "client" and s.name == "POST"]
+    assert outbound.parent_id is not None
     assert by_id[outbound.parent_id].name == "step deliver"
     (delivery,) = receiver
     assert delivery["traceparent"] == f"00-{CALLER_TRACE}-{outbound.span_id}-01"

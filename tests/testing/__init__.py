@@ -1,0 +1,1 @@
+"""Tests of ``sluice.testing``: the fakes and the in-process app users test with."""

@@ -146,7 +146,7 @@ class KVBackend:
                 result = await call()
         # Any failure of an optimisation is a miss, never the request's error; cancellation
         # (a BaseException) still propagates.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a failing cache is a miss
             self.breaker.record(False)
             self._failed(op, exc)
             return failed

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from sluice.testing.drill_cache import kill_cache_drill
-from sluice.testing.drill_flood import flood
-from sluice.testing.drill_model import throttle_model
-from sluice.testing.drills import DrillOptions, DrillReport, kill_worker_drill
+from sluice.drills.base import DrillOptions, DrillReport
+from sluice.drills.flood import flood
+from sluice.drills.kill_cache import kill_cache_drill
+from sluice.drills.kill_worker import kill_worker_drill
+from sluice.drills.throttle_model import throttle_model
 
 #: Every drill by name; each takes the CLI's options and returns a report with a verdict.
 DRILLS: dict[str, Callable[[DrillOptions], Coroutine[Any, Any, DrillReport]]] = {

@@ -43,8 +43,8 @@ def simulate_model(
     ] = None,
 ) -> None:
     """Serve an OpenAI-compatible simulator answering with a real local model."""
-    from sluice.models.simulator import ModelSimulator, SimulatorSettings
-    from sluice.models.simulator_server import serve
+    from sluice.drills.simulator import ModelSimulator, SimulatorSettings
+    from sluice.drills.simulator_server import serve
 
     settings = SimulatorSettings(
         p50_ms=p50_ms,
@@ -87,7 +87,7 @@ def _resolve_model(app_dir: Path | None, name: str | None, data: Path | None) ->
             raise ConfigError(f"models.{name}: no such model in {app_dir} (known: {known})")
         resolved: Model = models[name]
         return resolved
-    from sluice.models.simulator_answerer import TfidfAnswerer
+    from sluice.drills.simulator_answerer import TfidfAnswerer
 
     path = data or (app_dir or _EXAMPLE_APP) / _DEFAULT_DATA
     typer.echo(f"training the built-in TF-IDF answerer on {path}", err=True)

@@ -16,7 +16,7 @@ from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, print_json, with_store
 from sluice.errors import NotFoundError
 from sluice.telemetry import waterfall
-from sluice.telemetry.traceparent import is_trace_id
+from sluice.traceparent import is_trace_id
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 :class:`Ingress` (in :mod:`sluice.ingress.intake`) owns the checks; :mod:`sluice.ingress.http`
 translates HTTP to and from it. ``Gateway`` is the deprecated old name of :class:`Ingress`
-("gateway" now means only the AI gateway, :mod:`sluice.gateway`).
+("gateway" now means only the AI gateway, :mod:`sluice.ai_gateway`).
 """
 
 from __future__ import annotations

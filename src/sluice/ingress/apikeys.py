@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sluice.errors import AuthError, ConfigError, NotFoundError, StoreError
-from sluice.store.base import ApiKeyRecord, Store
+from sluice.store.base import ApiKeyRecord, IngressStore
 
 log = logging.getLogger("sluice.ingress")
 _PREFIX = "sk_"
@@ -55,7 +55,7 @@ def expiry_text(ts: float) -> str:
 
 
 async def create_api_key(
-    store: Store,
+    store: IngressStore,
     tenant: str,
     roles: Sequence[str] = (RUNNER_ROLE,),
     expires_at: float | None = None,
@@ -81,7 +81,7 @@ class ApiKeyAuth:
 
     def __init__(
         self,
-        store: Store,
+        store: IngressStore,
         cache_ttl_s: float = 30.0,
         cache_size: int = 10_000,
         check_every_s: float = 0.25,

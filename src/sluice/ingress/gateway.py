@@ -1,7 +1,7 @@
 """Deprecated home of the ingress: use :class:`sluice.ingress.Ingress`.
 
 The class was ``Gateway`` here until "gateway" came to mean only the AI gateway
-(:mod:`sluice.gateway`); the old name and import path keep working for one release, with a
+(:mod:`sluice.ai_gateway`); the old name and import path keep working for one release, with a
 :class:`DeprecationWarning` when ``Gateway`` is used.
 """
 

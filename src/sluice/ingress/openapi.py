@@ -60,7 +60,7 @@ _DELTA: dict[str, Any] = {  # sluice.ingress.index_deltas
 }
 _CHAT: dict[
     str, Any
-] = {  # what the gateway relies on (sluice.gateway.proxy.parse_body); the rest is relayed
+] = {  # what the gateway relies on (sluice.ai_gateway.proxy.parse_body); the rest is relayed
     "type": "object",
     "required": ["model", "messages"],
     "properties": {
@@ -127,7 +127,7 @@ def _add_server_refusals(paths: dict[str, Any]) -> None:
 
 
 def _gateway_paths() -> dict[str, Any]:
-    """``/v1/chat/completions`` and ``/v1/models`` (sluice.gateway.routes)."""
+    """``/v1/chat/completions`` and ``/v1/models`` (sluice.ai_gateway.routes)."""
     answer = {"description": "the provider's completion (or its events when streamed)"}
     return {
         "/v1/chat/completions": {

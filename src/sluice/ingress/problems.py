@@ -1,4 +1,5 @@
-"""Errors as ``application/problem+json`` (RFC 9457) with stable ``type`` URIs."""
+"""Errors as ``application/problem+json`` (RFC 9457) with stable ``type`` URIs, and in the
+OpenAI shape on the AI gateway's routes (OpenAI clients parse that)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def problem(
         media_type="application/problem+json",
         headers=headers,
     )
+
+
+def openai_error(
+    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An error response in the OpenAI shape."""
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

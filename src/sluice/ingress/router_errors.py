@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from sluice.gateway.routes import openai_error
-from sluice.ingress.problems import problem
+from sluice.ingress.problems import openai_error, problem
 
 #: The status counted for a request whose client left before it was answered (nginx's).
 CLIENT_CLOSED = 499

@@ -1,17 +1,15 @@
-"""Webhook signatures in the Standard Webhooks scheme.
+"""Webhook signatures in the Standard Webhooks scheme, checked.
 
 The sender signs ``{webhook-id}.{webhook-timestamp}.{body}`` with HMAC-SHA256 under a shared
 secret (``whsec_`` + base64) and sends ``webhook-signature: v1,<base64> [v1,<base64> ...]``.
 Several signatures let a sender sign with an old and a new secret while secrets rotate; any
 one valid signature under any configured secret passes. Timestamps more than ``tolerance_s``
-away from now are refused, so a captured request cannot be replayed later.
+away from now are refused, so a captured request cannot be replayed later. Signing itself is
+:mod:`sluice.outbound.signing`, shared with Sluice's own deliveries.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import re
 import time
@@ -19,29 +17,11 @@ from collections.abc import Iterable, Mapping
 
 from sluice.errors import AuthError, ConfigError
 from sluice.ingress.limits import RequestError
+from sluice.outbound.signing import decode_secret, sign
 
-PREFIX = "whsec_"
 TOLERANCE_S = 300
 _MAX_STAMP_DIGITS = 12  # seconds since the epoch: 10 digits until the year 2286
 _STAMP = re.compile(f"[1-9][0-9]{{0,{_MAX_STAMP_DIGITS - 1}}}")
-
-
-def decode_secret(secret: str) -> bytes:
-    """The key bytes of a ``whsec_...`` secret."""
-    body = secret.removeprefix(PREFIX)
-    try:
-        key = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"webhook secret {secret[:10]}...: not base64") from exc
-    if len(key) < 16:
-        raise ConfigError("webhook secret: shorter than 16 bytes")
-    return key
-
-
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``v1,<base64>`` signature of one delivery."""
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
 
 
 class WebhookVerifier:

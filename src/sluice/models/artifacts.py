@@ -90,7 +90,7 @@ def save_head(directory: Path, head: TrainedHead) -> None:
         arrays = {
             f"coef_{block}": coef for block, coef in zip(head.weights, head.coefs, strict=True)
         }
-        np.savez(staging / "head.npz", intercept=head.intercept, **arrays)  # type: ignore[arg-type]
+        np.savez(staging / "head.npz", intercept=head.intercept, **arrays)  # type: ignore[arg-type]  # numpy fears **arrays fill allow_pickle
         if head.vectorizers:
             with (staging / "vectorizers.pkl").open("wb") as handle:
                 pickle.dump(head.vectorizers, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -133,7 +133,7 @@ def load_head(directory: Path) -> TrainedHead:
         if pickled.exists():
             with pickled.open("rb") as handle:
                 # Written by save_head into the app's own model directory, never fetched.
-                vectorizers = pickle.load(handle)  # noqa: S301
+                vectorizers = pickle.load(handle)  # noqa: S301 - our own artifact, never fetched
     except (OSError, KeyError, ValueError, pickle.UnpicklingError) as exc:
         raise ArtifactError(f"{directory}: unreadable model artifact: {exc}") from exc
     return TrainedHead(

@@ -54,7 +54,7 @@ def fit_temperature(scores: NDArray[np.floating], targets: NDArray[np.integer]) 
     ``targets`` holds column indices of the true classes. Bounded 1-D search on log(T).
     """
     # scipy ships no type stubs and has no mypy override in pyproject.toml.
-    from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]
+    from scipy.optimize import minimize_scalar  # type: ignore[import-untyped]  # no stubs
 
     result = minimize_scalar(
         lambda log_t: negative_log_likelihood(scores, targets, math.exp(log_t)),

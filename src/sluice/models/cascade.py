@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
-from sluice.reliability.guarded import GuardedModel
+from sluice.models.guarded import GuardedModel
 from sluice.telemetry.tracing import model_span, record_model_result
 
 

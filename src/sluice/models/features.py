@@ -147,7 +147,7 @@ def _traced_minilm() -> Any:
             # The tracer warns about shape-dependent branches that are constant for one text.
             warnings.simplefilter("ignore")
             # torch.jit.trace carries no annotations in torch's own stubs.
-            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
+            traced = torch.jit.trace(  # type: ignore[no-untyped-call]  # unannotated in torch
                 _Hidden(), (example["input_ids"], example["attention_mask"]), check_trace=False
             )
             return torch.jit.freeze(traced.eval())
@@ -295,6 +295,6 @@ class FeatureSet:
 def hstack(matrices: Sequence[Any]) -> Any:
     """Stack block matrices side by side into one CSR matrix (for fitting a head)."""
     # scipy ships no type stubs and has no mypy override in pyproject.toml.
-    from scipy import sparse  # type: ignore[import-untyped]
+    from scipy import sparse  # type: ignore[import-untyped]  # no stubs
 
     return sparse.hstack([sparse.csr_matrix(matrix) for matrix in matrices], format="csr")

@@ -31,11 +31,20 @@ from typing import TYPE_CHECKING, Any
 from sluice.errors import StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.estimate import cost_bound
-from sluice.reliability.guarded import call_deadline
+from sluice.models.guarded import call_deadline
 from sluice.telemetry.tracing import model_span, record_model_result
 
 if TYPE_CHECKING:
     from sluice.workflow.context import StepContext
+
+
+class MeteredModels(dict[str, Model]):
+    """The ``models`` service: models by name; ``ctx.service("models")`` gets each step a
+    :class:`StepModels` view of them (:class:`~sluice.workflow.context.StepBound`)."""
+
+    def for_step(self, ctx: StepContext) -> StepModels:
+        """The models as the step ``ctx`` runs may call them: budgeted and ledgered."""
+        return StepModels(ctx, self)
 
 
 class StepModels(Mapping[str, "MeteredModel"]):

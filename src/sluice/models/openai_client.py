@@ -28,8 +28,6 @@ than ``max_response_bytes``
 
 from __future__ import annotations
 
-import email.utils
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +41,8 @@ import orjson
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Usage
 from sluice.models.prices import PriceTable
+from sluice.outbound.retry_after import parse_retry_after
+from sluice.outbound.sessions import client_session
 from sluice.telemetry.tracing import outbound_headers
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
@@ -199,9 +199,7 @@ class OpenAIClient:
         if self._closed:
             raise StepError("the model client is closed", retryable=False)
         if self._session is None:
-            limit = self.settings.max_connections
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+            self._session = client_session(self.settings.max_connections, headers=self._headers)
         return self._session
 
     async def _request(
@@ -238,34 +236,6 @@ class OpenAIClient:
         if not isinstance(answer, dict):
             raise ModelOutputError(f"{method} {url}: answer body is not a JSON object")
         return answer
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        seconds = _non_negative(millis)
-        if seconds is not None:
-            return seconds / 1000.0
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    seconds = _non_negative(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
-def _non_negative(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return max(0.0, value) if math.isfinite(value) else None
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:

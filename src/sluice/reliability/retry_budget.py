@@ -16,8 +16,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sluice.backoff import backoff_delay
 from sluice.errors import ConfigError
-from sluice.runtime.backoff import backoff_delay
 
 Clock = Callable[[], float]
 """Seconds on some monotonic scale; injected so tests control time."""

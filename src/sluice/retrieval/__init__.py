@@ -3,7 +3,7 @@
 ``Embedder`` is the port (``wordllama_embedder()`` fast, ``minilm_embedder()`` better);
 ``VectorIndex`` holds items and searches them by exact cosine similarity; ``build_index``,
 ``save_index`` / ``load_index`` and ``warm_up`` cover the life of an index on disk; the
-``retrieve`` workflow step lives in :mod:`sluice.retrieval.step`. Importing this package loads
+``retrieve`` workflow step lives in :mod:`sluice.steps.retrieve`. Importing this package loads
 no numpy, torch or model weights: that happens on the first embed or index.
 """
 

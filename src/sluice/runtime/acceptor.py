@@ -33,7 +33,7 @@ import orjson
 from sluice.config import PoolSettings
 from sluice.errors import AdmissionError, InvalidInputError
 from sluice.ids import new_event_id
-from sluice.store.base import IdempotencyClaim, NewEvent, Receipt, Store
+from sluice.store.base import IdempotencyClaim, JobStore, NewEvent, Receipt
 from sluice.telemetry.tracing import Telemetry, current_traceparent
 from sluice.workflow.input_errors import schema_problems
 from sluice.workflow.model import Workflow
@@ -82,7 +82,7 @@ class Acceptor:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         pools: Mapping[str, PoolSettings],
         services: Mapping[str, Any],
         wake: Callable[[str], None],

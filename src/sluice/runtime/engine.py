@@ -24,7 +24,7 @@ from sluice.store.base import (
     EventRecord,
     EventState,
     Job,
-    Store,
+    JobStore,
 )
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.tracing import Telemetry
@@ -41,7 +41,7 @@ class Runtime:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         registry: WorkflowRegistry,
         pools: Mapping[str, PoolSettings],
         settings: RuntimeSettings | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from opentelemetry import trace
 
+from sluice.backoff import backoff_delay
 from sluice.errors import (
     BudgetExceededError,
     NotFoundError,
@@ -26,8 +27,7 @@ from sluice.errors import (
 )
 from sluice.guard.pii import PiiMasker
 from sluice.reliability.slo_guards import SloGuards
-from sluice.runtime.backoff import backoff_delay
-from sluice.store.base import Completion, Job, Store
+from sluice.store.base import Completion, Job, JobStore
 from sluice.telemetry import tracing
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.tracing import Telemetry
@@ -55,7 +55,7 @@ class StepExecutor:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         registry: WorkflowRegistry,
         services: Mapping[str, Any],
         on_settled: Settled,

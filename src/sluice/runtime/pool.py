@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sluice.config import PoolSettings
 from sluice.runtime.executor import StepExecutor
-from sluice.store.base import Job, Store
+from sluice.store.base import Job, JobStore
 
 log = logging.getLogger("sluice.runtime")
 
@@ -25,7 +25,7 @@ class PoolWorker:
     def __init__(
         self,
         settings: PoolSettings,
-        store: Store,
+        store: JobStore,
         executor: StepExecutor,
         owner: str,
         lease_s: float,

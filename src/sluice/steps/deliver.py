@@ -13,7 +13,6 @@ must be on the app's egress allowlist::
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,19 +21,11 @@ import orjson
 from opentelemetry.trace import SpanKind
 
 from sluice.errors import StepError
-from sluice.ingress.signatures import decode_secret, sign
+from sluice.outbound.egress import allowed
+from sluice.outbound.webhooks import post_signed, signed_headers
 from sluice.telemetry.tracing import fail, outbound_headers, span
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
-
-
-def allowed(url: str, allowlist: Collection[str]) -> bool:
-    """Whether ``url``'s host (or host:port) is on the allowlist."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host = parts.hostname
-    return host in allowlist or f"{host}:{parts.port}" in allowlist
 
 
 async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
@@ -51,12 +42,7 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
         raise StepError("deliver: options.secret_env names no configured secret", retryable=False)
     body = orjson.dumps({"event_id": ctx.event_id, "tenant": ctx.tenant, "result": result})
     stamp = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": ctx.idempotency_key,
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": sign(decode_secret(secret), ctx.idempotency_key, stamp, body),
-    }
+    headers = signed_headers(secret, ctx.idempotency_key, stamp, body)
     session: aiohttp.ClientSession = egress.session()
     target = urlsplit(str(url))
     port = target.port or (443 if target.scheme == "https" else 80)
@@ -69,34 +55,15 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
         breakers = ctx.services.get("breakers")
         try:
             if breakers is None:
-                status = await _post(session, str(url), body, headers)
+                status = await post_signed(session, str(url), body, headers)
             else:
                 # A receiver that keeps failing is not called until its breaker half-opens:
                 # the step fails fast with the breaker's retry-after instead.
                 async with breakers.get(f"webhook:{target.hostname}").guard():
-                    status = await _post(session, str(url), body, headers)
+                    status = await post_signed(session, str(url), body, headers)
         except StepError as exc:
             fail(current, exc)
             raise
         if current is not None:
             current.set_attribute("http.response.status_code", status)
     return {**result, "delivered_to": str(url)}
-
-
-async def _post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
-) -> int:
-    """POST the signed body; a StepError says whether trying again may help."""
-    try:
-        async with session.post(url, data=body, headers=headers) as resp:
-            if resp.status >= 500 or resp.status == 429:
-                after = resp.headers.get("retry-after")
-                raise StepError(
-                    f"deliver: {url} answered {resp.status}",
-                    retry_after=float(after) if after and after.isdigit() else None,
-                )
-            if resp.status >= 400:
-                raise StepError(f"deliver: {url} refused with {resp.status}", retryable=False)
-            return resp.status
-    except aiohttp.ClientError as exc:
-        raise StepError(f"deliver: {url}: {type(exc).__name__}: {exc}") from exc

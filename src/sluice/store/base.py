@@ -1,10 +1,15 @@
-"""The Store protocol: system of record and queue in one.
+"""The Store protocols: system of record and queue in one.
 
 Events, jobs and step results live in one database so the event and its first job, and a
 step's result and the next job, are each written in one transaction. Delivery is at least
 once; a step result is keyed by (event, step), so a re-run after a crash cannot produce a
 second result or a second next job. Payloads cross this boundary as plaintext bytes; the store
 applies its :class:`~sluice.store.codec.PayloadCodec` on the way in and out.
+
+The contract comes in three concerns, each with its own contract suite in ``tests/store``:
+:class:`JobStore` (events, jobs, claims, results: the runtime), :class:`IngressStore`
+(quarantine, idempotency keys, API keys: ingress) and :class:`TelemetryStore` (spans and the
+cost ledger: the telemetry sink). :class:`Store` is their union, one database behind all three.
 """
 
 from __future__ import annotations
@@ -251,8 +256,8 @@ def cost_total_from_row(row: Sequence[Any]) -> CostTotal:
     return CostTotal(str(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]))
 
 
-class Store(Protocol):
-    """What the runtime needs from a store. Every implementation passes one contract suite.
+class JobStore(Protocol):
+    """Events, jobs, claims and results: what the runtime needs (``tests/store/test_contract.py``).
 
     ``depths`` is the ready-job count per pool as this process knows it: kept exact for the
     process's own writes (updated after each commit) and reset from :meth:`queue_depths` by the
@@ -261,15 +266,6 @@ class Store(Protocol):
     """
 
     depths: Counter[str]
-    codec: PayloadCodec
-
-    async def open(self) -> None:
-        """Connect and apply migrations."""
-        ...
-
-    async def aclose(self) -> None:
-        """Flush pending writes and release connections."""
-        ...
 
     async def insert_event(
         self, event: NewEvent, idempotency: IdempotencyClaim | None = None
@@ -280,68 +276,6 @@ class Store(Protocol):
         same request hash returns the original receipt and writes nothing; with another hash it
         raises IdempotencyConflictError.
         """
-        ...
-
-    async def quarantine(
-        self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
-    ) -> Receipt:
-        """Keep a malformed event aside (claiming its idempotency key like insert_event)."""
-        ...
-
-    async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
-        """Quarantined events, newest first."""
-        ...
-
-    async def get_quarantined(self, item_id: str) -> QuarantineItem:
-        """One quarantined event; raises NotFoundError."""
-        ...
-
-    async def drop_quarantined(self, item_id: str) -> bool:
-        """Delete a quarantined event; False if there was none."""
-        ...
-
-    async def promote_quarantined(self, item_id: str, event: NewEvent) -> Receipt:
-        """Accept a repaired quarantined event: insert it and delete the entry, atomically.
-
-        The entry's id is remembered as a link to the event (:meth:`replayed_as`), and its
-        idempotency key now names the event.
-        """
-        ...
-
-    async def update_quarantined(self, item_id: str, problems: Sequence[str]) -> bool:
-        """Replace an entry's reason and problems (a replay still failed); False if none."""
-        ...
-
-    async def replayed_as(self, item_id: str) -> str | None:
-        """The event a replayed quarantine entry became, or None."""
-        ...
-
-    async def purge_idempotency(self, older_than: float) -> int:
-        """Forget idempotency keys claimed before ``older_than`` (epoch seconds)."""
-        ...
-
-    async def put_api_key(self, record: ApiKeyRecord) -> None:
-        """Store a new API key."""
-        ...
-
-    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
-        """One API key; raises NotFoundError."""
-        ...
-
-    async def list_api_keys(self) -> list[ApiKeyRecord]:
-        """Every API key, newest first."""
-        ...
-
-    async def api_key_generation(self) -> int:
-        """A number that grows with every revocation: caches of keys compare it cheaply."""
-        ...
-
-    async def revoke_api_key(self, key_id: str) -> bool:
-        """Mark a key revoked; False if it does not exist or was revoked already."""
-        ...
-
-    async def reencode_payloads(self, batch: int = 500) -> int:
-        """Rewrite every stored payload that the codec says needs it; return how many."""
         ...
 
     async def claim(self, pool: str, limit: int, owner: str, lease_s: float) -> list[Job]:
@@ -401,6 +335,77 @@ class Store(Protocol):
         """Ready jobs per pool, counted in the database."""
         ...
 
+
+class IngressStore(Protocol):
+    """What ingress keeps beside events (``tests/store/test_ingress_contract.py``): quarantined
+    inputs and their replays, idempotency keys past their window, and API keys.
+
+    An idempotency key is claimed with the event it names, by :meth:`JobStore.insert_event` or
+    :meth:`quarantine`, so a repeat can never slip between the check and the write.
+    """
+
+    async def quarantine(
+        self, item: QuarantineItem, idempotency: IdempotencyClaim | None = None
+    ) -> Receipt:
+        """Keep a malformed event aside (claiming its idempotency key like insert_event)."""
+        ...
+
+    async def list_quarantine(self, limit: int = 50) -> list[QuarantineItem]:
+        """Quarantined events, newest first."""
+        ...
+
+    async def get_quarantined(self, item_id: str) -> QuarantineItem:
+        """One quarantined event; raises NotFoundError."""
+        ...
+
+    async def drop_quarantined(self, item_id: str) -> bool:
+        """Delete a quarantined event; False if there was none."""
+        ...
+
+    async def promote_quarantined(self, item_id: str, event: NewEvent) -> Receipt:
+        """Accept a repaired quarantined event: insert it and delete the entry, atomically.
+
+        The entry's id is remembered as a link to the event (:meth:`replayed_as`), and its
+        idempotency key now names the event.
+        """
+        ...
+
+    async def update_quarantined(self, item_id: str, problems: Sequence[str]) -> bool:
+        """Replace an entry's reason and problems (a replay still failed); False if none."""
+        ...
+
+    async def replayed_as(self, item_id: str) -> str | None:
+        """The event a replayed quarantine entry became, or None."""
+        ...
+
+    async def purge_idempotency(self, older_than: float) -> int:
+        """Forget idempotency keys claimed before ``older_than`` (epoch seconds)."""
+        ...
+
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new API key."""
+        ...
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+        """One API key; raises NotFoundError."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, newest first."""
+        ...
+
+    async def api_key_generation(self) -> int:
+        """A number that grows with every revocation: caches of keys compare it cheaply."""
+        ...
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False if it does not exist or was revoked already."""
+        ...
+
+
+class TelemetryStore(Protocol):
+    """The local span store and the cost ledger (``tests/store/test_telemetry_contract.py``)."""
+
     async def write_telemetry(
         self, spans: Sequence[SpanRecord], costs: Sequence[CostRecord]
     ) -> None:
@@ -425,4 +430,29 @@ class Store(Protocol):
         """Bound the span store and the ledger: keep at most ``max_spans`` spans, none from
         before ``spans_before`` and no ledger row from before ``costs_before`` (epoch
         seconds). Returns the rows deleted."""
+        ...
+
+
+class Store(JobStore, IngressStore, TelemetryStore, Protocol):
+    """The whole database: the three concerns, plus what spans them (its lifecycle, the payload
+    codec every table's payloads pass through, and re-encoding them all). Every implementation
+    passes all three contract suites and ``tests/store/test_at_rest.py``.
+
+    Callers that need one concern take its protocol (the runtime a :class:`JobStore`, API keys
+    an :class:`IngressStore`, the telemetry sink a :class:`TelemetryStore`); the app, which
+    opens and closes the store, and the CLI hold the whole.
+    """
+
+    codec: PayloadCodec
+
+    async def open(self) -> None:
+        """Connect and apply migrations."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush pending writes and release connections."""
+        ...
+
+    async def reencode_payloads(self, batch: int = 500) -> int:
+        """Rewrite every stored payload that the codec says needs it; return how many."""
         ...

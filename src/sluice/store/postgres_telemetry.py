@@ -15,7 +15,7 @@ import orjson
 
 from sluice.store.base import CostRecord, CostTotal, SpanRecord, cost_total_from_row
 from sluice.store.sqlite_telemetry import cost_group, span_from_row
-from sluice.telemetry.traceparent import trace_id_of
+from sluice.traceparent import trace_id_of
 
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, event_id, attributes"

@@ -21,7 +21,7 @@ from sluice.store.base import (
     cost_total_from_row,
 )
 from sluice.store.sqlite_writer import Delta
-from sluice.telemetry.traceparent import trace_id_of
+from sluice.traceparent import trace_id_of
 
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, event_id, attributes"

@@ -50,10 +50,9 @@ import aiohttp
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sluice.errors import ConfigError
-from sluice.models.base import ModelResult
-from sluice.steps.deliver import allowed
-from sluice.steps.egress import Egress
+from sluice.outbound.egress import Egress, allowed
 from sluice.telemetry.metrics import Metrics
+from sluice.telemetry.model_call import ModelCall
 
 log = logging.getLogger("sluice.alerts")
 
@@ -169,7 +168,7 @@ class SpikeDetector:
         self.firing: dict[tuple[str, str, str], SpikeAlert] = {}
         self.judged = 0  # figures judged (or taken into the baseline) since start
 
-    def record(self, workflow: str, calls: Sequence[ModelResult]) -> None:
+    def record(self, workflow: str, calls: Sequence[ModelCall]) -> None:
         """Count one request of ``workflow`` and the model calls it made."""
         tally = self._window.get(workflow)
         if tally is None:
@@ -183,7 +182,7 @@ class SpikeDetector:
                 self._keys += 1
                 figures = tally.calls[call.model] = [0, 0.0, 0]
             figures[1] += call.cost
-            if not getattr(call, "cached", False):  # a cache hit is not a call to the model
+            if not call.cached:  # a cache hit is not a call to the model
                 figures[0] += 1
                 figures[2] += call.usage.output_tokens
 
@@ -257,7 +256,7 @@ class Alerts:
         if metrics is not None:
             metrics.watch(self._gauges)
 
-    def record(self, workflow: str, calls: Sequence[ModelResult]) -> None:
+    def record(self, workflow: str, calls: Sequence[ModelCall]) -> None:
         """Count one classify request of ``workflow`` and its model calls."""
         self.detector.record(workflow, calls)
 

@@ -250,20 +250,18 @@ def reliability_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
     The current state's series is 1 and the others 0, so ``sluice_breaker_state{state="open"}
     == 1`` selects open breakers, and a state change never leaves a stale series behind.
     """
-    from sluice.reliability.breaker import BreakerState
-    from sluice.reliability.slo_guard import GuardState
-
     breaker = GaugeMetricFamily("sluice_breaker_state", "Circuit breaker state (1 = current)",
                                 labels=["downstream", "state"])  # fmt: skip
     registry = services.get("breakers")
     for snap in [] if registry is None else registry.snapshot():
-        for state in BreakerState:
+        # Every state of the snapshot's own enum: telemetry imports nothing of reliability.
+        for state in type(snap.state):
             breaker.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
     guard = GaugeMetricFamily("sluice_slo_guard_state", "SLO guard state (1 = current)",
                               labels=["workflow", "state"])  # fmt: skip
     guards = services.get("slo_guards")
     for snap in [] if guards is None else guards.snapshot():
-        for guard_state in GuardState:
+        for guard_state in type(snap.state):
             current = 1.0 if snap.state is guard_state else 0.0
             guard.add_metric([snap.workflow, guard_state.value], current)
     yield from (breaker, guard)

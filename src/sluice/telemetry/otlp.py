@@ -23,7 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Status
 
 if TYPE_CHECKING:
-    from sluice.telemetry.tracing import LocalSpan
+    from sluice.telemetry.finished_span import FinishedSpan
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 512
@@ -39,7 +39,7 @@ class OtlpForwarder:
         self._exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=timeout_s)
         self._resource = Resource.create({"service.name": service_name})
         self._scope = InstrumentationScope("sluice")
-        self._queue: deque[LocalSpan] = deque()
+        self._queue: deque[FinishedSpan] = deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -47,7 +47,7 @@ class OtlpForwarder:
         self.exported = 0
         self.dropped = 0
 
-    def add(self, spans: Sequence[LocalSpan]) -> None:
+    def add(self, spans: Sequence[FinishedSpan]) -> None:
         """Queue spans for export (past the bound they are dropped and counted)."""
         room = max(0, self._max_queue - len(self._queue))
         self._queue.extend(spans[:room])
@@ -86,7 +86,7 @@ class OtlpForwarder:
                 self.dropped += len(batch)
                 log.warning("the OTLP collector at %s refused %d spans", self.endpoint, len(batch))
 
-    def _export(self, batch: Sequence[LocalSpan]) -> bool:
+    def _export(self, batch: Sequence[FinishedSpan]) -> bool:
         spans = [
             ReadableSpan(
                 name=s.name, context=s.get_span_context(), parent=s.parent,

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sluice.store.base import CostRecord, SpanRecord, Store
+from sluice.store.base import CostRecord, SpanRecord, TelemetryStore
 from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
+    # Spans by their Protocol: the tracer imports this sink, not the other way round.
+    from sluice.telemetry.finished_span import FinishedSpan as LocalSpan
     from sluice.telemetry.otlp import OtlpForwarder
-    from sluice.telemetry.tracing import LocalSpan
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
@@ -53,7 +54,10 @@ class TelemetrySink:
     """Bounded buffers of spans and ledger rows, and the task that writes them."""
 
     def __init__(
-        self, store: Store, settings: TelemetrySettings, forward: OtlpForwarder | None = None
+        self,
+        store: TelemetryStore,
+        settings: TelemetrySettings,
+        forward: OtlpForwarder | None = None,
     ) -> None:
         self._store = store
         self._settings = settings

@@ -46,14 +46,15 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from sluice.store.base import CostRecord, Store
+from sluice.store.base import CostRecord, TelemetryStore
 from sluice.telemetry.settings import TelemetrySettings
 from sluice.telemetry.sink import TelemetrySink
-from sluice.telemetry.traceparent import format_traceparent, parse_traceparent
+from sluice.traceparent import format_traceparent, parse_traceparent
 
 if TYPE_CHECKING:
-    from sluice.models.base import ModelResult
+    # Telemetry reads model calls by their Protocol; models sit above it.
     from sluice.store.base import Job
+    from sluice.telemetry.model_call import ModelCall as ModelResult
 
 _ACTIVE: ContextVar[Telemetry | None] = ContextVar("sluice_telemetry", default=None)
 Attributes = Mapping[str, str | bool | int | float]
@@ -189,7 +190,7 @@ class LocalTracer:
 class Telemetry:
     """The tracer, the span store and the cost ledger of one app."""
 
-    def __init__(self, settings: TelemetrySettings, store: Store) -> None:
+    def __init__(self, settings: TelemetrySettings, store: TelemetryStore) -> None:
         self.settings = settings
         forward = None
         if settings.otlp_endpoint:

@@ -33,10 +33,11 @@ async def pick(ctx: StepContext, data: JSONObject) -> JSONObject:
 
 
 _CORE: Mapping[str, StepFn] = {"noop": noop, "sleep": sleep, "pick": pick}
-# Built-ins that live in optional packages: name -> "module:function", imported on first use.
+# The built-in steps of sluice.steps: name -> "module:function", imported on first use (some
+# pull optional, heavy packages: numpy, torch, model weights).
 _LAZY: Mapping[str, str] = {
-    "retrieve": "sluice.retrieval.step:retrieve",
-    "classify": "sluice.models.step:classify",
+    "retrieve": "sluice.steps.retrieve:retrieve",
+    "classify": "sluice.steps.classify:classify",
     "route": "sluice.steps.route:route",
     "deliver": "sluice.steps.deliver:deliver",
 }

@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class StepBound(Protocol):
+    """A service that hands each step its own view of it (the models: a view that budgets and
+    accounts every call of that step, :mod:`sluice.models.metered`)."""
+
+    def for_step(self, ctx: StepContext) -> Any:
+        """The view of this service for the step ``ctx`` runs."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +57,8 @@ class StepContext:
     def service(self, name: str) -> Any:
         """Return the service wired under ``name``, with a clear error when it is missing.
 
-        ``models`` comes as a view bound to this step: every call through it is accounted for.
+        A :class:`StepBound` service comes as its view for this step (``models``: every call
+        through it is accounted for).
         """
         from sluice.errors import StepError
 
@@ -58,8 +69,7 @@ class StepContext:
                 f"step {self.step!r} needs service {name!r}, which the app did not wire",
                 retryable=False,
             ) from None
-        if name == "models" and isinstance(service, Mapping):
-            from sluice.models.metered import StepModels
-
-            return StepModels(self, service)
+        if isinstance(service, StepBound):
+            # Workflows sit below the services they name: the service binds itself.
+            return service.for_step(self)
         return service

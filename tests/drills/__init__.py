@@ -1,0 +1,1 @@
+"""Tests of the chaos drills' helpers and the model simulator."""
