@@ -13,6 +13,7 @@ import sluice
 #: Every package under ``sluice``, with the names its ``__all__`` exports. ``None`` marks an
 #: internal package: wiring reached through ``SluiceApp``, the CLI or YAML, with no ``__all__``.
 PACKAGES: dict[str, list[str] | None] = {
+    "sluice.ai_gateway": None,  # served by ``sluice serve`` from the ``gateway:`` section
     "sluice.cache": [
         "BackendStats",
         "CacheBackend",
@@ -32,7 +33,16 @@ PACKAGES: dict[str, list[str] | None] = {
         "response_key",
     ],
     "sluice.cli": None,  # the ``sluice`` command
-    "sluice.gateway": None,  # served by ``sluice serve`` from the ``gateway:`` section
+    "sluice.drills": [
+        "DrillOptions",
+        "DrillReport",
+        "flood",
+        "kill_cache_drill",
+        "kill_worker_drill",
+        "throttle_model",
+    ],
+    # The AI gateway's old name, a deprecated alias of ``sluice.ai_gateway``.
+    "sluice.gateway": ["AiGateway", "GatewaySettings", "gateway_routes", "parse_gateway"],
     "sluice.guard": [
         "AesGcmCodec",
         "DEFAULT_TYPES",
@@ -64,6 +74,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "kv_url",
     ],
     "sluice.models": ["Model", "ModelRequest", "ModelResult", "Usage"],
+    "sluice.outbound": None,  # every outbound HTTP call; configured by ``egress:``
     "sluice.reliability": None,  # configured by the ``reliability:`` and ``spend:`` sections
     "sluice.retrieval": [
         "Embedder",
@@ -117,7 +128,18 @@ PACKAGES: dict[str, list[str] | None] = {
         "TelemetryStore",
     ],
     "sluice.telemetry": None,  # configured by the ``telemetry:`` section
-    "sluice.testing": ["free_port", "wait_ready", "wait_until"],
+    "sluice.testing": [
+        "AsgiServer",
+        "ManualClock",
+        "Outcome",
+        "Reply",
+        "ScriptedModel",
+        "TestApp",
+        "free_port",
+        "step_context",
+        "wait_ready",
+        "wait_until",
+    ],
     "sluice.workflow": [
         "JSONObject",
         "Step",

@@ -38,6 +38,7 @@ from sluice.ingress.ratelimit import RateLimiter, RatePolicy
 from sluice.ingress.settings import IngressSettings, SourceSettings
 from sluice.ingress.signatures import WebhookVerifier
 from sluice.kv.limiter import KVRateLimiter
+from sluice.kv.single_flight import SingleFlight
 from sluice.runtime.acceptor import InputRejectedError, Submission
 from sluice.store.base import IdempotencyClaim, QuarantineItem, Receipt
 from sluice.telemetry.metrics import NO_FLAG
@@ -113,8 +114,8 @@ class Ingress:
         # Receipts of recent idempotent requests: repeats are answered without a write.
         self._recent: OrderedDict[tuple[str, str], tuple[str, Receipt, float]] = OrderedDict()
         self._recent_size = recent_receipts
-        # Idempotency keys being accepted right now: (request hash, the leader's receipt).
-        self._in_flight: dict[tuple[str, str], tuple[str, asyncio.Future[Receipt]]] = {}
+        # Idempotency keys (with the body's hash) being accepted right now.
+        self._in_flight: SingleFlight[tuple[str, str, str], Receipt] = SingleFlight()
 
     def _build_masking(self, wf: Workflow) -> _Masking | None:
         spec = wf.extra.get("pii")
@@ -284,30 +285,17 @@ class Ingress:
         """Run ``work`` once for concurrent requests with one idempotency key and body.
 
         Followers wait for the leader's receipt instead of each taking a queue slot and a
-        write. A follower with another body, or whose leader failed, takes the full path
-        itself (where the store answers the conflict or the retry).
+        write (:class:`~sluice.kv.single_flight.SingleFlight`). A follower with another body
+        takes the full path itself (where the store answers the conflict); the followers of
+        a leader that failed try again under a new leader.
         """
-        key = (claim.tenant, claim.key)
-        leader = self._in_flight.get(key)
-        if leader is not None and leader[0] == claim.request_hash:
-            try:
-                receipt = await asyncio.shield(leader[1])
-            except Exception:  # noqa: BLE001 - the leader's error is the leader's to report
-                return await work()
+        # The body's hash is part of the key: a follower with another body leads a flight of
+        # its own, and the store answers it with the conflict. A leader's error is its own
+        # (a rate limit, a full queue): its followers try again under a new leader.
+        key = (claim.tenant, claim.key, claim.request_hash)
+        receipt, shared = await self._in_flight.do_shared(key, work, share_errors=False)
+        if shared:
             return Receipt(receipt.event_id, receipt.status, duplicate=True)
-        if leader is not None:
-            return await work()
-        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = (claim.request_hash, future)
-        try:
-            receipt = await work()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: there may be no follower to do it
-            raise
-        finally:
-            del self._in_flight[key]
-        future.set_result(receipt)
         return receipt
 
     def _claim(self, tenant: str, key: str, body: bytes) -> IdempotencyClaim:
