@@ -217,7 +217,8 @@ def run(
         settings = load_settings(app_dir)
         async with SluiceApp.from_settings(settings) as app:
             gateway = Ingress(app, parse_ingress(settings))
-            receipt = await gateway.api_run(tenant, workflow, raw, data, None)
+            # Parsed here, not by read_json: the shape limits are checked on the way in.
+            receipt = await gateway.api_run(tenant, workflow, raw, data, None, shape_checked=False)
             record = await app.runtime.wait(receipt.event_id, timeout)
         print_json(run_view(record))
         return 0 if record.state is EventState.DONE else 1
