@@ -110,6 +110,10 @@ class CorrelationMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, telemetry: Telemetry | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        # Children of the two metrics by label values (route templates and statuses: a small,
+        # bounded set), resolved once: ``labels()`` takes a lock and builds a key every call.
+        self._counts: dict[tuple[str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
         self.telemetry = telemetry if telemetry is not None and telemetry.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,8 +145,11 @@ class CorrelationMiddleware:
                 answered = True
                 message["headers"] = [*message.get("headers", []), header]
                 status = message["status"]
-                self.metrics.requests.labels(route, str(status)).inc()
-                self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+                self._count(route, status)
+                timer = self._timers.get(route)
+                if timer is None:
+                    timer = self._timers[route] = self.metrics.request_seconds.labels(route)
+                timer.observe(time.perf_counter() - started)
                 if span is not None and span.is_recording():
                     span.set_attribute("http.response.status_code", status)
                     if status >= 500:
@@ -151,7 +158,13 @@ class CorrelationMiddleware:
 
         await self.app(scope, receive, send_with_id)
         if not answered:  # the client left before an answer was due (the chat route's way)
-            self.metrics.requests.labels(route, str(CLIENT_CLOSED)).inc()
+            self._count(route, CLIENT_CLOSED)
+
+    def _count(self, route: str, status: int) -> None:
+        counter = self._counts.get((route, status))
+        if counter is None:
+            counter = self._counts[route, status] = self.metrics.requests.labels(route, str(status))
+        counter.inc()
 
 
 def _refusal(exc: SluiceError, cid: str) -> Response:
