@@ -175,9 +175,8 @@ class Ingress:
         if claim is not None and (hit := self._recent_hit(claim)) is not None:
             return hit
         await self._limit(tenant, wf.name)
-        sub = Submission(
-            wf, tenant, data, claim, flag, self._masking.get((wf.name, wf.version)), problems
-        )
+        masking = self._masking.get((wf.name, wf.version))
+        sub = Submission(wf, tenant, data, claim, flag, masking, problems, span=True)
         try:
             receipt = await self._acceptor.take(sub)
         except InputRejectedError as exc:
@@ -216,9 +215,8 @@ class Ingress:
         else:
             # Shape-checked when read; the mapping only picks parts of it.
             data, problems = src.mapping.apply(payload)
-        sub = Submission(
-            wf, tenant, data, claim, None, self._masking.get((wf.name, wf.version)), problems
-        )
+        masking = self._masking.get((wf.name, wf.version))
+        sub = Submission(wf, tenant, data, claim, None, masking, problems, span=True)
         try:
             receipt = await self._acceptor.take(sub)
         except InputRejectedError as exc:

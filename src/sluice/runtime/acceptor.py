@@ -65,7 +65,9 @@ class Submission:
     ``claim`` is the idempotency key to claim in the event's transaction; ``flag`` the
     feature-flag label the caller vouches for (already bounded); ``masking`` the PII masking
     to apply after the input check; ``problems`` what the caller already found wrong with the
-    input (refused after admission, like the schema's own).
+    input (refused after admission, like the schema's own); ``span`` asks for an
+    ``accept {workflow}`` span around the event's creation and write (the ingress's requests
+    have one; in-process submissions keep the caller's span, if any, as their parent).
     """
 
     workflow: Workflow
@@ -75,6 +77,7 @@ class Submission:
     flag: str | None = None
     masking: Masking | None = None
     problems: Sequence[str] = ()
+    span: bool = False
 
 
 class Acceptor:
@@ -108,7 +111,7 @@ class Acceptor:
         problems = sub.problems or self.check(wf, sub.data)
         if problems:
             raise InputRejectedError(wf, problems)
-        if self._telemetry is None:
+        if self._telemetry is None or not sub.span:
             return await self._create_and_commit(sub)
         attributes = {"sluice.workflow": wf.name, "sluice.tenant": sub.tenant}
         with self._telemetry.span(f"accept {wf.name}", attributes) as span:
