@@ -61,7 +61,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "key_id_of",
         "new_key",
     ],
-    "sluice.ingress": None,  # the HTTP way in, mounted by ``sluice serve``
+    "sluice.ingress": ["Ingress"],  # the HTTP way in, mounted by ``sluice serve``
     "sluice.kv": [
         "FallbackKV",
         "KV",

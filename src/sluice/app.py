@@ -130,6 +130,7 @@ class SluiceApp:
             run_pools=run_pools,
             concurrency=concurrency,
             metrics=metrics,
+            telemetry=telemetry,
         )
         metrics.watch(lambda: runtime_gauges(runtime.stats))
         metrics.watch(lambda: cache_gauges(wired.caches()))

@@ -21,13 +21,13 @@ import pytest
 import uvicorn
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_answerer import TfidfAnswerer
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.testing import free_port, wait_ready
 
@@ -127,7 +127,7 @@ async def serve_app(app_dir: Path) -> tuple[str, SluiceApp, Callable[[], Awaitab
     to stop it. Several may serve one app directory (one store, one KV), as processes do."""
     settings = load_settings(app_dir)
     app = SluiceApp.from_settings(settings)
-    asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
+    asgi = create_http_app(app, Ingress(app, parse_ingress(settings)))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(asgi, port=port, log_level="warning", timeout_graceful_shutdown=1)
