@@ -47,7 +47,7 @@ import orjson
 from sluice.app import SluiceApp
 from sluice.config import load_settings
 from sluice.errors import AdmissionError
-from sluice.ingress.gateway import Gateway
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.models.metrics import accuracy
 from sluice.store.base import EventState
@@ -112,7 +112,7 @@ async def run(
         async with app:
             if freeze:
                 gc.freeze()
-            gateway = Gateway(app, parse_ingress(settings))
+            gateway = Ingress(app, parse_ingress(settings))
             ids: list[str] = []
             position: dict[str, int] = {}  # event id -> index in the stream
             todo = iter(enumerate(stream))

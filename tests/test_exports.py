@@ -13,6 +13,7 @@ import sluice
 #: Every package under ``sluice``, with the names its ``__all__`` exports. ``None`` marks an
 #: internal package: wiring reached through ``SluiceApp``, the CLI or YAML, with no ``__all__``.
 PACKAGES: dict[str, list[str] | None] = {
+    "sluice.ai_gateway": None,  # served by ``sluice serve`` from the ``gateway:`` section
     "sluice.cache": [
         "BackendStats",
         "CacheBackend",
@@ -20,6 +21,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "CacheSettings",
         "CacheStats",
         "CachedModel",
+        "CompletionCache",
         "KVBackend",
         "MemoryBackend",
         "RESPONSE_CACHE",
@@ -32,7 +34,16 @@ PACKAGES: dict[str, list[str] | None] = {
         "response_key",
     ],
     "sluice.cli": None,  # the ``sluice`` command
-    "sluice.gateway": None,  # served by ``sluice serve`` from the ``gateway:`` section
+    "sluice.drills": [
+        "DrillOptions",
+        "DrillReport",
+        "flood",
+        "kill_cache_drill",
+        "kill_worker_drill",
+        "throttle_model",
+    ],
+    # The AI gateway's old name, a deprecated alias of ``sluice.ai_gateway``.
+    "sluice.gateway": ["AiGateway", "GatewaySettings", "gateway_routes", "parse_gateway"],
     "sluice.guard": [
         "AesGcmCodec",
         "DEFAULT_TYPES",
@@ -50,7 +61,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "key_id_of",
         "new_key",
     ],
-    "sluice.ingress": None,  # the HTTP way in, mounted by ``sluice serve``
+    "sluice.ingress": ["Ingress"],  # the HTTP way in, mounted by ``sluice serve``
     "sluice.kv": [
         "FallbackKV",
         "KV",
@@ -64,6 +75,17 @@ PACKAGES: dict[str, list[str] | None] = {
         "kv_url",
     ],
     "sluice.models": ["Model", "ModelRequest", "ModelResult", "Usage"],
+    "sluice.outbound": None,  # every outbound HTTP call; configured by ``egress:``
+    "sluice.prompts": [
+        "PROMPTS_DIR",
+        "PromptSet",
+        "PromptTemplate",
+        "RenderedPrompt",
+        "TemplateError",
+        "Variable",
+        "load_prompts",
+        "parse_template",
+    ],
     "sluice.reliability": None,  # configured by the ``reliability:`` and ``spend:`` sections
     "sluice.retrieval": [
         "Embedder",
@@ -117,7 +139,18 @@ PACKAGES: dict[str, list[str] | None] = {
         "TelemetryStore",
     ],
     "sluice.telemetry": None,  # configured by the ``telemetry:`` section
-    "sluice.testing": ["free_port", "wait_ready", "wait_until"],
+    "sluice.testing": [
+        "AsgiServer",
+        "ManualClock",
+        "Outcome",
+        "Reply",
+        "ScriptedModel",
+        "TestApp",
+        "free_port",
+        "step_context",
+        "wait_ready",
+        "wait_until",
+    ],
     "sluice.workflow": [
         "JSONObject",
         "Step",

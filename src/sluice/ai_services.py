@@ -1,8 +1,10 @@
 """The AI services of an app: models (cached), cascades, vector indexes and caches.
 
-Imported only when the app config has a ``models`` or ``indexes`` section. Models are built
-(and trained when their artifacts are missing) and indexes loaded and warmed in ``start()``,
-before the first event is claimed, so the first request is as fast as the hundredth.
+:class:`AiServices` is the ``ai`` group of :class:`sluice.services.Services`, filled only when
+the app config has a ``models`` or ``indexes`` section (model frameworks are imported by
+``start()``, so an app without models never loads one). Models are built (and trained when
+their artifacts are missing) and indexes loaded and warmed in ``start()``, before the first
+event is claimed, so the first request is as fast as the hundredth.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sluice.cache.config import RESPONSE_CACHE, build_caches
+from sluice.cache.config import RESPONSE_CACHE, RETRIEVAL_CACHE, build_caches
 from sluice.cache.response import CachedModel, ResponseCache
+from sluice.cache.retrieval import RetrievalCache
 from sluice.config import AppSettings
 from sluice.errors import ConfigError
 from sluice.kv.base import KV
@@ -24,8 +28,11 @@ from sluice.models.guarded import GuardedModel
 from sluice.models.metered import MeteredModels
 from sluice.models.prices import PriceTable
 from sluice.reliability.breaker import BreakerRegistry
-from sluice.reliability.config import parse_reliability
+from sluice.reliability.config import ReliabilitySettings
 from sluice.reliability.retry_budget import RetryBudget
+
+if TYPE_CHECKING:  # retrieval (and its embedders) loads only when an index is configured
+    from sluice.retrieval.index import VectorIndex
 
 log = logging.getLogger("sluice.services")
 
@@ -131,7 +138,7 @@ class CascadeSet:
         return cascade
 
 
-class IndexSet(dict[str, Any]):
+class IndexSet(dict[str, "VectorIndex"]):
     """The ``indexes`` service: every configured index, loaded and warmed at start."""
 
     def __init__(self, settings: AppSettings) -> None:
@@ -147,29 +154,43 @@ class IndexSet(dict[str, Any]):
         log.info("indexes ready: %s", ", ".join(f"{k} ({len(v)})" for k, v in self.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class AiServices:
+    """The caches, models, cascades and indexes of an app; None where not configured.
+
+    ``models`` and ``indexes`` are mappings by name (a :class:`ModelSet` and an
+    :class:`IndexSet` when built from the config; tests may wire plain dicts).
+    """
+
+    response_cache: ResponseCache | None = None
+    retrieval_cache: RetrievalCache | None = None
+    models: Mapping[str, Model] | None = None
+    cascades: CascadeSet | None = None
+    indexes: Mapping[str, VectorIndex] | None = None
+
+
 def build_ai_services(
-    settings: AppSettings, kv: KV, breakers: BreakerRegistry | None = None
-) -> dict[str, Any]:
-    """Caches, models, cascades and indexes, as the config asks (tiers use ``breakers``)."""
-    services: dict[str, Any] = dict(
-        build_caches(settings.extra.get("caches"), kv, env=settings.env)
-    )
-    cache = services.get(RESPONSE_CACHE)
+    settings: AppSettings, kv: KV, breakers: BreakerRegistry, reliability: ReliabilitySettings
+) -> AiServices:
+    """Caches, models, cascades and indexes, as the config asks.
+
+    Tiers after a cascade's first sit behind ``breakers`` and a retry budget, as the app's
+    parsed ``reliability`` section says.
+    """
+    caches = build_caches(settings.extra.get("caches"), kv, env=settings.env)
+    response, retrieval = caches.get(RESPONSE_CACHE), caches.get(RETRIEVAL_CACHE)
+    response = response if isinstance(response, ResponseCache) else None
+    retrieval = retrieval if isinstance(retrieval, RetrievalCache) else None
+    models = cascades = indexes = None
     if "models" in settings.extra:
-        models = ModelSet(settings, cache if isinstance(cache, ResponseCache) else None)
-        services["models"] = models
-        reliability = parse_reliability(settings.extra.get("reliability"))
-        if breakers is None:
-            breakers = BreakerRegistry(reliability.breaker)
-            services["breakers"] = breakers
-        budget = RetryBudget(reliability.retry_budget)
-        services["cascades"] = CascadeSet(
+        models = ModelSet(settings, response)
+        cascades = CascadeSet(
             models,
             breakers,
-            budget,
+            RetryBudget(reliability.retry_budget),
             guarded=reliability.guard_tiers,
             max_in_flight=reliability.max_in_flight,
         )
     if "indexes" in settings.extra:
-        services["indexes"] = IndexSet(settings)
-    return services
+        indexes = IndexSet(settings)
+    return AiServices(response, retrieval, models, cascades, indexes)

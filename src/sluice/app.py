@@ -19,7 +19,6 @@ from sluice.config import AppSettings
 from sluice.errors import ConfigError
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
-from sluice.reliability.services import build_reliability_services
 from sluice.runtime.engine import Runtime
 from sluice.services import Services, build_services
 from sluice.store.base import Store
@@ -99,7 +98,13 @@ class SluiceApp:
         registry: WorkflowRegistry | None = None,
         codec: PayloadCodec | None = None,
     ) -> SluiceApp:
-        """Load the workflows and wire store and runtime; nothing starts until :meth:`start`."""
+        """Load the workflows and wire store, services and runtime; nothing starts until
+        :meth:`start`.
+
+        ``services`` are wired by name beside the built ones (:func:`build_services`): a custom
+        service is reached by steps as ``ctx.service(name)``, and a built-in name replaces
+        that service (a test's own index or cache).
+        """
         if registry is None:
             if settings.workflows_dir is None:
                 raise ConfigError("no workflow directory configured")
@@ -114,14 +119,7 @@ class SluiceApp:
             store,
         )
         wired = build_services(
-            settings,
-            kv,
-            {
-                "metrics": metrics,
-                "telemetry": telemetry,
-                **build_reliability_services(settings, registry, kv),
-                **(services or {}),
-            },
+            settings, registry, kv=kv, metrics=metrics, telemetry=telemetry, custom=services
         )
         runtime = Runtime(
             store,
@@ -132,9 +130,10 @@ class SluiceApp:
             run_pools=run_pools,
             concurrency=concurrency,
             metrics=metrics,
+            telemetry=telemetry,
         )
         metrics.watch(lambda: runtime_gauges(runtime.stats))
-        metrics.watch(lambda: cache_gauges(wired))
+        metrics.watch(lambda: cache_gauges(wired.caches()))
         return cls(settings, store, registry, runtime, kv, wired, metrics, telemetry)
 
     async def start(self) -> None:

@@ -25,6 +25,7 @@ Defined here, and (in brackets) next to the code that raises them::
         ├── BudgetExceededError     a step or event time budget was used up
         ├── StepOutputError         a step returned something that is not a JSON object
         ├── [ModelOutputError]      models.openai_client: a model's answer is not the schema
+        ├── [TemplateError]         prompts: a prompt template cannot render with the values given
         ├── [BreakerOpenError]      reliability.breaker: the downstream's breaker is open
         └── [UpstreamError]         gateway.upstream: a provider refused or failed a relayed call
 

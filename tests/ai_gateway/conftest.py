@@ -21,13 +21,13 @@ import pytest
 import uvicorn
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_answerer import TfidfAnswerer
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.testing import free_port, wait_ready
 
@@ -122,6 +122,33 @@ async def sim_stats(server: SimulatorServer) -> dict[str, int]:
 StackFactory = Callable[..., Awaitable[Stack]]
 
 
+async def serve_app(app_dir: Path) -> tuple[str, SluiceApp, Callable[[], Awaitable[None]]]:
+    """Serve the app in ``app_dir`` with uvicorn on a free port: its URL, the app, and how
+    to stop it. Several may serve one app directory (one store, one KV), as processes do."""
+    settings = load_settings(app_dir)
+    app = SluiceApp.from_settings(settings)
+    asgi = create_http_app(app, Ingress(app, parse_ingress(settings)))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(asgi, port=port, log_level="warning", timeout_graceful_shutdown=1)
+    )
+    task = asyncio.create_task(server.serve())
+
+    async def shutdown() -> None:
+        server.should_exit = True
+        with contextlib.suppress(SystemExit, OSError):
+            await task
+
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            await wait_ready(http, timeout_s=20)
+    except BaseException:
+        await shutdown()
+        raise
+    return url, app, shutdown
+
+
 @pytest.fixture
 async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[StackFactory]:
     """Start simulators (settings per side) and Sluice; everything stops after the test."""
@@ -149,24 +176,8 @@ async def make_stack(tmp_path: Path, answerer: TfidfAnswerer) -> AsyncIterator[S
         else:
             config = config.format(primary=sims[0].port, backup=sims[1].port)
         (app_dir / "sluice.yaml").write_text(config)
-        settings = load_settings(app_dir)
-        app = SluiceApp.from_settings(settings)
-        asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(asgi, port=port, log_level="warning", timeout_graceful_shutdown=1)
-        )
-        task = asyncio.create_task(server.serve())
-
-        async def shutdown() -> None:
-            server.should_exit = True
-            with contextlib.suppress(SystemExit, OSError):
-                await task
-
+        url, app, shutdown = await serve_app(app_dir)
         stop.append(shutdown)
-        url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=url) as http:
-            await wait_ready(http, timeout_s=20)
         # Operator keys: the tests read the whole of /v1/status (breakers, guards, caches).
         roles = ("runner", "operator")
         keys = {t: (await create_api_key(app.store, t, roles))[1] for t in TENANTS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -14,7 +15,7 @@ from sluice.ai_gateway.proxy import AiGateway
 from sluice.ai_gateway.routes import gateway_routes
 
 
-def _fresh_import(name: str) -> object:
+def _fresh_import(name: str) -> ModuleType:
     # Forget the old package, so that importing it runs (and warns) again.
     for loaded in [
         m for m in sys.modules if m == "sluice.gateway" or m.startswith("sluice.gateway.")
@@ -26,7 +27,7 @@ def _fresh_import(name: str) -> object:
 def test_the_old_package_warns_and_gives_the_public_names() -> None:
     """Importing the old package warns and re-exports the same objects."""
     with pytest.warns(DeprecationWarning, match=r"sluice\.ai_gateway"):
-        old: object = _fresh_import("sluice.gateway")
+        old = _fresh_import("sluice.gateway")
     assert sorted(old.__all__) == [
         "AiGateway", "GatewaySettings", "gateway_routes", "parse_gateway",
     ]  # fmt: skip

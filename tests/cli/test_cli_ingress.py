@@ -12,7 +12,7 @@ import orjson
 
 from sluice.app import SluiceApp
 from sluice.config import load_settings
-from sluice.ingress.gateway import Gateway
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.outbound.signing import decode_secret, sign
 from tests.cli.test_cli_runtime import sluice
@@ -46,7 +46,7 @@ def _config(path: str = "$.ticket.body", active: str = "k1", keys: str = f"k1: {
 async def _deliver(app_dir: Path, bodies: list[bytes]) -> list[str]:
     settings = load_settings(app_dir)
     async with SluiceApp.from_settings(settings, run_pools=()) as app:
-        gateway = Gateway(app, parse_ingress(settings))
+        gateway = Ingress(app, parse_ingress(settings))
         ids = []
         for i, body in enumerate(bodies):
             stamp = int(time.time())

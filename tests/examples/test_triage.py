@@ -20,10 +20,10 @@ import orjson
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.models.base import ModelRequest
 from sluice.models.splits import read_examples, write_examples
@@ -92,7 +92,7 @@ async def served(triage_app: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Slu
         stale.unlink()
     settings = load_settings(triage_app)
     app = SluiceApp.from_settings(settings)
-    gateway = Gateway(app, parse_ingress(settings))
+    gateway = Ingress(app, parse_ingress(settings))
     await app.start()
     _, key = await create_api_key(app.store, "bank", ("runner", "operator"))  # reads /v1/status
     transport = httpx.ASGITransport(app=create_http_app(app, gateway))

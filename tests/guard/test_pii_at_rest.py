@@ -24,10 +24,10 @@ import orjson
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
@@ -123,7 +123,7 @@ async def served(make_app: MakeApp, request: pytest.FixtureRequest) -> AsyncIter
     environ = {} if schema is None else {"SLUICE_STORE": postgres_schema_url(schema)}
     settings = load_settings(app_dir, environ=environ)
     app = SluiceApp.from_settings(settings)
-    gateway = Gateway(app, parse_ingress(settings))
+    gateway = Ingress(app, parse_ingress(settings))
     await app.start()
     _, key = await create_api_key(app.store, "acme")
     transport = httpx.ASGITransport(app=create_http_app(app, gateway))

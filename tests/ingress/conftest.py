@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
+from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
 from sluice.outbound.signing import decode_secret, sign
 from tests.conftest import MakeApp
@@ -66,7 +66,7 @@ class Ingress:
 
     http: httpx.AsyncClient
     app: SluiceApp
-    gateway: Gateway
+    gateway: intake.Ingress
     keys: dict[str, str]
 
     def auth(self, tenant: str = "acme") -> dict[str, str]:
@@ -92,7 +92,7 @@ async def ingress(make_app: MakeApp) -> AsyncIterator[Ingress]:
     """A started app behind the full gateway, reached through the in-process ASGI client."""
     settings = load_settings(make_app(CONFIG, {"tickets.yaml": WORKFLOW}))
     app = SluiceApp.from_settings(settings)
-    gateway = Gateway(app, parse_ingress(settings))
+    gateway = intake.Ingress(app, parse_ingress(settings))
     await app.start()
     keys = {}
     for tenant in ("acme", "other", "slow"):

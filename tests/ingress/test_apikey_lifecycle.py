@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.errors import ConfigError, StoreError
 from sluice.ingress.apikeys import ApiKeyAuth, create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.store.sqlite import SqliteStore
 from tests.conftest import MakeApp
@@ -30,7 +30,7 @@ DEADLINE_S = 10.0  # generous: the shared machine may be slow; the bound asserte
 @asynccontextmanager
 async def serving(new_app: Callable[[], SluiceApp]) -> AsyncIterator[httpx.AsyncClient]:
     app = new_app()
-    gateway = Gateway(app, parse_ingress(app.settings))
+    gateway = Ingress(app, parse_ingress(app.settings))
     await app.start()
     try:
         transport = httpx.ASGITransport(app=create_http_app(app, gateway))

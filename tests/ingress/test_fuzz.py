@@ -36,13 +36,13 @@ from schemathesis.core.result import Ok
 from starlette.routing import Route
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.drills.simulator import ModelSimulator
 from sluice.drills.simulator_answerer import TfidfAnswerer
 from sluice.drills.simulator_server import SimulatorServer
+from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
 from sluice.testing import free_port
 from tests.conftest import MakeApp
@@ -200,7 +200,7 @@ async def full(make_app: MakeApp) -> AsyncIterator[Full]:
         config = textwrap.dedent(CONFIG) + textwrap.dedent(GATEWAY.format(port=sim.port))
         settings = load_settings(make_app(config, {"tickets.yaml": WORKFLOW}))
         app = SluiceApp.from_settings(settings)
-        asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
+        asgi = create_http_app(app, intake.Ingress(app, parse_ingress(settings)))
         routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]  # the middleware wraps a Starlette app
         await app.start()
         _, key = await create_api_key(app.store, "acme")

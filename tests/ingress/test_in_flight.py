@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sluice.ingress.http import create_http_app
+from sluice.asgi import create_http_app
 from sluice.ingress.server import ServerLimits
 from sluice.testing.servers import AsgiServer
 from tests.ingress.conftest import Ingress

@@ -6,8 +6,8 @@ import orjson
 
 from sluice.app import SluiceApp
 from sluice.config import AppSettings, load_settings
+from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
 from sluice.ingress.settings import parse_ingress
 from sluice.store.base import ApiKeyRecord
 from tests.conftest import MakeApp
@@ -33,9 +33,9 @@ async def test_replayed_entry_answers_for_its_first_id(make_app: MakeApp) -> Non
         )
         fixed = load_settings(app_dir)
         async with SluiceApp.from_settings(fixed, run_pools=()) as admin:
-            receipt, problems = await Gateway(admin, parse_ingress(fixed)).replay_quarantined(
-                old_id
-            )
+            receipt, problems = await intake.Ingress(
+                admin, parse_ingress(fixed)
+            ).replay_quarantined(old_id)
             assert problems == []
             assert receipt is not None
             _, key = await create_api_key(admin.store, "acme")

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
 from sluice.errors import ConfigError
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.ratelimit import RatePolicy
 from sluice.ingress.settings import parse_ingress
 from tests.conftest import MakeApp
@@ -42,7 +42,7 @@ async def client(make_app: MakeApp) -> AsyncIterator[tuple[httpx.AsyncClient, di
     workflows = {f"{n}.yaml": WORKFLOW.format(name=n) for n in ("wf1", "wf2")}
     settings = load_settings(make_app(CONFIG, workflows))
     app = SluiceApp.from_settings(settings)
-    gateway = Gateway(app, parse_ingress(settings))
+    gateway = Ingress(app, parse_ingress(settings))
     await app.start()
     keys = {t: (await create_api_key(app.store, t))[1] for t in ("t", "w")}
     transport = httpx.ASGITransport(app=create_http_app(app, gateway))

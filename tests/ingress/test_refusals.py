@@ -14,10 +14,10 @@ import orjson
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
+from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
 from sluice.testing.servers import AsgiServer
 from tests.conftest import MakeApp
@@ -78,7 +78,7 @@ async def ingress(make_app: MakeApp) -> AsyncIterator[Ingress]:
     app_dir = make_app(CONFIG, {"tickets.yaml": TICKETS, "guarded.yaml": GUARDED_WORKFLOW})
     settings = load_settings(app_dir)
     app = SluiceApp.from_settings(settings)
-    gateway = Gateway(app, parse_ingress(settings))
+    gateway = intake.Ingress(app, parse_ingress(settings))
     await app.start()
     keys = {}
     for tenant in ("acme", "slow"):

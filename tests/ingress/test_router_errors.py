@@ -11,10 +11,10 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
+from sluice.ingress import intake
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
 from sluice.ingress.settings import parse_ingress
 from sluice.testing import free_port
 from tests.conftest import MakeApp
@@ -77,7 +77,7 @@ async def test_gateway_routes_refuse_wrong_methods_openai_shaped(make_app: MakeA
     workflow = "name: noop\nsteps: [{name: keep, pool: cpu, uses: noop}]\n"
     settings = load_settings(make_app(textwrap.dedent(config), {"noop.yaml": workflow}))
     app = SluiceApp.from_settings(settings)
-    http_app = create_http_app(app, Gateway(app, parse_ingress(settings)))
+    http_app = create_http_app(app, intake.Ingress(app, parse_ingress(settings)))
     async with (
         app,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app), base_url="http://t") as c,

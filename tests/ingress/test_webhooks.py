@@ -12,7 +12,7 @@ import time
 import orjson
 import pytest
 
-from sluice.ingress.gateway import Gateway
+from sluice.ingress import intake
 from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
 from sluice.testing import wait_until
@@ -222,7 +222,7 @@ class TestIdempotency:
         """The gateway's purge loop removes keys older than the window."""
         body = _delivery()
         await ingress.http.post(HOOK, content=body, headers=ingress.signed(body, "p1"))
-        short = Gateway(ingress.app, dataclasses.replace(ingress.gateway.settings,
+        short = intake.Ingress(ingress.app, dataclasses.replace(ingress.gateway.settings,
                                                          idempotency_window_s=0.01))  # fmt: skip
         db = ingress.app.settings.sqlite_path()
 

@@ -15,14 +15,14 @@ import pytest
 import uvicorn
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.cli.top import Scrape, parse_scrape, quantile, render
 from sluice.config import load_settings
 from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_answerer import TfidfAnswerer
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.ingress.apikeys import create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.models.splits import read_examples
 from sluice.testing import free_port, wait_until
@@ -76,7 +76,7 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
         """
         settings = load_settings(make_app(config, {"tickets.yaml": workflow}))
         app = SluiceApp.from_settings(settings)
-        asgi = create_http_app(app, Gateway(app, parse_ingress(settings)))
+        asgi = create_http_app(app, Ingress(app, parse_ingress(settings)))
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
                                                log_level="warning"))  # fmt: skip

@@ -29,9 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import load_settings
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 from sluice.outbound.signing import decode_secret, sign
 from sluice.store.base import EventState
@@ -137,7 +137,7 @@ async def served(trace_app: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Slui
     app = SluiceApp.from_settings(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
-        create_http_app(app, Gateway(app, parse_ingress(settings))),
+        create_http_app(app, Ingress(app, parse_ingress(settings))),
         host="127.0.0.1", port=port, log_level="warning"))  # fmt: skip
     task = asyncio.create_task(server.serve())
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:

@@ -97,3 +97,8 @@ async def test_fakes_go_in_as_services(make_app: MakeApp) -> None:
     assert run["result"] == {"label": "lost_card", "attempt": 2}
     assert [r.text for r in model.requests] == ["I lost my card"] * 2
     assert not (app_dir / ".sluice" / "label.db").exists()
+
+
+def test_test_app_is_not_collected_as_a_test_class() -> None:
+    """Importing TestApp into a test module must not make pytest try to collect it."""
+    assert TestApp.__test__ is False

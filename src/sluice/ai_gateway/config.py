@@ -17,7 +17,7 @@
         default: {requests_per_s: 50, burst: 100, tokens_per_min: 200000}
         tenants:
           acme: {requests_per_s: 500, burst: 1000, tokens_per_min: 2000000}
-      cache: {enabled: true, ttl_s: 300, max_entries: 10000}
+      cache: {enabled: true, ttl_s: 300, max_entries: 10000}   # + every setting of caches:
       idempotency: {ttl_s: 86400, max_entries: 10000, wait_s: 60}
       slo: {p95_ms: 5000, error_rate: 0.2, policy: fail_closed}   # per group
       max_body_bytes: 1048576
@@ -28,7 +28,12 @@ come from the app's registry (``reliability.breaker`` settings; one breaker per 
 ``gateway:NAME``), spend budgets from the app's ``spend:`` limits (``tenant:ID`` and
 ``tenant:*``: one budget per tenant for its workflows and its gateway calls), prices from
 ``prices:`` (per deployment name or ``price_as``; required for every deployment when the app
-has spend limits). Every problem is collected and raised in one
+has spend limits), and the cache's settings are those of every cache
+(:class:`~sluice.cache.config.CacheSettings`: ``max_entries``, ``max_mb``, ``ttl_s``,
+``backend``, ``prefix``, ``max_value_kb``), with ``backend: auto`` by default: on the app's
+KV when it is shared (Redis), so every gateway process answers from one cache, else in
+process. ``max_bytes`` is still read (deprecated: ``max_mb``). Idempotency keys follow the
+same rule. Every problem is collected and raised in one
 :class:`~sluice.errors.ConfigError`.
 """
 
@@ -36,11 +41,22 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from sluice.cache.completions import DEFAULT_COMPLETION_TTL_S
+from sluice.cache.config import (
+    AUTO_BACKENDS,
+    BACKEND_ENV,
+    BACKENDS,
+    FIELDS,
+    CacheSettings,
+    parse_cache,
+)
 from sluice.errors import ConfigError
+from sluice.kv.limiter import Rate
 from sluice.models.prices import PriceTable
 from sluice.reliability.slo_guard import SloPolicy, SloSettings
 
@@ -93,15 +109,23 @@ class TenantLimits:
         """The bucket size: ``burst``, or one second's worth of requests."""
         return self.burst or max(1.0, self.rate)
 
+    @property
+    def request_rate(self) -> Rate:
+        """The request bucket, as the rate limiter takes it."""
+        return Rate(self.rate, self.bucket)
 
-@dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """The response cache of the gateway: on or off, time to live, bounds."""
 
-    enabled: bool = False
-    ttl_s: float = 300.0
-    max_entries: int = 10_000
-    max_bytes: int = 64 * 1024 * 1024
+#: The gateway's cache when the section says nothing: off; when on, a five-minute TTL, on the
+#: app's KV when that is shared (Redis), else in process.
+DEFAULT_CACHE = CacheSettings(
+    max_entries=10_000,
+    max_mb=64.0,
+    ttl_s=DEFAULT_COMPLETION_TTL_S,
+    backend="auto",
+    prefix="cache:gateway:",
+    enabled=False,
+)
+_CACHE_KEYS = FIELDS | {"enabled", "max_bytes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +144,7 @@ class GatewaySettings:
     groups: Mapping[str, tuple[Deployment, ...]]
     default_limits: TenantLimits = TenantLimits()
     tenant_limits: Mapping[str, TenantLimits] = field(default_factory=dict)
-    cache: CacheSettings = CacheSettings()
+    cache: CacheSettings = DEFAULT_CACHE
     idempotency: IdempotencySettings = IdempotencySettings()
     slo: SloSettings | None = None
     prices: PriceTable = field(default_factory=lambda: PriceTable({}))
@@ -231,6 +255,40 @@ def _dataclass_from(
     return None
 
 
+def _cache(raw: Any, environ: Mapping[str, str], problems: list[str]) -> CacheSettings:
+    """``gateway.cache``: the settings of every cache (:func:`sluice.cache.parse_cache`)
+    and ``enabled``; ``max_bytes`` (before the caches shared one format) still reads."""
+    where = "gateway.cache"
+    spec = dict(_mapping(raw, where, problems))
+    _unknown(spec, _CACHE_KEYS, where, problems)
+    enabled = spec.pop("enabled", False)
+    if not isinstance(enabled, bool):
+        problems.append(f"{where}.enabled: must be true or false")
+    if "max_bytes" in spec:
+        max_bytes = spec.pop("max_bytes")
+        warnings.warn(
+            f"{where}.max_bytes is deprecated: write max_mb (megabytes), as every cache does",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if "max_mb" in spec:
+            problems.append(f"{where}.max_bytes: give max_mb or max_bytes, not both")
+        elif _number(max_bytes) and max_bytes > 0:
+            spec["max_mb"] = max_bytes / (1024 * 1024)
+        else:
+            problems.append(f"{where}.max_bytes: must be a positive number, got {max_bytes!r}")
+    for key in [k for k in spec if k not in FIELDS]:
+        del spec[key]  # reported above
+    override = environ.get(BACKEND_ENV) or None
+    if override is not None and override not in BACKENDS:
+        problems.append(f"{BACKEND_ENV}: expected one of {', '.join(BACKENDS)}")
+        override = None
+    settings = parse_cache(
+        spec, where, DEFAULT_CACHE, problems, backend=override, backends=AUTO_BACKENDS
+    )
+    return replace(settings, enabled=enabled is True)
+
+
 def parse_gateway(
     raw: Any,
     prices: Any = None,
@@ -275,7 +333,7 @@ def parse_gateway(
             limits.get("tenants"), "gateway.limits.tenants", problems
         ).items()
     }
-    cache = _dataclass_from(CacheSettings, section.get("cache"), "gateway.cache", problems)
+    cache = _cache(section.get("cache"), env, problems)
     idem = _dataclass_from(
         IdempotencySettings, section.get("idempotency"), "gateway.idempotency", problems
     )
@@ -304,7 +362,7 @@ def parse_gateway(
         groups=groups,
         default_limits=default_limits,
         tenant_limits=tenant_limits,
-        cache=cache or CacheSettings(),
+        cache=cache,
         idempotency=idem or IdempotencySettings(),
         slo=slo,
         prices=table,

@@ -1,8 +1,10 @@
 """The call path of the AI gateway: one chat completion, from a tenant's request to an answer.
 
 Cheapest checks first, as at the ingress: the body's shape, the model group, the tenant's
-request rate (a token bucket in the app's KV) and token budget (a per-minute window in the
-KV), the idempotency key (replay, wait or lead), the response cache, the group's SLO guard,
+request rate (a token bucket) and token budget (a per-minute window), both through the app's
+rate limiter on its KV (:mod:`sluice.kv.limiter`), the idempotency key (replay, wait or lead),
+the response cache (both on the app's KV when it is shared, see ``backend: auto`` in
+:mod:`sluice.ai_gateway.config`), the group's SLO guard,
 the tenant's spend budget (a reservation at the most the call can cost, settled at what it
 did cost). Then the group's deployments are tried in order, each behind its circuit breaker
 (``gateway:NAME``): a retryable failure (429, 5xx, timeout, refused connection) moves on to
@@ -34,12 +36,14 @@ from sluice.ai_gateway.config import Deployment, GatewaySettings
 from sluice.ai_gateway.idempotency import IdempotencyKeys, Lead
 from sluice.ai_gateway.metrics import GatewayMetrics
 from sluice.ai_gateway.streaming import StreamAssembler, completion_events
-from sluice.cache.backend import MemoryBackend
+from sluice.cache.completions import CompletionCache
+from sluice.cache.config import build_backend
 from sluice.cache.keys import stable_hash
-from sluice.cache.stats import CacheStats, Counters
+from sluice.cache.kv_backend import is_shared
 from sluice.errors import AdmissionError, InvalidInputError, NotFoundError, RateLimitedError
 from sluice.ingress.limits import Limits, checked_idempotency_key, read_json
 from sluice.kv.base import KV
+from sluice.kv.limiter import KVRateLimiter
 from sluice.models.base import Usage
 from sluice.models.estimate import prompt_tokens
 from sluice.models.prices import Price
@@ -109,32 +113,6 @@ class _Call:
     settled: bool = False
 
 
-class GatewayCache:
-    """Completions in an in-process LRU with a TTL, with the hit and miss counts of a cache."""
-
-    def __init__(self, ttl_s: float, max_entries: int, max_bytes: int) -> None:
-        self.ttl_s = ttl_s
-        self.backend = MemoryBackend(max_entries, max_bytes=max_bytes)
-        self._counters = Counters()
-
-    async def get(self, key: str) -> bytes | None:
-        """The completion under ``key`` (a hit), or None (a miss)."""
-        value = await self.backend.get(key)
-        if value is None:
-            self._counters.misses += 1
-        else:
-            self._counters.hits += 1
-        return value
-
-    async def put(self, key: str, completion: bytes) -> None:
-        """Keep ``completion`` for the TTL."""
-        await self.backend.set(key, completion, self.ttl_s)
-
-    def stats(self) -> CacheStats:
-        """Hits, misses and what the backend holds."""
-        return self._counters.snapshot(self.backend.stats())
-
-
 class AiGateway:
     """The OpenAI-compatible gateway's machinery; :meth:`start` and :meth:`aclose` with the app."""
 
@@ -152,9 +130,22 @@ class AiGateway:
         # Not `breakers or ...`: an empty registry is falsy (it has a length).
         self.breakers = breakers if breakers is not None else BreakerRegistry()
         self.metrics = metrics
-        self.keys = IdempotencyKeys(settings.idempotency)
+        # One limiter API for every limit (sluice.kv.limiter): request buckets under
+        # gateway-rate:TENANT, token windows under gateway-tokens:TENANT:MINUTE.
+        self.limiter = KVRateLimiter(kv, "gateway-")
+        # The cache and the idempotency keys go where the app's KV is shared (Redis), so
+        # every gateway process answers a repeat alike; else they stay in this process.
+        shared = is_shared(kv)
+        longest = max((sum(d.timeout_s for d in g) for g in settings.groups.values()), default=0)
+        self.keys = IdempotencyKeys(
+            settings.idempotency, kv if shared else None, lease_s=longest + 5.0
+        )
         c = settings.cache
-        self.cache = GatewayCache(c.ttl_s, c.max_entries, c.max_bytes) if c.enabled else None
+        self.cache = (
+            CompletionCache(build_backend("gateway", c, kv, where="gateway.cache"), ttl_s=c.ttl_s)
+            if c.enabled
+            else None
+        )
         self.budgets = budgets
         self.guards = (
             {g: SloGuard(f"gateway:{g}", settings.slo) for g in settings.groups}
@@ -193,6 +184,7 @@ class AiGateway:
         """Let settlements finish, close the pools, and hand the frozen objects back."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.keys.aclose()
         for upstream in self._upstreams:
             await upstream.aclose()
         gc.unfreeze()
@@ -227,7 +219,7 @@ class AiGateway:
             raise
         if isinstance(reply, Reply):
             if reply.completion is not None:
-                claim.finish(reply.completion)
+                await claim.finish(reply.completion)
             else:
                 claim.abandon()
         return reply  # a stream finishes or abandons the claim itself
@@ -235,19 +227,17 @@ class AiGateway:
     async def _limit(self, tenant: str) -> None:
         limits = self.settings.limits_for(tenant)
         if limits.requests_per_s:
-            grant = await self.kv.take(f"gateway-rate:{tenant}", limits.rate, limits.bucket)
-            if not grant.allowed:
+            wait = await self.limiter.acquire(f"rate:{tenant}", limits.request_rate)
+            if wait:
                 raise RateLimitedError(
-                    f"tenant {tenant!r} is over {limits.rate:g} requests/s",
-                    retry_after=max(grant.retry_after, 0.001),
+                    f"tenant {tenant!r} is over {limits.rate:g} requests/s", retry_after=wait
                 )
         if limits.tokens_per_min:
-            now = time.time()
-            used = await self.kv.get(f"gateway-tokens:{tenant}:{int(now // 60)}")
-            if used is not None and int(used) >= limits.tokens_per_min:
+            wait = await self.limiter.window_wait(f"tokens:{tenant}", limits.tokens_per_min)
+            if wait:
                 raise RateLimitedError(
                     f"tenant {tenant!r} used its {limits.tokens_per_min} tokens this minute",
-                    retry_after=60.0 - now % 60.0,
+                    retry_after=wait,
                 )
 
     async def _run(self, call: _Call, use_cache: bool) -> Reply | StreamReply:
@@ -363,7 +353,7 @@ class AiGateway:
         if call.cache_key is not None and self.cache is not None:
             await self.cache.put(call.cache_key, completion)
         if call.lead is not None:
-            call.lead.finish(completion)
+            await call.lead.finish(completion)
 
     async def _settle(
         self, call: _Call, target: _Target, usage: Mapping[str, Any], *, ok: bool
@@ -377,8 +367,7 @@ class AiGateway:
             await call.reservation.commit(cost)
         limits = self.settings.limits_for(call.tenant)
         if limits.tokens_per_min and tokens_in + tokens_out:
-            window = f"gateway-tokens:{call.tenant}:{int(time.time() // 60)}"
-            await self.kv.incr(window, tokens_in + tokens_out, 120.0)
+            await self.limiter.charge(f"tokens:{call.tenant}", tokens_in + tokens_out)
         if call.guard is not None:
             call.guard.record(latency_ms, ok)
         if self.metrics is not None:

@@ -38,8 +38,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sluice.ai_gateway.config import parse_gateway
-from sluice.ai_gateway.metrics import GatewayMetrics
 from sluice.ai_gateway.proxy import JSON, SSE, AiGateway, Reply, StreamReply
 from sluice.app import SluiceApp
 from sluice.errors import (
@@ -55,8 +53,7 @@ from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import RequestError, check_single
 from sluice.ingress.problems import openai_error
 from sluice.outbound.upstream import UpstreamError
-from sluice.reliability.breaker import BreakerRegistry
-from sluice.reliability.spend import BudgetExhaustedError, SpendBudgets
+from sluice.reliability.spend import BudgetExhaustedError
 
 
 def _retry_after(seconds: float) -> str:
@@ -207,26 +204,8 @@ class _GoneError(Exception):
 def gateway_routes(app: SluiceApp, auth: ApiKeyAuth) -> list[Route]:
     """The gateway's routes when the app config has a ``gateway:`` section, else none.
 
-    The gateway joins the app's services, so its pools open and close with the app; it uses
-    the app's breaker registry (one view in /v1/status and /metrics) and spend budgets.
+    The gateway is one of the app's services (built with them, so its pools open and close
+    with the app, on the app's breaker registry and spend budgets); this only mounts it.
     """
-    raw = app.settings.extra.get("gateway")
-    if raw is None:
-        return []
-    extra = app.settings.extra
-    settings = parse_gateway(raw, extra.get("prices"), priced=extra.get("spend") is not None)
-    breakers = app.services.get("breakers")
-    if not isinstance(breakers, BreakerRegistry):
-        breakers = app.services["breakers"] = BreakerRegistry()
-    budgets = app.services.get("spend")
-    ai = AiGateway(
-        settings,
-        app.kv,
-        breakers=breakers,
-        budgets=budgets if isinstance(budgets, SpendBudgets) else None,
-        metrics=GatewayMetrics(app.metrics.registry),
-    )
-    app.services["ai_gateway"] = ai
-    if ai.cache is not None:
-        app.services["gateway_cache"] = ai.cache
-    return build_routes(ai, auth)
+    ai = app.services.gateway.ai_gateway
+    return build_routes(ai, auth) if isinstance(ai, AiGateway) else []

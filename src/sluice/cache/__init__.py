@@ -3,10 +3,12 @@
 ``CacheBackend`` is the port (async bytes get/set with TTL); ``MemoryBackend`` is the
 embedded LRU, ``KVBackend`` the app's KV (shared through Redis, uncached while it is away).
 ``ResponseCache`` / ``CachedModel`` cache model answers; ``RetrievalCache`` caches
-neighbours. Both report ``stats()``.
+neighbours; ``CompletionCache`` holds the AI gateway's answers. All report ``stats()``, and
+all take their ``CacheSettings`` from one parser (:mod:`sluice.cache.config`).
 """
 
 from sluice.cache.backend import BackendStats, CacheBackend, MemoryBackend
+from sluice.cache.completions import CompletionCache
 from sluice.cache.config import (
     RESPONSE_CACHE,
     RETRIEVAL_CACHE,
@@ -30,6 +32,7 @@ __all__ = [
     "CacheSettings",
     "CacheStats",
     "CachedModel",
+    "CompletionCache",
     "KVBackend",
     "MemoryBackend",
     "ResponseCache",

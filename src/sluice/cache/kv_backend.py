@@ -37,6 +37,7 @@ from sluice.cache.backend import BackendStats
 from sluice.cache.errors import CacheConfigError
 from sluice.kv.base import KV
 from sluice.kv.fallback import FallbackKV
+from sluice.kv.memory import MemoryKV
 from sluice.reliability.breaker import BreakerSettings, CircuitBreaker
 from sluice.reliability.retry_budget import Clock
 
@@ -58,6 +59,11 @@ DEFAULT_MAX_TTL_S = 86_400.0
 def shared_store(kv: KV) -> KV:
     """The store a KV cache should use: the shared side of a FallbackKV (see module docs)."""
     return kv.primary if isinstance(kv, FallbackKV) else kv
+
+
+def is_shared(kv: KV) -> bool:
+    """Whether ``kv`` is shared between processes (Redis), not this process's own memory."""
+    return not isinstance(shared_store(kv), MemoryKV)
 
 
 class KVBackend:
@@ -116,7 +122,9 @@ class KVBackend:
             await self.delete(key)
             return
         if len(value) > self.max_value_bytes:
+            # Not stored, and what the key held is no answer to it any more.
             self.too_large += 1
+            await self.delete(key)
             return
         ttl = self.max_ttl_s if ttl_s is None else min(ttl_s, self.max_ttl_s)
         await self._guarded("set", lambda: self.kv.set(self._key(key), value, ttl), None)

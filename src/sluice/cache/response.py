@@ -14,7 +14,6 @@ an older version's answers. :class:`CachedModel` puts the cache in front of any
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from sluice.cache.backend import CacheBackend
 from sluice.cache.errors import CacheConfigError
 from sluice.cache.keys import response_key
 from sluice.cache.stats import CacheStats, Counters
+from sluice.kv.single_flight import SingleFlight
 from sluice.models.base import Model, ModelRequest, ModelResult, Usage
 from sluice.telemetry.tracing import cache_span, record_hit
 
@@ -112,7 +112,7 @@ class CachedModel:
         self.model = model
         self.cache = cache
         self.casefold = casefold
-        self._inflight: dict[str, asyncio.Future[ModelResult]] = {}
+        self._flights: SingleFlight[str, ModelResult] = SingleFlight()
 
     @property
     def name(self) -> str:
@@ -134,33 +134,8 @@ class CachedModel:
         cached = await self.cache.get(key)
         if cached is not None:
             return cached
-        pending = self._inflight.get(key)
-        if pending is not None:
-            # Another request is already asking the model the same thing: share its answer.
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this caller was cancelled, not the leader
-            # The leader was cancelled before answering: ask the model ourselves.
-            return await self._call(key, request)
-        future: asyncio.Future[ModelResult] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await self._call(key, request)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Mark the exception retrieved: followers re-raise it, but none may be waiting.
-            future.exception()
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._inflight[key]
+        # Another request may be asking the model the same thing: share its answer.
+        return await self._flights.do(key, lambda: self._call(key, request))
 
     async def _call(self, key: str, request: ModelRequest) -> ModelResult:
         result = await self.model.predict(request)

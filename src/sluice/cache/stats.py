@@ -1,8 +1,9 @@
-"""Counters every cache reports through ``stats()``."""
+"""Counters every cache reports through ``stats()``, and the Protocol of things that do."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol, runtime_checkable
 
 from sluice.cache.backend import BackendStats
 
@@ -53,3 +54,17 @@ class Counters:
             bytes=backend.bytes,
             errors=backend.errors,
         )
+
+
+@runtime_checkable
+class ReportsStats(Protocol):
+    """Anything that counts its hits and misses like a cache: the response and retrieval
+    caches, the AI gateway's cache, and custom services that choose to.
+
+    ``/metrics`` (``sluice_cache_*``) and ``/v1/status`` (``caches``) list every service of
+    the app that is one (:meth:`sluice.services.Services.cache_stats`).
+    """
+
+    def stats(self) -> CacheStats:
+        """The counters now."""
+        ...

@@ -14,7 +14,7 @@ import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, print_json, with_store
-from sluice.ingress.gateway import Gateway
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 
 quarantine_app = typer.Typer(help="Inspect, replay and drop quarantined events.",
@@ -63,7 +63,7 @@ def replay(
     then lead to the event), the rest stay with today's problems as their reasons."""
 
     async def go(app: SluiceApp) -> int:
-        gateway = Gateway(app, parse_ingress(app.settings))
+        gateway = Ingress(app, parse_ingress(app.settings))
         ids = list(item_ids or [])
         if all_:
             ids += [item.id for item in await app.store.list_quarantine(1_000_000)]

@@ -6,20 +6,25 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, fail, print_json, with_store
-from sluice.config import load_settings
+from sluice.config import AppSettings, load_settings
 from sluice.errors import NotFoundError, SluiceError
-from sluice.ingress.gateway import Gateway
 from sluice.ingress.http import run_view
-from sluice.ingress.settings import parse_ingress
+from sluice.ingress.intake import Ingress
+from sluice.ingress.settings import IngressSettings, parse_ingress
 from sluice.store.base import EventState
 from sluice.telemetry.logs import configure_logging
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from sluice.ingress.server import ServerLimits
 
 LogFormat = Annotated[
     str, typer.Option("--log-format", help="text (for people) or json (one object a line).")
@@ -59,18 +64,26 @@ def serve(
     max_headers: Annotated[
         int | None, typer.Option(help="Most request headers (default 100).")
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="Serving processes on the port (SO_REUSEPORT), each with its own app; "
+            "a supervisor replaces any that dies."
+        ),
+    ] = 1,
     log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP API, with the worker pools in the same process by default.
 
-    Server limits: the options, else ingress.server in sluice.yaml, else the defaults.
+    Server limits: the options, else ingress.server in sluice.yaml, else the defaults; with
+    --processes they hold per process.
     """
-    import uvicorn
-
-    from sluice.ingress.http import create_http_app
-    from sluice.ingress.server import raise_open_files_limit, server_config, server_limits
+    from sluice.ingress.processes import Supervisor
+    from sluice.ingress.server import raise_open_files_limit, server_limits
 
     configure_logging(log_format)
+    if processes < 1:
+        raise fail(SluiceError("--processes: at least 1"))
     try:
         settings = load_settings(app_dir)
         limits = server_limits(
@@ -84,14 +97,50 @@ def serve(
             max_header_bytes=max_header_bytes,
             max_headers=max_headers,
         )
-        app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
-        gateway = Gateway(app, parse_ingress(settings))
+        ingress = parse_ingress(settings)
+        if processes == 1:  # the app is built here so that its configuration errors show
+            built = _build(settings, ingress, workers)
     except SluiceError as exc:
         raise fail(exc) from None
     limits = raise_open_files_limit(limits)
+    if processes == 1:
+        _serve_one(built, host, port, limits, reuse_port=False)
+        return
+    # Each child builds its own app after the fork: no store connection or thread is shared.
+    supervisor = Supervisor(
+        processes,
+        lambda: _serve_one(_build(settings, ingress, workers), host, port, limits, reuse_port=True),
+    )
+    raise typer.Exit(supervisor.run())
+
+
+def _build(
+    settings: AppSettings, ingress: IngressSettings, workers: bool
+) -> tuple[SluiceApp, ASGIApp]:
+    from sluice.asgi import create_http_app
+
+    app = SluiceApp.from_settings(settings, run_pools=None if workers else ())
+    return app, create_http_app(app, Ingress(app, ingress))
+
+
+def _serve_one(
+    built: tuple[SluiceApp, ASGIApp],
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    *,
+    reuse_port: bool,
+) -> int:
+    """Serve the app in this process until stopped: 0, or 3 when it failed to start."""
+    import uvicorn
+
+    from sluice.ingress.processes import reuse_port_socket
+    from sluice.ingress.server import server_config
+
+    app, asgi = built
     refused = app.metrics.refused
     config = server_config(
-        create_http_app(app, gateway),
+        asgi,
         host,
         port,
         limits,
@@ -101,7 +150,9 @@ def serve(
         # of uvicorn's default handler, which would write tracebacks unmasked.
         log_config=None,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    server.run(sockets=[reuse_port_socket(host, port)] if reuse_port else None)
+    return 0 if server.started else 3
 
 
 def worker(
@@ -165,8 +216,9 @@ def run(
             return 2
         settings = load_settings(app_dir)
         async with SluiceApp.from_settings(settings) as app:
-            gateway = Gateway(app, parse_ingress(settings))
-            receipt = await gateway.api_run(tenant, workflow, raw, data, None)
+            gateway = Ingress(app, parse_ingress(settings))
+            # Parsed here, not by read_json: the shape limits are checked on the way in.
+            receipt = await gateway.api_run(tenant, workflow, raw, data, None, shape_checked=False)
             record = await app.runtime.wait(receipt.event_id, timeout)
         print_json(run_view(record))
         return 0 if record.state is EventState.DONE else 1

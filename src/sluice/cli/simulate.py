@@ -30,6 +30,13 @@ def simulate_model(
         int, typer.Option(help="Requests in flight beyond which it answers 429; 0: no limit.")
     ] = 0,
     retry_after: Annotated[float, typer.Option(help="Retry-After seconds on 429.")] = 1.0,
+    mode: Annotated[
+        str,
+        typer.Option(help="classify: every answer is a label; generate: text, JSON, tool calls."),
+    ] = "classify",
+    tool_call_rate: Annotated[
+        float, typer.Option(help="In generate mode, share of tool requests answered by a call.")
+    ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for latency and faults.")] = None,
     app_dir: Annotated[
         Path | None, typer.Option("--app", help="App directory whose models --model names.")
@@ -54,6 +61,8 @@ def simulate_model(
         invalid_rate=invalid_rate,
         retry_after_s=retry_after,
         max_concurrency=max_concurrency,
+        mode=mode,
+        tool_call_rate=tool_call_rate,
         seed=seed,
     )
     try:

@@ -10,6 +10,16 @@ confidence become the JSON content), and misbehaves on purpose:
 - 429 beyond ``max_concurrency`` requests in flight, as a saturated provider does;
 - 401 without ``Authorization: Bearer <api_key>`` when an ``api_key`` is set.
 
+With ``mode="generate"`` it also plays a generative model (:mod:`.simulator_generator`): a
+request that is not a classification (no label enum in its ``response_format``) gets
+deterministic text derived from its messages, or with a ``json_schema`` response format a JSON
+value generated from the schema (``invalid_rate`` of them do not validate, to exercise
+repair), or with ``tools`` and no tool result yet in the messages a ``tool_calls`` answer
+(``tool_call_rate`` of them; always with ``tool_choice: required`` or a named function, never
+with ``none``). Classification requests are answered by the model in both modes, and latency,
+errors and 429s apply to every request alike. The default, ``mode="classify"``, answers every
+request with the model's label, as a classifier endpoint does.
+
 ``stream: true`` answers with server-sent events as OpenAI does: a ``chat.completion.chunk``
 with the role, the content a few characters a chunk (``stream_chunk_ms`` apart), one with the
 ``finish_reason``, a usage chunk when ``stream_options.include_usage`` asks for it, then
@@ -43,12 +53,23 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from sluice.drills.simulator_generator import (
+    break_instance,
+    instance,
+    request_seed,
+    sentences,
+    text_answer,
+    tool_call,
+)
 from sluice.errors import ConfigError
 from sluice.models.base import Model, ModelRequest, ModelResult
 
 FINGERPRINT = "sluice-simulator"
 _Z95 = statistics.NormalDist().inv_cdf(0.95)
 _CHARS_PER_TOKEN = 4
+#: ``classify``: every request gets the model's label; ``generate``: only requests with a label
+#: enum do, the others get generated text, JSON or tool calls.
+MODES = ("classify", "generate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +89,10 @@ class SimulatorSettings:
     #: Whitespace appended to each answer, as a multiple of its length (2.0 triples the output
     #: tokens, answers still parse): a model that starts rambling, for cost-spike drills.
     answer_padding: float = 0.0
+    mode: str = "classify"
+    #: In ``generate`` mode, the share of requests with ``tools`` (and no tool result yet)
+    #: answered with a tool call.
+    tool_call_rate: float = 0.0
     api_key: str | None = None
     seed: int | None = None
 
@@ -76,7 +101,9 @@ class SimulatorSettings:
         problems = []
         if self.p50_ms < 0 or (self.p50_ms > 0 and self.p95_ms < self.p50_ms):
             problems.append("p95_ms: must be at least p50_ms, and p50_ms at least 0")
-        for name in ("error_rate", "throttle_rate", "invalid_rate"):
+        if self.mode not in MODES:
+            problems.append(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("error_rate", "throttle_rate", "invalid_rate", "tool_call_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}: must be between 0 and 1")
         if self.error_rate + self.throttle_rate > 1.0:
@@ -131,6 +158,8 @@ class SimulatorStats:
     max_concurrent: int = 0
     streams_open: int = 0
     streams_cancelled: int = 0
+    generated: int = 0
+    tool_calls: int = 0
 
 
 class ModelSimulator:
@@ -207,6 +236,14 @@ class ModelSimulator:
         if roll < settings.throttle_rate + settings.error_rate:
             stats.errors += 1
             return _error(500, "server_error", "simulated server error", delay)
+        model = body.get("model") or self.model.name
+        if settings.mode == "generate" and labels is None:
+            try:
+                generated = self._generate(body, model)
+            except Exception as exc:  # noqa: BLE001 - a schema it cannot fill is the provider's 500
+                stats.errors += 1
+                return _error(500, "server_error", f"generation failed: {type(exc).__name__}")
+            return self._respond(body, generated, delay)
         try:
             result = await self._predict(text, labels)
         except Exception as exc:  # noqa: BLE001 - any model failure is the provider's 500
@@ -222,14 +259,61 @@ class ModelSimulator:
         prompt_chars = sum(
             len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)
         )
-        model = body.get("model") or self.model.name
-        answer_body = _completion(model, content, prompt_chars)
+        return self._respond(body, _completion(model, content, prompt_chars), delay)
+
+    def _respond(self, body: Any, answer_body: dict[str, Any], delay: dict[str, str]) -> Response:
         if body.get("stream") is True:
             options = body.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
             events = self._stream(answer_body, usage)
             return StreamingResponse(events, 200, delay, media_type="text/event-stream")
         return _json(200, answer_body, delay)
+
+    def _generate(self, body: Any, model: str) -> dict[str, Any]:
+        """A generative answer: a tool call, JSON for a schema, or text (module docstring)."""
+        stats, settings = self.stats, self.settings
+        messages = body["messages"]
+        prompt_chars = _text_chars(messages)
+        tools = body.get("tools")
+        if isinstance(tools, list) and tools and self._calls_tool(messages, body):
+            rng = random.Random(request_seed("tool", messages, tools))
+            call = tool_call(tools, body.get("tool_choice"), rng)
+            if call is not None:
+                stats.ok += 1
+                stats.tool_calls += 1
+                return _completion(model, None, prompt_chars, "tool_calls", [call])
+        stats.ok += 1
+        stats.generated += 1
+        finish = "stop"
+        response_format = body.get("response_format")
+        schema = _json_schema(response_format)
+        if schema is not None:
+            value = instance(schema, random.Random(request_seed("json", messages, schema)))
+            if self._rng.random() < settings.invalid_rate:
+                stats.invalid += 1
+                content = break_instance(schema, value, self._rng)
+            else:
+                content = orjson.dumps(value).decode()
+        elif isinstance(response_format, dict) and response_format.get("type") == "json_object":
+            rng = random.Random(request_seed("json_object", messages))
+            content = orjson.dumps({"answer": sentences(rng, rng.randint(10, 40))}).decode()
+        else:
+            limit = body.get("max_completion_tokens", body.get("max_tokens"))
+            limit = limit if isinstance(limit, int) and limit > 0 else None
+            content, finish = text_answer(messages, limit, _CHARS_PER_TOKEN)
+        return _completion(model, content, prompt_chars, finish)
+
+    def _calls_tool(self, messages: list[Any], body: Any) -> bool:
+        """Whether this turn asks for a tool: not once a tool has answered (the model then
+        writes its answer), always when ``tool_choice`` demands one, else at the set rate."""
+        if any(isinstance(m, dict) and m.get("role") == "tool" for m in messages):
+            return False
+        choice = body.get("tool_choice")
+        if choice == "none":
+            return False
+        if choice == "required" or isinstance(choice, dict):
+            return True
+        return self._rng.random() < self.settings.tool_call_rate
 
     async def _stream(self, answer: dict[str, Any], usage: bool) -> AsyncIterator[bytes]:
         stats = self.stats
@@ -308,9 +392,42 @@ def _labels(response_format: Any) -> tuple[str, ...] | None:
     return tuple(str(label) for label in enum) if isinstance(enum, list) and enum else None
 
 
-def _completion(model: str, content: str, prompt_chars: int) -> dict[str, Any]:
+def _json_schema(response_format: Any) -> dict[str, Any] | None:
+    """The schema of a ``json_schema`` response format, if the request has one."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else None
+
+
+def _text_chars(messages: list[Any]) -> int:
+    """Characters of the messages' text content (tool results included)."""
+    chars = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return chars
+
+
+def _completion(
+    model: str,
+    content: str | None,
+    prompt_chars: int,
+    finish_reason: str = "stop",
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    written = len(content or "") + sum(
+        len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in tool_calls or ()
+    )
     prompt_tokens = max(1, math.ceil(prompt_chars / _CHARS_PER_TOKEN))
-    completion_tokens = max(1, math.ceil(len(content) / _CHARS_PER_TOKEN))
+    completion_tokens = max(1, math.ceil(written / _CHARS_PER_TOKEN))
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return {
         "id": f"chatcmpl-sim-{time.monotonic_ns()}",
         "object": "chat.completion",
@@ -320,8 +437,8 @@ def _completion(model: str, content: str, prompt_chars: int) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": finish_reason,
             }
         ],
         "usage": {
@@ -334,7 +451,8 @@ def _completion(model: str, content: str, prompt_chars: int) -> dict[str, Any]:
 
 def _chunks(answer: dict[str, Any], usage: bool) -> list[dict[str, Any]]:
     """The ``chat.completion.chunk`` objects of a streamed ``answer``."""
-    content = answer["choices"][0]["message"]["content"]
+    choice = answer["choices"][0]
+    content = choice["message"]["content"] or ""
     head = {k: answer[k] for k in ("id", "created", "model", "system_fingerprint")}
     head["object"] = "chat.completion.chunk"
 
@@ -344,7 +462,10 @@ def _chunks(answer: dict[str, Any], usage: bool) -> list[dict[str, Any]]:
     chunks = [chunk({"role": "assistant", "content": ""})]
     step = _CHARS_PER_TOKEN
     chunks += [chunk({"content": content[i : i + step]}) for i in range(0, len(content), step)]
-    chunks.append(chunk({}, "stop"))
+    calls = choice["message"].get("tool_calls") or ()
+    # A tool call streams as one delta per call (OpenAI splits the arguments; readers join).
+    chunks += [chunk({"tool_calls": [{"index": i, **call}]}) for i, call in enumerate(calls)]
+    chunks.append(chunk({}, choice["finish_reason"]))
     if usage:
         chunks.append({**head, "choices": [], "usage": answer["usage"]})
     return chunks

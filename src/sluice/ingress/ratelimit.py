@@ -15,28 +15,24 @@ sends, whatever the workflow: a tenant gets its limit, not its limit times its w
 ``workflows`` entry is a second, narrower bucket an event must also pass. The narrow bucket is
 asked first, so a request refused by it costs the tenant's bucket nothing.
 
-Buckets live in the app's KV (:class:`sluice.kv.limiter.KVRateLimiter`): in process by
-default (a bounded map, so invented tenants cannot grow memory without bound), in Redis when
-several gateways must share one limit.
+Buckets live in the app's KV, drawn through the one rate limiter every limit of Sluice uses
+(:class:`sluice.kv.limiter.KVRateLimiter`; ``Rate`` and ``RateLimiter`` are defined there and
+named here too): in process by default (a bounded map, so invented tenants cannot grow
+memory without bound), in Redis when several gateways must share one limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sluice.errors import ConfigError
+from sluice.kv.limiter import Rate, RateLimiter
+
+__all__ = ["Bucket", "Rate", "RateLimiter", "RatePolicy"]
 
 _SECTIONS = ("default", "tenants", "workflows")
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """``rate`` tokens per second, at most ``burst`` saved up."""
-
-    rate: float
-    burst: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +42,6 @@ class Bucket:
     key: str
     rate: Rate
     scope: str  # "tenant" or "workflow", for the refusal's message
-
-
-class RateLimiter(Protocol):
-    """Takes one token for a key, or says how long until one is free."""
-
-    async def acquire(self, key: str, rate: Rate) -> float:
-        """0.0 when a token was taken; otherwise seconds until the next token."""
-        ...
 
 
 class RatePolicy:

@@ -14,15 +14,17 @@ guard judges nothing (``judging: false``), so at low traffic it never acts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.ingress.apikeys import is_operator
 from sluice.reliability.services import reliability_status
 from sluice.reliability.slo_guard import SloSnapshot
 from sluice.reliability.slo_guards import SloGuards
 from sluice.store.base import ApiKeyRecord
+
+if TYPE_CHECKING:  # the app passes its services; ingress does not build them
+    from sluice.services import Services
 
 #: Breakers whose names carry nothing tenant-specific (models, AI providers, caches).
 _SHARED_BREAKERS = ("model:", "gateway:", "cache:")
@@ -37,18 +39,14 @@ def _guard_view(snap: SloSnapshot, guards: SloGuards) -> dict[str, Any]:
     return view
 
 
-async def status_document(
-    key: ApiKeyRecord, services: Mapping[str, Any], pools: Any
-) -> dict[str, Any]:
+async def status_document(key: ApiKeyRecord, services: Services, pools: Any) -> dict[str, Any]:
     """The status document ``key`` may read (see the module docstring)."""
-    breakers = services.get("breakers")
+    breakers = services.core.breakers
     snapshot = [] if breakers is None else breakers.snapshot()
-    reliability = await reliability_status(services)
-    guards = services.get("slo_guards")
+    reliability = await reliability_status(services.reliability)
+    guards = services.reliability.slo_guards
     guard_views = [
-        _guard_view(s, guards)
-        for s in reliability.get("slo_guards", [])
-        if isinstance(guards, SloGuards)
+        _guard_view(s, guards) for s in reliability.get("slo_guards", []) if guards is not None
     ]
     if not is_operator(key):
         return {
@@ -64,11 +62,7 @@ async def status_document(
                 if b.name.startswith(_SHARED_BREAKERS)
             ],
         }
-    caches = {
-        name: service.stats().as_dict()
-        for name, service in services.items()
-        if hasattr(service, "stats") and hasattr(service.stats(), "as_dict")
-    }
+    caches = {name: cache.stats().as_dict() for name, cache in services.caches().items()}
     body: dict[str, Any] = {
         "scope": "operator",
         "pools": pools,
@@ -78,7 +72,7 @@ async def status_document(
     }
     if "slo_guards" in reliability:
         body["slo_guards"] = guard_views
-    alerts = services.get("alerts")
+    alerts = services.core.alerts
     if alerts is not None:  # spike alerts firing, the last changes, webhook deliveries
         body["alerts"] = alerts.snapshot()
     return body

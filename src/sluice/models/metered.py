@@ -35,6 +35,9 @@ from sluice.models.guarded import call_deadline
 from sluice.telemetry.tracing import model_span, record_model_result
 
 if TYPE_CHECKING:
+    from sluice.reliability.escalation import EscalationGate
+    from sluice.telemetry.metrics import Metrics
+    from sluice.telemetry.tracing import Telemetry
     from sluice.workflow.context import StepContext
 
 
@@ -111,7 +114,7 @@ class MeteredModel:
     async def _call(self, model: Model, request: ModelRequest) -> ModelResult | None:
         """The call, held and settled; None when a degrade budget will not hold it."""
         ctx = self._ctx
-        gate: Any = ctx.services.get("escalation")
+        gate: EscalationGate | None = ctx.services.get("escalation")
         held: Any = None
         if gate is not None:
             estimate = cost_bound(model, request)
@@ -149,10 +152,10 @@ class MeteredModel:
     def _account(self, result: ModelResult) -> None:
         """The cost ledger and the model metrics, as the classify step writes them."""
         ctx = self._ctx
-        telemetry = ctx.services.get("telemetry")
+        telemetry: Telemetry | None = ctx.services.get("telemetry")
         if telemetry is not None:
             telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [result])
-        metrics = ctx.services.get("metrics")
+        metrics: Metrics | None = ctx.services.get("metrics")
         if metrics is not None:
             tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)
             series = metrics.model_series(tenant, ctx.workflow, ctx.version, ctx.step,

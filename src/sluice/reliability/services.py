@@ -1,5 +1,7 @@
 """The reliability services of an app, wired from its config and workflows.
 
+:class:`ReliabilityServices` is the ``reliability`` group of :class:`sluice.services.Services`:
+
 - ``slo_guards``: a :class:`~sluice.reliability.slo_guards.SloGuards` when a workflow has an
   ``slo:`` section (fed by the executor, asked by admission and the classify step);
 - ``spend``: :class:`~sluice.reliability.spend.SpendBudgets` from the ``spend:`` section, on a
@@ -16,6 +18,7 @@ cheaper tier to fall back to.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sluice.config import AppSettings
@@ -28,24 +31,29 @@ from sluice.reliability.spend import KVLedger, OnExhausted, SpendBudgets
 from sluice.workflow.model import Workflow
 
 
+@dataclass(frozen=True, slots=True)
+class ReliabilityServices:
+    """The SLO guards, spend budgets and escalation gate of an app; None where not configured."""
+
+    slo_guards: SloGuards | None = None
+    spend: SpendBudgets | None = None
+    escalation: EscalationGate | None = None
+
+
 def build_reliability_services(
     settings: AppSettings, workflows: Iterable[Workflow], kv: KV
-) -> dict[str, Any]:
+) -> ReliabilityServices:
     """``slo_guards``, ``spend`` and ``escalation``, as far as the config asks for them."""
-    services: dict[str, Any] = {}
+    workflows = list(workflows)
     guards = SloGuards(workflows, kv)
     spend = parse_spend(settings.extra.get("spend"))
-    workflows = list(workflows)
     check_degrade_paths(spend, workflows, settings.extra.get("models"))
     budgets = None if spend is None else SpendBudgets(spend.limits, KVLedger(kv))
-    if guards:
-        services["slo_guards"] = guards
-    if budgets is not None:
-        services["spend"] = budgets
+    gate = None
     if guards or budgets is not None:
         costs = None if spend is None else CostEstimates(spend)
-        services["escalation"] = EscalationGate(guards or None, budgets, costs)
-    return services
+        gate = EscalationGate(guards or None, budgets, costs)
+    return ReliabilityServices(guards if guards else None, budgets, gate)
 
 
 def check_degrade_paths(
@@ -87,14 +95,12 @@ def check_degrade_paths(
         raise ConfigError("invalid degrade path", problems)
 
 
-async def reliability_status(services: Mapping[str, Any]) -> dict[str, Any]:
+async def reliability_status(services: ReliabilityServices) -> dict[str, Any]:
     """The SLO guards (own and published by other processes), spend and skipped escalations."""
     status: dict[str, Any] = {}
-    guards = services.get("slo_guards")
-    if isinstance(guards, SloGuards):
-        status["slo_guards"] = guards.snapshot()
-        status["slo_peers"] = guards.peers()
-    gate = services.get("escalation")
-    if isinstance(gate, EscalationGate):
-        status["escalations_skipped"] = dict(gate.skipped)
+    if services.slo_guards is not None:
+        status["slo_guards"] = services.slo_guards.snapshot()
+        status["slo_peers"] = services.slo_guards.peers()
+    if services.escalation is not None:
+        status["escalations_skipped"] = dict(services.escalation.skipped)
     return status

@@ -11,32 +11,23 @@ import logging
 import os
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import jsonschema
-import jsonschema_rs
-import orjson
-
 from sluice.config import PoolSettings, RuntimeSettings
-from sluice.errors import AdmissionError, ConfigError, InvalidInputError
+from sluice.errors import ConfigError
 from sluice.ids import new_event_id
+from sluice.runtime.acceptor import Acceptor, Submission
 from sluice.runtime.executor import StepExecutor
 from sluice.runtime.pool import PoolWorker
 from sluice.store.base import (
     EventRecord,
     EventState,
-    IdempotencyClaim,
     Job,
     JobStore,
-    NewEvent,
-    Receipt,
 )
 from sluice.telemetry.metrics import Metrics
-from sluice.telemetry.tracing import current_traceparent
-from sluice.workflow.input_errors import schema_problems
-from sluice.workflow.model import Workflow
+from sluice.telemetry.tracing import Telemetry
 from sluice.workflow.registry import WorkflowRegistry
 
 log = logging.getLogger("sluice.runtime")
@@ -58,19 +49,20 @@ class Runtime:
         run_pools: Collection[str] | None = None,
         concurrency: Mapping[str, int] | None = None,
         metrics: Metrics | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.pools = dict(pools)
         self.settings = settings or RuntimeSettings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_event_id()[-8:]}"
-        self._pending: Counter[str] = Counter()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._validators: dict[tuple[str, str], tuple[Any, jsonschema.Draft202012Validator]] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._depth_watch: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._services: Mapping[str, Any] = services or {}
+        #: The one way in for new events (admission, input check, event creation, accept).
+        self.acceptor = Acceptor(store, self.pools, self._services, self.wake, telemetry)
         self._executor = StepExecutor(
             store, registry, self._services, self._settled, metrics=metrics
         )
@@ -148,12 +140,17 @@ class Runtime:
                 log.exception("runtime maintenance failed")
 
     async def _watch_depths(self) -> None:
+        pause = _DEPTH_REFRESH_S
         while True:
-            await asyncio.sleep(_DEPTH_REFRESH_S)
+            await asyncio.sleep(pause)
+            started = time.perf_counter()
             try:
                 self._refresh_depths(await self.store.queue_depths())
             except Exception:
                 log.exception("refreshing queue depths failed")
+            # Counting a long backlog costs milliseconds of the database's time: wait at least
+            # ten times what the count took, so the count never takes more than a tenth of it.
+            pause = max(_DEPTH_REFRESH_S, 10 * (time.perf_counter() - started))
 
     def _refresh_depths(self, depths: Mapping[str, int]) -> None:
         current = self.store.depths
@@ -163,7 +160,7 @@ class Runtime:
     # admission -----------------------------------------------------------------------------
     def queue_depth(self, pool: str) -> int:
         """Ready jobs of ``pool`` as this process knows them, plus accepts in flight."""
-        return self.store.depths[pool] + self._pending[pool]
+        return self.acceptor.queue_depth(pool)
 
     def _blocked_by(self, downstream: set[str]) -> Any:
         def blocked() -> bool:
@@ -171,100 +168,15 @@ class Runtime:
 
         return blocked
 
-    def check_input(self, workflow: Workflow, data: Any) -> list[str]:
-        """Every way ``data`` fails the workflow's input schema, each with its path (no values).
-
-        A compiled (Rust) validator answers the common case, valid input, in well under a
-        microsecond; only invalid input pays for the detailed messages of ``jsonschema``.
-        """
-        key = (workflow.name, workflow.version)
-        compiled = self._validators.get(key)
-        if compiled is None:
-            compiled = (
-                jsonschema_rs.validator_for(dict(workflow.input_schema)),
-                jsonschema.Draft202012Validator(workflow.input_schema),
-            )
-            self._validators[key] = compiled
-        fast, detailed = compiled
-        if fast.is_valid(data):
-            return []
-        # Messages name the path, rule and kind of value, never the value: they are stored,
-        # logged and returned, and a value may be PII.
-        return schema_problems(detailed.iter_errors(data))
-
-    def admit(self, workflow: Workflow, tenant: str = "default") -> None:
-        """Refuse with AdmissionError when the event cannot be taken now.
-
-        The workflow's first pool has a full queue (backpressure), its SLO guard is shedding
-        or closed, or a spend budget of the workflow or tenant is used up (refuse policy).
-        """
-        pool = workflow.first_pool
-        limit = self.pools[pool].queue_limit
-        if self.queue_depth(pool) >= limit:
-            raise AdmissionError(
-                f"pool {pool!r} has {limit} events waiting (its queue_limit); retry later",
-                retry_after=1.0,
-            )
-        if (guards := self._services.get("slo_guards")) is not None:
-            guards.check(workflow.name)
-        if (gate := self._services.get("escalation")) is not None:
-            gate.check(workflow.name, tenant)
-
-    def new_event(
-        self,
-        workflow: Workflow,
-        data: Any,
-        tenant: str,
-        original: bytes | None = None,
-        flag: str | None = None,
-    ) -> NewEvent:
-        """An event of ``workflow`` on ``data``, with its deadline from the workflow budget.
-
-        The current span's context (the request's, when there is one) is kept with the event,
-        so its steps continue that trace wherever they run. ``flag`` is the feature-flag label
-        the caller vouches for (already bounded), kept beside the data, never in it.
-        """
-        now = time.time()
-        return NewEvent(
-            id=new_event_id(),
-            workflow=workflow.name,
-            version=workflow.version,
-            tenant=tenant,
-            input=orjson.dumps(data),
-            first_pool=workflow.first_pool,
-            created_at=now,
-            deadline=now + workflow.budget_ms / 1000,
-            original=original,
-            trace=current_traceparent(),
-            flag=flag,
-        )
-
-    async def accept(self, event: NewEvent, idempotency: IdempotencyClaim | None = None) -> Receipt:
-        """Durably accept ``event`` (claiming its idempotency key); wake its first pool."""
-        self._pending[event.first_pool] += 1
-        try:
-            receipt = await self.store.insert_event(event, idempotency)
-        finally:
-            self._pending[event.first_pool] -= 1
-        worker = self.workers.get(event.first_pool)
-        if worker is not None and not receipt.duplicate:
-            worker.wake()
-        return receipt
-
     async def submit(self, workflow_name: str, data: Any, tenant: str = "default") -> str:
-        """Validate, admit and durably accept one event; return its id.
+        """Admit, validate and durably accept one event; return its id.
 
-        The in-process way in (``sluice run``, tests, benchmarks); HTTP goes through the
-        ingress gateway, which adds authentication, rate limits, idempotency and quarantine.
+        The in-process way in (tests, benchmarks); HTTP goes through the ingress, which adds
+        authentication, rate limits, idempotency, PII masking and quarantine, and then takes
+        the same :meth:`Acceptor.take <sluice.runtime.acceptor.Acceptor.take>`.
         """
         workflow = self.registry.get(workflow_name)
-        problems = self.check_input(workflow, data)
-        if problems:
-            raise InvalidInputError(
-                f"input does not match the schema of workflow {workflow.name!r}", problems
-            )
-        self.admit(workflow, tenant)
-        receipt = await self.accept(self.new_event(workflow, data, tenant))
+        receipt = await self.acceptor.take(Submission(workflow, tenant, data))
         return receipt.event_id
 
     # completion ----------------------------------------------------------------------------

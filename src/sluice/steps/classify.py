@@ -30,15 +30,22 @@ its estimated cost (:mod:`sluice.models.estimate`), and settled at its real cost
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
-from sluice.models.cascade import Held
+from sluice.models.cascade import Cascade, Held
 from sluice.models.estimate import cost_bound
 from sluice.models.guarded import call_deadline
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
+
+if TYPE_CHECKING:
+    from sluice.reliability.escalation import EscalationGate
+    from sluice.telemetry.alerts import Alerts
+    from sluice.telemetry.metrics import Metrics
+    from sluice.telemetry.tracing import Telemetry
 
 
 async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
@@ -47,7 +54,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     if not isinstance(tiers, list) or not tiers:
         raise StepError(f"step {ctx.step!r}: options.cascade lists the tiers", retryable=False)
     try:
-        cascade = ctx.service("cascades").get(tiers)
+        cascade: Cascade = ctx.service("cascades").get(tiers)
     except ConfigError as exc:
         raise StepError(f"step {ctx.step!r}: {exc}", retryable=False) from exc
     field = str(ctx.options.get("field", "text"))
@@ -56,7 +63,8 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
         raise StepError(f"step {ctx.step!r}: data.{field} must be non-empty text", retryable=False)
     request = ModelRequest(text=text)
     degrade_to = _degrade_to(ctx)
-    gate = ctx.services.get("escalation")
+    # The app's services by name (ctx.services): each typed here as the app wires it.
+    gate: EscalationGate | None = ctx.services.get("escalation")
     escalate = first = None
     if gate is not None:  # spend budgets hold every call; the SLO guard may keep the cheap one
         models = {tier.model.name: tier.model for tier in cascade.tiers}
@@ -73,7 +81,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
             held: Held | str = await gate.allow(ctx.workflow, ctx.tenant, model, estimate)
             return held
 
-    telemetry = ctx.services.get("telemetry")
+    telemetry: Telemetry | None = ctx.services.get("telemetry")
     on_call = None
     if telemetry is not None:  # the cost ledger: one row per call as made, cache hits at zero
 
@@ -88,7 +96,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     final = outcome.result
     if telemetry is not None and telemetry.settings.log_prompts:  # opt-in; masked by the logger
         ctx.logger.info("classify prompt: %s", text, extra={"event_id": ctx.event_id})
-    metrics = ctx.services.get("metrics")
+    metrics: Metrics | None = ctx.services.get("metrics")
     if metrics is not None:
         tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)
         for call in outcome.steps:
@@ -102,7 +110,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
             metrics.fallbacks.labels(
                 ctx.workflow, ctx.version, ctx.step, wanted, outcome.skipped
             ).inc()
-    alerts = ctx.services.get("alerts")
+    alerts: Alerts | None = ctx.services.get("alerts")
     if alerts is not None:  # cost and token spikes against a rolling baseline
         alerts.record(ctx.workflow, outcome.steps)
     return {
@@ -124,7 +132,8 @@ def _degrade_to(ctx: StepContext) -> Model | None:
         return None
     # The models service itself: ctx.service("models") is the metered view for custom steps,
     # and the cascade holds this call against the budgets already.
-    model: Model | None = (ctx.services.get("models") or {}).get(str(name))
+    models: Mapping[str, Model] = ctx.services.get("models") or {}
+    model = models.get(str(name))
     if model is None:
         raise StepError(f"step {ctx.step!r}: options.degrade_to: no model {name!r}",
                         retryable=False)  # fmt: skip

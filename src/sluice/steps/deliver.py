@@ -13,7 +13,7 @@ must be on the app's egress allowlist::
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,6 +27,10 @@ from sluice.telemetry.tracing import fail, outbound_headers, span
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
+if TYPE_CHECKING:
+    from sluice.outbound.egress import Egress
+    from sluice.reliability.breaker import BreakerRegistry
+
 
 async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     """Finish the event with ``data`` (minus bulky retrieval context), sending it if asked."""
@@ -34,7 +38,7 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     url = ctx.options.get("url")
     if not url:
         return result
-    egress: Any = ctx.service("egress")
+    egress: Egress = ctx.service("egress")
     if not allowed(str(url), egress.allow):
         raise StepError(f"deliver: {url} is not on the egress allowlist", retryable=False)
     secret = egress.secrets.get(str(ctx.options.get("secret_env", "")))
@@ -52,7 +56,7 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     with span("POST", attributes, SpanKind.CLIENT) as current:
         # The receiver continues the event's trace from this call.
         headers.update(outbound_headers())
-        breakers = ctx.services.get("breakers")
+        breakers: BreakerRegistry | None = ctx.services.get("breakers")
         try:
             if breakers is None:
                 status = await post_signed(session, str(url), body, headers)

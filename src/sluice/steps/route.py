@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ConfigError, StepError
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
+
+if TYPE_CHECKING:
+    from sluice.steps.files import AppFiles
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 
@@ -70,7 +73,8 @@ async def route(ctx: StepContext, data: JSONObject) -> JSONObject:
     if not name:
         raise StepError("route: options.rules names the rules file", retryable=False)
     try:
-        rules = ctx.service("files").parsed(str(name), RoutingRules.parse)
+        files: AppFiles = ctx.service("files")
+        rules = files.parsed(str(name), RoutingRules.parse)
     except ConfigError as exc:
         raise StepError(str(exc), retryable=False) from exc
     label: Any = data.get(str(ctx.options.get("field", "intent")))

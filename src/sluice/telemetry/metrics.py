@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -215,8 +216,35 @@ def runtime_gauges(stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> Iter
     yield from (depth, busy, cap)
 
 
-def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
-    """Hits, misses, entries and store errors of every service that reports cache stats.
+class CacheFigures(Protocol):
+    """The counters a cache reports (:class:`sluice.cache.stats.CacheStats` is one)."""
+
+    @property
+    def hits(self) -> int:
+        """Hits since start."""
+
+    @property
+    def misses(self) -> int:
+        """Misses since start."""
+
+    @property
+    def entries(self) -> int:
+        """Entries held now."""
+
+    @property
+    def errors(self) -> int:
+        """Failed calls to the cache's store since start."""
+
+
+class ReportsCacheFigures(Protocol):
+    """A cache (:class:`sluice.cache.stats.ReportsStats` is one)."""
+
+    def stats(self) -> CacheFigures:
+        """Its counters now."""
+
+
+def cache_gauges(caches: Mapping[str, ReportsCacheFigures]) -> Iterator[Metric]:
+    """Hits, misses, entries and store errors of every cache, by name.
 
     Hits, misses and errors are running totals, exported as counters (``_total``) so that
     ``rate()`` reads them right; entries is a gauge.
@@ -230,38 +258,36 @@ def cache_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
         "Failed calls to the cache's store (served as misses)",
         labels=["cache"],
     )
-    for name, service in services.items():
-        stats = getattr(service, "stats", None)
-        if stats is None:
-            continue
-        figures = stats()
-        if not hasattr(figures, "hits"):
-            continue
+    for name, cache in caches.items():
+        figures = cache.stats()
         hits.add_metric([name], figures.hits)
         misses.add_metric([name], figures.misses)
         entries.add_metric([name], figures.entries)
-        errors.add_metric([name], getattr(figures, "errors", 0))
+        errors.add_metric([name], figures.errors)
     yield from (hits, misses, entries, errors)
 
 
-def reliability_gauges(services: Mapping[str, Any]) -> Iterator[Metric]:
-    """Breaker state per downstream and SLO-guard state per workflow, one series per state.
+def state_gauge(
+    name: str, doc: str, label: str, current: Iterable[tuple[str, Enum]]
+) -> GaugeMetricFamily:
+    """One series per thing and state of its state enumeration, the current state's at 1.
 
-    The current state's series is 1 and the others 0, so ``sluice_breaker_state{state="open"}
-    == 1`` selects open breakers, and a state change never leaves a stale series behind.
+    So ``NAME{state="open"} == 1`` selects the things in that state, and a state change
+    never leaves a stale series behind.
     """
-    breaker = GaugeMetricFamily("sluice_breaker_state", "Circuit breaker state (1 = current)",
-                                labels=["downstream", "state"])  # fmt: skip
-    registry = services.get("breakers")
-    for snap in [] if registry is None else registry.snapshot():
-        # Every state of the snapshot's own enum: telemetry imports nothing of reliability.
-        for state in type(snap.state):
-            breaker.add_metric([snap.name, state.value], 1.0 if snap.state is state else 0.0)
-    guard = GaugeMetricFamily("sluice_slo_guard_state", "SLO guard state (1 = current)",
-                              labels=["workflow", "state"])  # fmt: skip
-    guards = services.get("slo_guards")
-    for snap in [] if guards is None else guards.snapshot():
-        for guard_state in type(snap.state):
-            current = 1.0 if snap.state is guard_state else 0.0
-            guard.add_metric([snap.workflow, guard_state.value], current)
-    yield from (breaker, guard)
+    family = GaugeMetricFamily(name, doc, labels=[label, "state"])
+    for thing, state in current:
+        for each in type(state):
+            family.add_metric([thing, str(each.value)], 1.0 if each is state else 0.0)
+    return family
+
+
+def reliability_gauges(
+    breakers: Iterable[tuple[str, Enum]], guards: Iterable[tuple[str, Enum]]
+) -> Iterator[Metric]:
+    """Breaker state per downstream and SLO-guard state per workflow (:func:`state_gauge`),
+    from ``(downstream, state)`` and ``(workflow, state)`` pairs."""
+    yield state_gauge(
+        "sluice_breaker_state", "Circuit breaker state (1 = current)", "downstream", breakers
+    )
+    yield state_gauge("sluice_slo_guard_state", "SLO guard state (1 = current)", "workflow", guards)

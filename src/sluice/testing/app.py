@@ -31,10 +31,10 @@ from typing import Any, Self
 import httpx
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.config import AppSettings, load_settings
 from sluice.ingress.apikeys import OPERATOR_ROLE, RUNNER_ROLE, create_api_key
-from sluice.ingress.gateway import Gateway
-from sluice.ingress.http import create_http_app
+from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 
 #: Run statuses after which nothing changes.
@@ -101,7 +101,7 @@ class TestApp:
             store = self._store
         settings = dataclasses.replace(settings, store=store)
         app = SluiceApp.from_settings(settings, services=self._services)
-        gateway = Gateway(app, parse_ingress(settings))
+        gateway = Ingress(app, parse_ingress(settings))
         try:
             await app.start()
         except BaseException:

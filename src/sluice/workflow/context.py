@@ -23,7 +23,11 @@ class StepContext:
     """Passed to every step as ``ctx``.
 
     ``services`` holds the downstream clients the app wired (models, indexes, caches, outbound
-    HTTP), by name; steps look up what they need with :meth:`service` instead of building it
+    HTTP), by name: a read-only view of the app's typed services (:mod:`sluice.services`,
+    built once when the app is), where the names are the fields of its groups (``kv``,
+    ``egress``, ``models``, ``slo_guards``, ...) and the custom services passed to
+    ``SluiceApp.from_settings(services=...)``. A unit test may pass a plain mapping of what
+    its step uses. Steps look up what they need with :meth:`service` instead of building it
     themselves. ``service("models")`` is the way a step calls a model: each call is held
     against the spend budgets, settled and written to the cost ledger
     (:mod:`sluice.models.metered`).
@@ -57,7 +61,9 @@ class StepContext:
     def service(self, name: str) -> Any:
         """Return the service wired under ``name``, with a clear error when it is missing.
 
-        A :class:`StepBound` service comes as its view for this step (``models``: every call
+        The stable way for a step to reach a service, built-in or custom; annotate the result
+        with the service's type (``egress: Egress = ctx.service("egress")``). A
+        :class:`StepBound` service comes as its view for this step (``models``: every call
         through it is accounted for).
         """
         from sluice.errors import StepError

@@ -1,0 +1,132 @@
+"""Where a webhook's time goes: py-spy samples of one ingress process under the bench's load.
+
+Serves the app of ``bench/ingress.py`` (``serve --no-workers``), warms it, then samples it with
+py-spy (``record -r 250 -f raw -t``, every thread) while wrk sends distinct signed deliveries.
+The process's CPU time (from /proc) over the run divided by the requests answered gives the CPU
+cost of one request; each stage's share of the samples splits it. A sample is charged to the
+innermost frame that matches a stage, so nested work (the masker inside the accept call) is
+counted once, where it runs. Threads other than the event loop's are listed apart.
+
+    .venv/bin/pip install py-spy   # not a dependency of the project
+    .venv/bin/python bench/ingress_profile.py [--seconds 8]
+
+Linux only (/proc); py-spy needs permission to read the server's memory (root, or ptrace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ingress as bench  # the sibling benchmark, importable once its directory is on the path
+
+#: Stages of a request, each a pattern on a sampled frame; the first pattern that matches the
+#: innermost matching frame names the stage.
+STAGES = (
+    ("signature (HMAC-SHA256)", r"WebhookVerifier\.verify|signatures\.py|signing\.py"),
+    ("PII masking", r"PiiMasker|guard/pii|recognizers|phones|ip_addresses|_Masking\.apply"),
+    ("encryption (AES-GCM)", r"AesGcmCodec|crypto\.py|_encode_event"),
+    ("JSON Schema", r"Acceptor\.check|jsonschema|_shape_and_schema|check_input"),
+    ("mapping", r"SourceMapping|mapping\.py"),
+    ("JSON parse and shape limits", r"read_json|shape_problem"),
+    ("idempotency (hash, recent receipts)", r"_claim\b|_recent_hit|_remember|hashlib"),
+    ("rate limit (KV token bucket)", r"_limit\b|limiter|ratelimit|kv/"),
+    ("admission", r"\.admit\b|queue_depth"),
+    ("tracing (spans, context)", r"tracing\.py|Telemetry\.|LocalSpan|LocalTracer|opentelemetry"
+     r"|trace/|context/__init__|sink\.py"),
+    ("metrics", r"prometheus_client|metrics\.py"),
+    ("event creation (ids, JSON)", r"Acceptor\.event|new_event|ids\.py"),
+    ("store write (queue, future)", r"insert_event|sqlite_writer|Acceptor\.commit|Runtime\.accept"),
+    ("header rules", r"check_single"),
+    ("body read", r"read_body|_read_raw_body|Request\.stream|Request\.body"),
+    ("response (build and send)", r"Response\.|responses\.py|send_with_id|_send\b|sender\b"
+     r"|RequestResponseCycle\.send|receipt_response"),
+    ("Starlette (middleware, router, request)", r"starlette/"),
+    ("correlation middleware", r"CorrelationMiddleware"),
+    ("ingress control flow", r"ingress/intake\.py|ingress/gateway\.py|ingress/http\.py"
+     r"|Acceptor\.take"),
+    ("uvicorn HTTP protocol (httptools)", r"uvicorn/|ingress/server\.py|httptools"),
+    ("event loop (uvloop)", r"runners\.py|asyncio/|uvloop"),
+)  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def split(raw: Path) -> tuple[collections.Counter[str], int]:
+    """Samples per stage (event-loop thread) or per thread (the others), and their total."""
+    stages = [(name, re.compile(pattern)) for name, pattern in STAGES]
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(n)
+        if "MainThread" not in frames[0]:
+            counts["thread " + frames[0].split(": ")[-1]] += int(n)
+            continue
+        for frame in reversed(frames[1:]):
+            hit = next((name for name, rx in stages if rx.search(frame)), None)
+            if hit is not None:
+                counts[hit] += int(n)
+                break
+        else:
+            counts["other"] += int(n)
+    return counts, total
+
+
+def main() -> None:
+    """Run the profile and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        script = tmp / "hooks.lua"
+        script.write_text(bench.WRK_LUA)
+        proc, port = bench._serve_sluice(tmp / "app")
+        try:
+            warm, load = tmp / "warm.tsv", tmp / "load.tsv"
+            bench._write_requests(warm, bench._tickets(20_000))
+            bench._wrk(port, script, warm, 2)
+            bench._write_requests(load, bench._tickets(max(60_000, 8_000 * args.seconds)))
+            raw = tmp / "samples.txt"
+            sampler = subprocess.Popen(
+                [spy, "record", "-r", "250", "-f", "raw", "-t", "-o", str(raw),
+                 "-d", str(args.seconds), "-p", str(proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1)  # py-spy attaches
+            cpu0 = cpu_seconds(proc.pid)
+            rate = bench._wrk(port, script, load, args.seconds)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            sampler.wait()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        per_request_us = cpu / (rate * args.seconds) * 1e6
+        counts, total = split(raw)
+    print(f"{rate:.0f} accepted/s; process CPU {cpu:.2f} s in {args.seconds} s:"
+          f" {per_request_us:.0f} µs a request ({total} samples)")  # fmt: skip
+    print("| stage | µs a request | share of samples |")
+    print("|---|---|---|")
+    for name, n in counts.most_common():
+        print(f"| {name} | {n / total * per_request_us:.0f} | {n / total:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
