@@ -15,7 +15,11 @@ off (no spans, no cost ledger) and on (a span for acceptance, each step, each mo
 cache lookup, written to the local span store, plus the ledger), alternating off/on and
 on/off ``--repeats`` times in one run, and prints the median tickets/s of each and their ratio,
 and beside it the CPU time the process spent a ticket (less sensitive than wall time to
-other work on a shared machine).
+other work on a shared machine). Each round's two runs sit side by side in time, so the
+round's on/off ratio is the least disturbed by load that comes and goes: the last line's
+``telemetry_ratio`` is the median of the rounds' ratios, ``telemetry_ratio_spread`` their
+lowest and highest. ``--gc-freeze`` runs both ways with the started app frozen out of the
+garbage collector's sight (see :func:`run`).
 ``--telemetry on|off`` runs the full benchmark with telemetry set that way.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/triage.py --telemetry both [--tickets 3000]
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -86,9 +91,15 @@ def _without_cascade(registry: WorkflowRegistry) -> WorkflowRegistry:
 
 
 async def run(
-    stream: list[tuple[str, str]], cascade: bool, label: str, telemetry: bool = True
-) -> dict[str, Any]:
-    """Push ``stream`` through the triage app in this process; return the figures."""
+    stream: list[tuple[str, str]], cascade: bool, label: str, telemetry: bool = True,
+    freeze: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Push ``stream`` through the triage app in this process; return the figures.
+
+    ``freeze`` moves what the started app holds (the loaded models above all) out of the
+    garbage collector's sight (``gc.freeze``) before the first ticket, as the AI gateway does
+    at its start: a full collection then no longer walks the models.
+    """
     settings = load_settings(APP)
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(settings, store=f"sqlite:///{Path(tmp) / 'bench.db'}")
@@ -99,6 +110,8 @@ async def run(
             registry = _without_cascade(registry)
         app = SluiceApp.from_settings(settings, registry=registry)
         async with app:
+            if freeze:
+                gc.freeze()
             gateway = Ingress(app, parse_ingress(settings))
             ids: list[str] = []
             position: dict[str, int] = {}  # event id -> index in the stream
@@ -139,6 +152,8 @@ async def run(
                 result = orjson.loads(event.result or b"{}")
                 predicted[position[event.id]] = result.get("intent")
                 escalated += bool(result.get("escalated"))
+    if freeze:
+        gc.unfreeze()  # the next run's app is a new one
     gold = [label for _, label in stream]
     spans = app.telemetry.sink.written  # the app flushed what was buffered when it stopped
     return {
@@ -153,10 +168,10 @@ async def run(
     }
 
 
-def telemetry_cost(count: int, repeats: int) -> None:
+def telemetry_cost(count: int, repeats: int, freeze: bool = False) -> None:
     """Telemetry off and on, alternating, on the same tickets; medians and their ratio."""
     print(f"triage telemetry cost: {count} tickets x {repeats} runs each way,"
-          f" {os.cpu_count()} cores")  # fmt: skip
+          f" {os.cpu_count()} cores{', gc.freeze() after start' if freeze else ''}")  # fmt: skip
     stream = tickets(count)
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
@@ -164,8 +179,9 @@ def telemetry_cost(count: int, repeats: int) -> None:
     for n in range(repeats):
         # Alternate which goes first, so an order effect (a warmer second run) cancels out.
         for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+            label = f"telemetry {mode}"
             figures = asyncio.run(
-                run(stream, cascade=True, label=f"telemetry {mode}", telemetry=mode == "on")
+                run(stream, cascade=True, label=label, telemetry=mode == "on", freeze=freeze)
             )
             rates[mode].append(figures["tickets_per_s"])
             cpu[mode].append(figures["cpu_ms_per_ticket"])
@@ -174,6 +190,8 @@ def telemetry_cost(count: int, repeats: int) -> None:
             print(f"  run {n + 1} telemetry {mode:<3}: {figures['tickets_per_s']:.0f} tickets/s,"
                   f" {figures['cpu_ms_per_ticket']:.2f} CPU ms a ticket"
                   f" (dead {figures['dead']})")  # fmt: skip
+    # Round n's two runs were measured one after the other: their ratio is the paired figure.
+    paired = [r_on / r_off for r_on, r_off in zip(rates["on"], rates["off"], strict=True)]
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
     cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     print(f"  telemetry off: median {off:.0f} tickets/s, {cpu_off:.2f} CPU ms a ticket")
@@ -182,13 +200,19 @@ def telemetry_cost(count: int, repeats: int) -> None:
           f" {written / count:.1f} per ticket)")  # fmt: skip
     print(f"  ratio        : throughput {on / off:.3f} (telemetry costs"
           f" {100 * (1 - on / off):.1f}%); CPU a ticket {cpu_on / cpu_off:.3f}")  # fmt: skip
+    rounds = ", ".join(f"{r:.3f}" for r in paired)
+    print(f"  paired rounds: on/off {statistics.median(paired):.3f} median"
+          f" ({min(paired):.3f}-{max(paired):.3f}): {rounds}")  # fmt: skip
     print(json.dumps({
-        "tickets": count, "repeats": repeats,
+        "tickets": count, "repeats": repeats, "gc_freeze": freeze,
         "telemetry_off_tickets_per_s": round(off, 1), "telemetry_on_tickets_per_s": round(on, 1),
         "ratio": round(on / off, 4), "off_runs": [round(r, 1) for r in rates["off"]],
         "on_runs": [round(r, 1) for r in rates["on"]],
         "cpu_ms_per_ticket_off": round(cpu_off, 3), "cpu_ms_per_ticket_on": round(cpu_on, 3),
         "cpu_ratio": round(cpu_on / cpu_off, 4),
+        "paired_ratios": [round(r, 4) for r in paired],
+        "telemetry_ratio_spread": [round(min(paired), 4), round(max(paired), 4)],
+        "telemetry_ratio": round(statistics.median(paired), 4),
     }))  # fmt: skip
 
 
@@ -200,10 +224,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=3_000)
     parser.add_argument("--telemetry", choices=("on", "off", "both"), default="on")
     parser.add_argument("--repeats", type=int, default=3, help="runs each way (--telemetry both)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once the app has started (--telemetry both)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.telemetry == "both":
-        telemetry_cost(args.tickets or 3_000, args.repeats)
+        telemetry_cost(args.tickets or 3_000, args.repeats, args.gc_freeze)
         return
     args.tickets = args.tickets or 50_000
     on = args.telemetry == "on"

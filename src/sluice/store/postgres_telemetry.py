@@ -8,7 +8,7 @@ step wait for it is not.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -35,6 +35,16 @@ SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[
 """
 
 
+def _json(attributes: Mapping[str, Any]) -> str:
+    """Span attributes as JSON text (orjson takes a dict, not any mapping)."""
+    return orjson.dumps(attributes if type(attributes) is dict else dict(attributes)).decode()
+
+
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column (``unnest`` takes an array per column)."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 class PostgresTelemetryMixin:
     """Span-store and ledger methods of the PostgreSQL store (see the module docstring)."""
 
@@ -48,26 +58,25 @@ class PostgresTelemetryMixin:
         if not spans and not costs:
             return
 
+        # Each batch read once (``spans`` may build each record only when read), then
+        # turned into one array per column.
+        span_columns = _columns(
+            (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns,
+             s.status, s.event_id, _json(s.attributes))
+            for s in spans
+        )  # fmt: skip
+        cost_columns = _columns(
+            (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
+             c.input_tokens, c.output_tokens, c.cost, c.cached)
+            for c in costs
+        )  # fmt: skip
+
         async def run(conn: Any) -> None:
             await conn.execute("SET LOCAL synchronous_commit = off")
             if spans:
-                await conn.execute(
-                    _INSERT_SPANS, [s.trace_id for s in spans], [s.span_id for s in spans],
-                    [s.parent_id for s in spans], [s.name for s in spans],
-                    [s.kind for s in spans], [s.start_ns for s in spans],
-                    [s.end_ns for s in spans], [s.status for s in spans],
-                    [s.event_id for s in spans],
-                    [orjson.dumps(dict(s.attributes)).decode() for s in spans],
-                )  # fmt: skip
+                await conn.execute(_INSERT_SPANS, *span_columns)
             if costs:
-                await conn.execute(
-                    _INSERT_COSTS, [c.ts for c in costs], [c.event_id for c in costs],
-                    [c.trace_id for c in costs], [c.tenant for c in costs],
-                    [c.workflow for c in costs], [c.step for c in costs],
-                    [c.model for c in costs], [c.input_tokens for c in costs],
-                    [c.output_tokens for c in costs], [c.cost for c in costs],
-                    [c.cached for c in costs],
-                )  # fmt: skip
+                await conn.execute(_INSERT_COSTS, *cost_columns)
 
         await self._in_transaction(run)
 

@@ -8,7 +8,7 @@ the fsync of the events it describes instead of adding commits of its own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -41,6 +41,11 @@ def cost_group(by: str) -> str:
     return by
 
 
+def _json(attributes: Mapping[str, Any]) -> bytes:
+    """Span attributes as JSON (orjson takes a dict, not any mapping)."""
+    return orjson.dumps(attributes if type(attributes) is dict else dict(attributes))
+
+
 def span_from_row(row: Sequence[Any]) -> SpanRecord:
     """A :class:`SpanRecord` from a row in ``_SPAN_COLUMNS`` order (attributes as JSON)."""
     attributes = row[9]
@@ -65,28 +70,29 @@ class SqliteTelemetryMixin:
         """Append spans and ledger rows in one transaction of the group-commit writer."""
         if not spans and not costs:
             return
-        span_rows = [
-            (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,
-             s.event_id, orjson.dumps(dict(s.attributes)))
-            for s in spans
-        ]  # fmt: skip
-        cost_rows = [
-            (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
-             c.input_tokens, c.output_tokens, c.cost, int(c.cached))
-            for c in costs
-        ]  # fmt: skip
 
         def op(conn: sqlite3.Connection, delta: Delta) -> None:
-            if span_rows:
+            # Rows are built here, in the writer's thread, one at a time as SQLite takes them
+            # (``spans`` may build each record only when read: see telemetry/sink.py), so
+            # neither the encoding nor a batch of row objects sits on the event loop.
+            if spans:
                 conn.executemany(
                     f"INSERT INTO spans({_SPAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    span_rows,
-                )
-            if cost_rows:
+                    (
+                        (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns,
+                         s.end_ns, s.status, s.event_id, _json(s.attributes))
+                        for s in spans
+                    ),
+                )  # fmt: skip
+            if costs:
                 conn.executemany(
                     f"INSERT INTO costs({_COST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    cost_rows,
-                )
+                    (
+                        (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
+                         c.input_tokens, c.output_tokens, c.cost, int(c.cached))
+                        for c in costs
+                    ),
+                )  # fmt: skip
 
         await self._write(op)
 

@@ -1,8 +1,9 @@
-"""A finished span as the sink and the OTLP forwarder read it.
+"""A finished span as the sink reads it, and the plain row it is buffered as.
 
-:class:`~sluice.telemetry.tracing.LocalSpan` satisfies this Protocol. The sink and the
-forwarder take spans by it rather than importing the tracer that makes them, which imports
-the sink: the dependency runs one way.
+:class:`~sluice.telemetry.tracing.LocalSpan` satisfies this Protocol. The sink takes spans by
+it rather than importing the tracer that makes them, which imports the sink: the dependency
+runs one way. The sink keeps each span's fields in columns (one list per field) and hands
+the OTLP forwarder each span as a :data:`SpanRow`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,34 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
+#: A finished span's fields, in the order the sink buffers them: (trace id, span id, parent
+#: span id or 0, parent is remote, name, kind value, start ns, end ns, status value,
+#: attributes). Plain values only (see telemetry/sink.py).
+SpanRow = tuple[int, int, int, bool, str, int, int, int, int, dict[str, Any]]
+
 
 class FinishedSpan(Protocol):
-    """Names, times, parent, status and plain attributes of one ended span."""
+    """Ids, names, times, parent, status and plain attributes of one ended span."""
+
+    @property
+    def trace_id(self) -> int:
+        """The trace's id."""
+        ...
+
+    @property
+    def span_id(self) -> int:
+        """The span's id."""
+        ...
+
+    @property
+    def parent_id(self) -> int:
+        """The parent's span id, 0 for a root span."""
+        ...
+
+    @property
+    def parent_remote(self) -> bool:
+        """Whether the parent came from another process (a traceparent)."""
+        ...
 
     @property
     def name(self) -> str:

@@ -1,10 +1,10 @@
 """OTLP/HTTP export: finished spans sent to a collector in batches, from a worker thread.
 
-Spans reach the forwarder from the sink's flush (already batched). A task hands each batch
-to the OpenTelemetry SDK's OTLP/HTTP exporter in a worker thread, so protobuf encoding and
-the HTTP round trip never run on the event loop, and a slow or absent collector delays only
-this task: its queue is bounded, and past the bound spans are dropped and counted rather
-than held in memory or waited for.
+Spans reach the forwarder from the sink's flush (already batched, as the sink's plain rows).
+A task hands each batch to the OpenTelemetry SDK's OTLP/HTTP exporter in a worker thread, so
+building the SDK's spans, protobuf encoding and the HTTP round trip never run on the event
+loop, and a slow or absent collector delays only this task: its queue is bounded, and past
+the bound spans are dropped and counted rather than held in memory or waited for.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Status
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 if TYPE_CHECKING:
-    from sluice.telemetry.finished_span import FinishedSpan
+    from sluice.telemetry.finished_span import SpanRow
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 512
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
 class OtlpForwarder:
@@ -39,7 +40,7 @@ class OtlpForwarder:
         self._exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=timeout_s)
         self._resource = Resource.create({"service.name": service_name})
         self._scope = InstrumentationScope("sluice")
-        self._queue: deque[FinishedSpan] = deque()
+        self._queue: deque[SpanRow] = deque()
         self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -47,7 +48,7 @@ class OtlpForwarder:
         self.exported = 0
         self.dropped = 0
 
-    def add(self, spans: Sequence[FinishedSpan]) -> None:
+    def add(self, spans: Sequence[SpanRow]) -> None:
         """Queue spans for export (past the bound they are dropped and counted)."""
         room = max(0, self._max_queue - len(self._queue))
         self._queue.extend(spans[:room])
@@ -86,19 +87,22 @@ class OtlpForwarder:
                 self.dropped += len(batch)
                 log.warning("the OTLP collector at %s refused %d spans", self.endpoint, len(batch))
 
-    def _export(self, batch: Sequence[FinishedSpan]) -> bool:
-        spans = [
-            ReadableSpan(
-                name=s.name, context=s.get_span_context(), parent=s.parent,
-                resource=self._resource, attributes=s.attributes, kind=s.kind,
-                status=Status(s.status), start_time=s.start_ns, end_time=s.end_ns,
-                instrumentation_scope=self._scope,
-            )
-            for s in batch
-        ]  # fmt: skip
+    def _export(self, batch: Sequence[SpanRow]) -> bool:
+        spans = [self._readable(row) for row in batch]
         try:
             return self._exporter.export(spans) is SpanExportResult.SUCCESS
         except Exception:  # the collector's trouble never reaches the work
             log.warning("exporting %d spans to %s failed", len(spans), self.endpoint,
                         exc_info=True)  # fmt: skip
             return False
+
+    def _readable(self, row: SpanRow) -> ReadableSpan:
+        """The SDK's span for a buffered one (built here, in the exporter's thread)."""
+        trace_id, span_id, parent_id, remote, name, kind, start, end, status, attributes = row
+        parent = SpanContext(trace_id, parent_id, remote, _SAMPLED) if parent_id else None
+        return ReadableSpan(
+            name=name, context=SpanContext(trace_id, span_id, False, _SAMPLED), parent=parent,
+            resource=self._resource, attributes=attributes, kind=SpanKind(kind),
+            status=Status(StatusCode(status)), start_time=start, end_time=end,
+            instrumentation_scope=self._scope,
+        )  # fmt: skip

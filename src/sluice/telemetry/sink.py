@@ -7,6 +7,14 @@ sooner when a batch fills) with a single store call, which the SQLite store runs
 operation of its group-commit writer. When the store cannot keep up the buffers fill and
 new rows are dropped and counted, never waited for: telemetry must not slow the work down.
 The same task bounds the span store and the ledger (``purge_telemetry``) every minute.
+
+What waits in the buffers is plain values, one list per field (a column): appending an
+integer or a string to a list makes no object the garbage collector counts, where a span
+object (or a tuple) per buffered span made the collector run more than twice as often with
+tracing on, and promoted spans to the old generation, whose full collections walk every
+loaded model (hundreds of milliseconds each). The store receives the columns as
+:class:`LazyRecords`, which builds each :class:`~sluice.store.base.SpanRecord` only when the
+store reads it: in the SQLite writer's thread, one at a time, off the event loop.
 """
 
 from __future__ import annotations
@@ -15,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -25,29 +33,68 @@ from sluice.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
     # Spans by their Protocol: the tracer imports this sink, not the other way round.
-    from sluice.telemetry.finished_span import FinishedSpan as LocalSpan
+    from sluice.telemetry.finished_span import FinishedSpan
     from sluice.telemetry.otlp import OtlpForwarder
 
 log = logging.getLogger("sluice.telemetry")
 BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
+SPAN_FIELDS = 10  # the fields of a SpanRow, each buffered in its own column
+COST_FIELDS = 11  # the fields of a CostRecord, in order
 
-_KINDS = {kind: kind.name.lower() for kind in SpanKind}
-_STATUSES = {code: code.name.lower() for code in StatusCode}
+_KINDS = {kind.value: kind.name.lower() for kind in SpanKind}
+_STATUSES = {code.value: code.name.lower() for code in StatusCode}
+R = TypeVar("R")
+Columns = list[list[Any]]
 
 
-def span_record(span: LocalSpan) -> SpanRecord:
-    """The stored form of a finished span."""
-    ctx = span.get_span_context()
-    event_id = span.attributes.get("sluice.event_id")
-    parent = span.parent
+def span_record(
+    trace_id: int, span_id: int, parent_id: int, remote: bool, name: str, kind: int,
+    start_ns: int, end_ns: int, status: int, attributes: dict[str, Any],
+) -> SpanRecord:  # fmt: skip
+    """The stored form of a buffered span (the fields of a :data:`SpanRow`)."""
+    event_id = attributes.get("sluice.event_id")
     return SpanRecord(
-        f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}",
-        None if parent is None else f"{parent.span_id:016x}", span.name, _KINDS[span.kind],
-        span.start_ns, span.end_ns, _STATUSES[span.status],
-        None if event_id is None else str(event_id), span.attributes,
+        f"{trace_id:032x}", f"{span_id:016x}", f"{parent_id:016x}" if parent_id else None, name,
+        _KINDS[kind], start_ns, end_ns, _STATUSES[status],
+        None if event_id is None else str(event_id), attributes,
     )  # fmt: skip
+
+
+class LazyRecords(Sequence[R], Generic[R]):
+    """Buffered columns seen as records: each record is built when it is read, and dropped
+    as soon as the reader moves on (see the module docstring)."""
+
+    __slots__ = ("_columns", "_make")
+
+    def __init__(self, columns: Columns, make: Callable[..., R]) -> None:
+        self._columns = columns
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._columns[0]) if self._columns else 0
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LazyRecords[R]: ...
+
+    def __getitem__(self, index: int | slice) -> R | LazyRecords[R]:
+        if isinstance(index, slice):
+            return LazyRecords([column[index] for column in self._columns], self._make)
+        return self._make(*(column[index] for column in self._columns))
+
+    def __iter__(self) -> Iterator[R]:
+        return map(self._make, *self._columns)
+
+
+def _take(columns: Columns, width: int) -> tuple[Columns, Columns]:
+    """(up to ``BATCH`` rows to write, the columns that stay buffered)."""
+    if len(columns[0]) <= BATCH:
+        return columns, [[] for _ in range(width)]
+    return [c[:BATCH] for c in columns], [c[BATCH:] for c in columns]
 
 
 class TelemetrySink:
@@ -62,8 +109,9 @@ class TelemetrySink:
         self._store = store
         self._settings = settings
         self._forward = forward
-        self._spans: deque[LocalSpan] = deque()
-        self._costs: deque[CostRecord] = deque()
+        self._limit = settings.buffer
+        self._spans: Columns = [[] for _ in range(SPAN_FIELDS)]
+        self._costs: Columns = [[] for _ in range(COST_FIELDS)]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -71,22 +119,39 @@ class TelemetrySink:
         self.dropped = 0
         self.written = 0
 
-    # producers (event loop; must stay cheap) -------------------------------------------------
-    def add_span(self, span: LocalSpan) -> None:
+    # producers (the event loop's thread, where spans end; must stay cheap) ---------------------
+    def add_span(self, span: FinishedSpan) -> None:
         """Buffer a finished span (dropped and counted when the buffer is full)."""
-        if len(self._spans) + len(self._costs) >= self._settings.buffer:
+        c = self._spans
+        waiting = len(c[0])
+        if waiting + len(self._costs[0]) >= self._limit:
             self.dropped += 1
             return
-        self._spans.append(span)
-        if len(self._spans) == BATCH:
+        # Enum members go in as their values: an enum member is an object.
+        c[0].append(span.trace_id)
+        c[1].append(span.span_id)
+        c[2].append(span.parent_id)
+        c[3].append(span.parent_remote)
+        c[4].append(span.name)
+        c[5].append(span.kind._value_)
+        c[6].append(span.start_ns)
+        c[7].append(span.end_ns)
+        c[8].append(span.status._value_)
+        c[9].append(span.attributes)
+        if waiting + 1 == BATCH:
             self._wake.set()
 
     def add_cost(self, row: CostRecord) -> None:
         """Buffer a ledger row (dropped and counted when the buffer is full)."""
-        if len(self._spans) + len(self._costs) >= self._settings.buffer:
+        c = self._costs
+        if len(self._spans[0]) + len(c[0]) >= self._limit:
             self.dropped += 1
             return
-        self._costs.append(row)
+        for column, value in zip(c, (
+            row.ts, row.event_id, row.trace_id, row.tenant, row.workflow, row.step, row.model,
+            row.input_tokens, row.output_tokens, row.cost, row.cached,
+        ), strict=True):  # fmt: skip
+            column.append(value)
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -116,20 +181,22 @@ class TelemetrySink:
         """Write everything buffered now; return how many rows were written."""
         written = 0
         async with self._lock:
-            while self._spans or self._costs:
-                spans = [self._spans.popleft() for _ in range(min(BATCH, len(self._spans)))]
-                costs = [self._costs.popleft() for _ in range(min(BATCH, len(self._costs)))]
-                if self._forward is not None:
-                    self._forward.add(spans)
-                records = [span_record(s) for s in spans] if self._settings.local_spans else []
+            while self._spans[0] or self._costs[0]:
+                spans, self._spans = _take(self._spans, SPAN_FIELDS)
+                costs, self._costs = _take(self._costs, COST_FIELDS)
+                if self._forward is not None and spans[0]:
+                    self._forward.add(list(zip(*spans, strict=True)))
+                kept = spans if self._settings.local_spans else []
+                records = LazyRecords(kept, span_record)
+                ledger = LazyRecords(costs, CostRecord)
                 try:
-                    await self._store.write_telemetry(records, costs)
+                    await self._store.write_telemetry(records, ledger)
                 except Exception:  # telemetry never fails the work it describes
-                    self.dropped += len(records) + len(costs)
+                    self.dropped += len(records) + len(ledger)
                     log.warning("writing %d spans and %d ledger rows failed", len(records),
-                                len(costs), exc_info=True)  # fmt: skip
+                                len(ledger), exc_info=True)  # fmt: skip
                     continue
-                written += len(records) + len(costs)
+                written += len(records) + len(ledger)
         self.written += written
         return written
 

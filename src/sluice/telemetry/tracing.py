@@ -31,8 +31,10 @@ import contextlib
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -61,6 +63,11 @@ Attributes = Mapping[str, str | bool | int | float]
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _TRACE_ID_MASK = (1 << 64) - 1
+#: Parsed stored traceparents: each of an event's steps continues the same one, so a parse
+#: serves them all. Cleared when full (bounded memory, and a miss only costs a parse).
+_PARENTS: dict[str, tuple[int, int, bool] | None] = {}
+_PARENTS_MAX = 4_096
+_NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 class LocalSpan(Span):
@@ -72,27 +79,46 @@ class LocalSpan(Span):
     tens of microseconds a span, ten times what this costs, on a path that makes ten spans an
     event. Events and exceptions are not recorded (their messages may quote a ticket):
     failures are kept as a status and an ``error.type``.
+
+    Ids are kept as integers; the API's ``SpanContext`` is built only when someone asks for
+    it (most spans are never asked), and a finished span leaves as one tuple of plain values
+    (:meth:`TelemetrySink.add_span`), so nothing of it waits for the store as an object the
+    garbage collector has to visit.
     """
 
-    __slots__ = ("_context", "_sink", "attributes", "end_ns", "kind", "name", "parent",
-                 "start_ns", "status")  # fmt: skip
+    __slots__ = ("_context", "_sink", "attributes", "end_ns", "kind", "name", "parent_id",
+                 "parent_remote", "span_id", "start_ns", "status", "trace_id")  # fmt: skip
 
     def __init__(
-        self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
-        attributes: Attributes | None, sink: TelemetrySink,
+        self, name: str, trace_id: int, span_id: int, parent_id: int, parent_remote: bool,
+        kind: SpanKind, attributes: dict[str, Any], sink: TelemetrySink,
     ) -> None:  # fmt: skip
         self.name = name
-        self._context = context
-        self.parent = parent
+        self.trace_id = trace_id
+        self.span_id = span_id
+        #: The parent's span id, 0 for a root; ``parent_remote`` when it came from another
+        #: process (a caller's or a stored traceparent).
+        self.parent_id = parent_id
+        self.parent_remote = parent_remote
         self.kind = kind
-        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self.attributes = attributes  # owned: callers hand over a dict of their own
         self.status = StatusCode.UNSET
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self._sink = sink
+        self._context: SpanContext | None = None
+
+    @property
+    def parent(self) -> SpanContext | None:
+        """The parent's context, or None for a root span."""
+        if not self.parent_id:
+            return None
+        return SpanContext(self.trace_id, self.parent_id, self.parent_remote, _SAMPLED)
 
     def get_span_context(self) -> SpanContext:
         """The span's trace id, span id and flags."""
+        if self._context is None:
+            self._context = SpanContext(self.trace_id, self.span_id, False, _SAMPLED)
         return self._context
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
@@ -147,44 +173,119 @@ class LocalTracer:
     def __init__(self, sink: TelemetrySink, ratio: float) -> None:
         self._sink = sink
         self._bound = round(ratio * (_TRACE_ID_MASK + 1))
-        self._random = random.Random()
+        self._bits = random.Random().getrandbits
 
     def start_span(
         self, name: str, context: otel_context.Context | None = None,
         kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes | None = None,
     ) -> Span:  # fmt: skip
         """A span, child of the span current in ``context`` (or in the running context)."""
-        current = trace.get_current_span(context).get_span_context()
-        bits = self._random.getrandbits
-        parent: SpanContext | None = None
-        if current.is_valid:
-            parent = current
-            trace_id, sampled = current.trace_id, current.trace_flags.sampled
-        else:
-            # The time (ms) in the top 48 bits, 80 random bits below (the 56 that W3C Trace
-            # Context level 2 asks to be random, and the 64 that sampling reads, among them):
-            # new traces then sort by time, so the span store's trace index grows at its end
-            # instead of dirtying pages all over (bench/spans.py: about 0.7x the CPU a write).
-            trace_id = (time.time_ns() // 1_000_000 << 80) | bits(80)
-            sampled = (trace_id & _TRACE_ID_MASK) < self._bound
-        ctx = SpanContext(trace_id, bits(64) or 1, False, _SAMPLED if sampled else _UNSAMPLED)
-        if not sampled:
-            return NonRecordingSpan(ctx)
-        return LocalSpan(name, ctx, parent, kind, attributes, self._sink)
+        owned = dict(attributes) if attributes else {}
+        return self._start(name, trace.get_current_span(context), kind, owned)
 
-    @contextlib.contextmanager
     def start_as_current_span(
         self, name: str, context: otel_context.Context | None = None,
         kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes | None = None,
-    ) -> Iterator[Span]:  # fmt: skip
+    ) -> AbstractContextManager[Span]:  # fmt: skip
         """Start a span, make it current for the block, end it after."""
-        current = self.start_span(name, context, kind, attributes)
-        token = otel_context.attach(trace.set_span_in_context(current, context))
+        owned = dict(attributes) if attributes else {}
+        return _SpanScope(self, name, kind, owned, base=context)
+
+    def _start(self, name: str, parent: Span, kind: SpanKind, attributes: dict[str, Any]) -> Span:
+        """A child of ``parent`` (any API span; an invalid one starts a new trace)."""
+        if isinstance(parent, LocalSpan):  # the common case: no SpanContext needed
+            return LocalSpan(name, parent.trace_id, self._bits(64) or 1, parent.span_id,
+                             False, kind, attributes, self._sink)  # fmt: skip
+        ctx = parent.get_span_context()
+        if ctx.is_valid:
+            return self._child(name, ctx.trace_id, ctx.span_id, ctx.is_remote,
+                               ctx.trace_flags.sampled, kind, attributes)  # fmt: skip
+        # The time (ms) in the top 48 bits, 80 random bits below (the 56 that W3C Trace
+        # Context level 2 asks to be random, and the 64 that sampling reads, among them):
+        # new traces then sort by time, so the span store's trace index grows at its end
+        # instead of dirtying pages all over (bench/spans.py: about 0.7x the CPU a write).
+        trace_id = (time.time_ns() // 1_000_000 << 80) | self._bits(80)
+        sampled = (trace_id & _TRACE_ID_MASK) < self._bound
+        return self._child(name, trace_id, 0, False, sampled, kind, attributes)
+
+    def _child(
+        self, name: str, trace_id: int, parent_id: int, remote: bool, sampled: bool,
+        kind: SpanKind, attributes: dict[str, Any],
+    ) -> Span:  # fmt: skip
+        """A span in trace ``trace_id`` under ``parent_id`` (0: a root), recorded if sampled."""
+        span_id = self._bits(64) or 1
+        if not sampled:
+            return NonRecordingSpan(SpanContext(trace_id, span_id, False, _UNSAMPLED))
+        return LocalSpan(name, trace_id, span_id, parent_id, remote, kind, attributes,
+                         self._sink)  # fmt: skip
+
+
+_KEEP: Final = object()  # a scope that leaves the active telemetry as it is
+
+
+class _SpanScope:
+    """The ``with`` block of one span: started and made current on entry, ended on exit.
+
+    One small object instead of a generator-based context manager per span (and two when
+    scopes were nested): the tracing of a ticket opens about ten of them.
+
+    The span starts under the span current in ``base`` (a given context, else the running
+    one) and is made current in it, or under ``remote``, a stored traceparent's (trace id,
+    span id, sampled); ``activate`` makes a telemetry the
+    active one for the block; ``record_errors`` marks the span failed by an exception's type;
+    ``outcome`` sets ``sluice.outcome`` when the block ends normally (step spans).
+    """
+
+    __slots__ = ("_activate", "_attributes", "_base", "_kind", "_name", "_outcome",
+                 "_record_errors", "_remote", "_token", "_tracer", "_was_active",
+                 "span")  # fmt: skip
+
+    def __init__(
+        self, tracer: LocalTracer, name: str, kind: SpanKind, attributes: dict[str, Any], *,
+        base: otel_context.Context | None = None, remote: tuple[int, int, bool] | None = None,
+        activate: Any = _KEEP, record_errors: bool = False, outcome: bool = False,
+    ) -> None:  # fmt: skip
+        self._tracer = tracer
+        self._name = name
+        self._kind = kind
+        self._attributes = attributes
+        self._base = base
+        self._remote = remote
+        self._activate = activate
+        self._record_errors = record_errors
+        self._outcome = outcome
+
+    def __enter__(self) -> Span:
+        if self._activate is not _KEEP:
+            self._was_active: Token[Telemetry | None] = _ACTIVE.set(self._activate)
+        remote = self._remote
+        if remote is not None:
+            current = self._tracer._child(self._name, remote[0], remote[1], True, remote[2],
+                                          self._kind, self._attributes)  # fmt: skip
+        else:
+            parent = trace.get_current_span(self._base)
+            current = self._tracer._start(self._name, parent, self._kind, self._attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(current, self._base))
+        self.span = current
+        return current
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        current = self.span
         try:
-            yield current
+            if exc is not None:
+                if self._record_errors:
+                    fail(current, exc)
+            elif self._outcome and isinstance(current, LocalSpan):
+                failed = current.status is StatusCode.ERROR
+                current.attributes["sluice.outcome"] = "error" if failed else "ok"
         finally:
-            otel_context.detach(token)
+            otel_context.detach(self._token)
             current.end()
+            if self._activate is not _KEEP:
+                _ACTIVE.reset(self._was_active)
 
 
 class Telemetry:
@@ -224,47 +325,41 @@ class Telemetry:
         finally:
             _ACTIVE.reset(token)
 
-    @contextlib.contextmanager
-    def server_span(self, method: str, route: str, traceparent: str | None) -> Iterator[Span]:
+    def server_span(
+        self, method: str, route: str, traceparent: str | None
+    ) -> AbstractContextManager[Span]:
         """The span of one HTTP request, child of the caller's ``traceparent`` if valid."""
-        parent = _remote_parent(traceparent) if traceparent else None
-        with (
-            self.activate(),
-            self.tracer.start_as_current_span(
-                f"{method} {route}", context=parent, kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "http.route": route},
-            ) as span,
-        ):  # fmt: skip
-            yield span
+        return _SpanScope(
+            self.tracer, f"{method} {route}", SpanKind.SERVER,
+            {"http.request.method": method, "http.route": route},
+            remote=_remote_parent(traceparent) if traceparent else None,
+            activate=self if self.enabled else None,
+        )  # fmt: skip
 
-    @contextlib.contextmanager
-    def step_span(self, job: Job, step: str) -> Iterator[Span]:
+    def step_span(self, job: Job, step: str) -> AbstractContextManager[Span]:
         """The span of one step attempt, in the trace stored with the job."""
-        parent = _remote_parent(job.trace) if job.trace else None
-        attributes: Attributes = {
+        attributes = {
             "sluice.event_id": job.event_id, "sluice.workflow": job.workflow,
             "sluice.step": step, "sluice.step.index": job.step, "sluice.pool": job.pool,
             "sluice.attempt": job.attempts, "sluice.tenant": job.tenant,
         }  # fmt: skip
-        with (
-            self.activate(),
-            self.tracer.start_as_current_span(
-                f"step {step}", context=parent, attributes=attributes
-            ) as span,
-        ):  # fmt: skip
-            yield span
-            failed = isinstance(span, LocalSpan) and span.status is StatusCode.ERROR
-            span.set_attribute("sluice.outcome", "error" if failed else "ok")
+        return _SpanScope(
+            self.tracer, f"step {step}", SpanKind.INTERNAL, attributes,
+            remote=_remote_parent(job.trace) if job.trace else None,
+            activate=self if self.enabled else None, outcome=True,
+        )  # fmt: skip
 
-    @contextlib.contextmanager
-    def span(self, name: str, attributes: Attributes | None = None) -> Iterator[Span | None]:
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> AbstractContextManager[Span | None]:
         """A span of this app, child of the current one (or a new trace's root); None when
         tracing is off."""
         if not self.enabled:
-            yield None
-            return
-        with self.activate(), span(name, attributes) as current:
-            yield current
+            return _NO_SPAN
+        return _SpanScope(
+            self.tracer, name, SpanKind.INTERNAL, dict(attributes) if attributes else {},
+            activate=self, record_errors=True,
+        )  # fmt: skip
 
     # the cost ledger ------------------------------------------------------------------------
     def record_costs(
@@ -284,16 +379,18 @@ class Telemetry:
             )  # fmt: skip
 
 
-def _remote_parent(traceparent: str) -> otel_context.Context | None:
+def _remote_parent(traceparent: str) -> tuple[int, int, bool] | None:
+    """(trace id, span id, sampled) of a stored or received traceparent; None if invalid."""
+    try:
+        return _PARENTS[traceparent]
+    except KeyError:
+        pass
     parsed = parse_traceparent(traceparent)
-    if parsed is None:
-        return None
-    trace_id, span_id, flags = parsed
-    ctx = SpanContext(
-        int(trace_id, 16), int(span_id, 16), is_remote=True,
-        trace_flags=TraceFlags(flags & 0x01),
-    )  # fmt: skip
-    return trace.set_span_in_context(NonRecordingSpan(ctx))
+    found = None if parsed is None else (int(parsed[0], 16), int(parsed[1], 16), parsed[2] & 1 == 1)
+    if len(_PARENTS) >= _PARENTS_MAX:
+        _PARENTS.clear()
+    _PARENTS[traceparent] = found
+    return found
 
 
 def active() -> Telemetry | None:
@@ -303,7 +400,10 @@ def active() -> Telemetry | None:
 
 def current_traceparent() -> str | None:
     """The traceparent of the current span (for the event, a job or an outbound call)."""
-    ctx = trace.get_current_span().get_span_context()
+    current = trace.get_current_span()
+    if isinstance(current, LocalSpan):  # always sampled; no SpanContext needed
+        return f"00-{current.trace_id:032x}-{current.span_id:016x}-01"
+    ctx = current.get_span_context()
     if not ctx.is_valid:
         return None
     return format_traceparent(
@@ -313,7 +413,10 @@ def current_traceparent() -> str | None:
 
 def current_trace_id() -> str | None:
     """The trace id of the current span (the correlation id), or None outside any trace."""
-    ctx = trace.get_current_span().get_span_context()
+    current = trace.get_current_span()
+    if isinstance(current, LocalSpan):
+        return f"{current.trace_id:032x}"
+    ctx = current.get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
@@ -323,21 +426,15 @@ def outbound_headers() -> dict[str, str]:
     return {} if value is None else {"traceparent": value}
 
 
-@contextlib.contextmanager
 def span(
     name: str, attributes: Attributes | None = None, kind: SpanKind = SpanKind.INTERNAL
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A child span of the current one, when tracing is active; else nothing (None)."""
     telemetry = _ACTIVE.get()
     if telemetry is None:
-        yield None
-        return
-    with telemetry.tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
-        try:
-            yield current
-        except BaseException as exc:
-            fail(current, exc)
-            raise
+        return _NO_SPAN
+    owned = dict(attributes) if attributes else {}
+    return _SpanScope(telemetry.tracer, name, kind, owned, record_errors=True)
 
 
 def fail(current: Span | None, exc: BaseException) -> None:
@@ -363,20 +460,20 @@ def model_identity(model: Any) -> tuple[str, str]:
     return "classification", "sluice.local"
 
 
-@contextlib.contextmanager
-def model_span(model: Any) -> Iterator[Span | None]:
+def model_span(model: Any) -> AbstractContextManager[Span | None]:
     """The span of one model call (GenAI semantic conventions)."""
-    if _ACTIVE.get() is None:
-        yield None
-        return
+    telemetry = _ACTIVE.get()
+    if telemetry is None:
+        return _NO_SPAN
     operation, provider = model_identity(model)
-    attributes: Attributes = {
+    name = str(model.name)
+    attributes = {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider,
-        "gen_ai.request.model": str(model.name),
+        "gen_ai.request.model": name,
     }
-    with span(f"{operation} {model.name}", attributes, SpanKind.CLIENT) as current:
-        yield current
+    return _SpanScope(telemetry.tracer, f"{operation} {name}", SpanKind.CLIENT, attributes,
+                      record_errors=True)  # fmt: skip
 
 
 def record_model_result(current: Span | None, result: ModelResult) -> None:
@@ -392,14 +489,13 @@ def record_model_result(current: Span | None, result: ModelResult) -> None:
     })  # fmt: skip
 
 
-@contextlib.contextmanager
-def cache_span(cache: str) -> Iterator[Span | None]:
+def cache_span(cache: str) -> AbstractContextManager[Span | None]:
     """The span of one cache lookup; set the outcome with :func:`record_hit`."""
-    if _ACTIVE.get() is None:
-        yield None
-        return
-    with span(f"cache.lookup {cache}", {"sluice.cache.name": cache}) as current:
-        yield current
+    telemetry = _ACTIVE.get()
+    if telemetry is None:
+        return _NO_SPAN
+    return _SpanScope(telemetry.tracer, f"cache.lookup {cache}", SpanKind.INTERNAL,
+                      {"sluice.cache.name": cache}, record_errors=True)  # fmt: skip
 
 
 def record_hit(current: Span | None, hit: bool) -> None:
