@@ -123,6 +123,8 @@ class MeteredModel:
                 return None
         try:
             with call_deadline(ctx.deadline), model_span(model) as span:
+                if request.template is not None and span is not None:
+                    span.set_attribute("sluice.prompt.template", request.template)
                 result = await model.predict(request)
                 record_model_result(span, result)
         except BaseException:
@@ -133,6 +135,11 @@ class MeteredModel:
             await held.commit(result.cost)
         self._account(result)
         return result
+
+    async def try_predict(self, request: ModelRequest) -> ModelResult | None:
+        """The call, held, settled and ledgered; None when a ``degrade`` budget will not hold
+        it (the caller takes its own cheaper path). A ``refuse`` budget raises its error."""
+        return await self._call(self._model, request)
 
     def _degrade_to(self) -> Model:
         name = self._ctx.options.get("degrade_to")
