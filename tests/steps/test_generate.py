@@ -185,6 +185,9 @@ async def test_text_from_a_template_with_inputs(
     assert cost > 0
     spans = _spans(app_dir, "chat llm")
     assert [s.get("sluice.prompt.template") for s in spans] == [f"summary@{version}"]
+    with sqlite3.connect(app_dir / ".sluice" / "gen.db") as db:
+        rows = db.execute("SELECT model, template FROM costs").fetchall()
+    assert rows == [("llm", f"summary@{version}")]
 
 
 async def test_rendering_errors_fail_the_step_naming_the_variable(
@@ -453,10 +456,11 @@ async def draft(ctx, data):
     return {**data, "reply": outcome.value["reply"], "template": outcome.template,
             "cost": outcome.cost}
 """
+    module = f"custom_gen_{uuid.uuid4().hex[:8]}"  # a fresh module: step modules are cached
     app_dir = _app(make_app, simulator.base_url, "{}", {"reply": REPLY_TEMPLATE},
-                   {"custom_gen.py": custom})  # fmt: skip
+                   {f"{module}.py": custom})  # fmt: skip
     (app_dir / "workflows" / "gen.yaml").write_text(
-        _workflow("{}").replace("uses: generate", 'uses: "custom_gen:draft"')
+        _workflow("{}").replace("uses: generate", f'uses: "{module}:draft"')
     )
     async with SluiceApp.from_settings(load_settings(app_dir)) as app:
         (event,) = await _run(app, {"ticket": "card late"})

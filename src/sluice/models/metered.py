@@ -133,7 +133,7 @@ class MeteredModel:
             raise
         if held is not None:
             await held.commit(result.cost)
-        self._account(result)
+        self._account(result, request.template)
         return result
 
     async def try_predict(self, request: ModelRequest) -> ModelResult | None:
@@ -156,12 +156,14 @@ class MeteredModel:
                             retryable=False)  # fmt: skip
         return model
 
-    def _account(self, result: ModelResult) -> None:
+    def _account(self, result: ModelResult, template: str | None = None) -> None:
         """The cost ledger and the model metrics, as the classify step writes them."""
         ctx = self._ctx
         telemetry: Telemetry | None = ctx.services.get("telemetry")
         if telemetry is not None:
-            telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [result])
+            telemetry.record_costs(
+                ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [result], template
+            )
         metrics: Metrics | None = ctx.services.get("metrics")
         if metrics is not None:
             tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)

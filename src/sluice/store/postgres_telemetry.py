@@ -29,9 +29,10 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigi
 """
 _INSERT_COSTS = """
 INSERT INTO costs(ts, event_id, trace_id, tenant, workflow, step, model, input_tokens,
-                  output_tokens, cost, cached)
+                  output_tokens, cost, cached, template)
 SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bigint[], $9::bigint[], $10::float8[], $11::bool[])
+                     $7::text[], $8::bigint[], $9::bigint[], $10::float8[], $11::bool[],
+                     $12::text[])
 """
 
 
@@ -66,7 +67,7 @@ class PostgresTelemetryMixin:
                     [c.workflow for c in costs], [c.step for c in costs],
                     [c.model for c in costs], [c.input_tokens for c in costs],
                     [c.output_tokens for c in costs], [c.cost for c in costs],
-                    [c.cached for c in costs],
+                    [c.cached for c in costs], [c.template for c in costs],
                 )  # fmt: skip
 
         await self._in_transaction(run)
