@@ -321,7 +321,8 @@ async def test_cache_is_keyed_on_the_template_version(
     app_dir = _app(make_app, simulator.base_url, options, {"summary": TEXT_TEMPLATE})
     body = {"text": "my card is late", "intent": "card_arrival"}
     async with SluiceApp.from_settings(load_settings(app_dir)) as app:
-        first, second = await _run(app, body, body)
+        (first,) = await _run(app, body)  # one after the other: the second finds the first
+        (second,) = await _run(app, body)
         ledger = await _ledger(app)
     assert _result(first)["draft"] == _result(second)["draft"]
     calls, cached, cost = ledger["llm"]
