@@ -12,8 +12,8 @@ from sluice.drills.apps import EXAMPLE_TRIAGE, llm_triage_app, naive_triage_app
 from sluice.errors import ConfigError
 from sluice.models.chat_model import ChatModelBuilder
 from sluice.models.prices import validate_prices
-from sluice.prompts import load_prompts
 from sluice.models.registry import validate_models
+from sluice.prompts import load_prompts
 from sluice.reliability.config import parse_reliability
 from sluice.reliability.slo_guards import SloGuards
 from sluice.workflow.loader import load_workflow_file
