@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from sluice.demo import draft_lines
 from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.models.base import ModelRequest, ModelResult
@@ -126,3 +127,15 @@ async def test_a_degraded_llm_path_falls_back_to_the_local_draft(
         failed = await draft(ctx, DATA)
     assert failed["draft"]["degraded"] == "error"
     assert failed["draft"]["reply"].startswith("Cards usually arrive")
+
+
+def test_the_demo_report_shows_drafts_needing_review_and_llm_cost() -> None:
+    """The review share always; the LLM's share and cost per 1,000 tickets when it drafts."""
+    local = [{"review": True}, {"review": False}]
+    assert draft_lines(local) == ["drafts         0.500 need review"]
+    mixed = [*local, {"review": False, "model": "llm", "cost": 0.0004},
+             {"review": True, "degraded": "spend"}]  # fmt: skip
+    assert draft_lines(mixed) == [
+        "drafts         0.500 need review",
+        "LLM drafts     0.250 written by the LLM (1 local fallbacks), 0.1000 per 1,000 tickets",
+    ]
