@@ -131,9 +131,9 @@ async def test_a_degraded_llm_path_falls_back_to_the_local_draft(
 
 def test_the_demo_report_shows_drafts_needing_review_and_llm_cost() -> None:
     """The review share always; the LLM's share and cost per 1,000 tickets when it drafts."""
-    local = [{"review": True}, {"review": False}]
+    local: list[dict[str, Any]] = [{"review": True}, {"review": False}]
     assert draft_lines(local) == ["drafts         0.500 need review"]
-    mixed = [*local, {"review": False, "model": "llm", "cost": 0.0004},
+    mixed: list[dict[str, Any]] = [*local, {"review": False, "model": "llm", "cost": 0.0004},
              {"review": True, "degraded": "spend"}]  # fmt: skip
     assert draft_lines(mixed) == [
         "drafts         0.500 need review",
