@@ -112,6 +112,7 @@ class ChatModel:
         self._entry_params = dict(params or {})
         self._timeout_s = timeout_s
         self._outputs: dict[tuple[str, ...], JsonOutput] = {}
+        self._schemas: dict[str, JsonOutput] = {}
 
     @property
     def name(self) -> str:
@@ -191,7 +192,7 @@ class ChatModel:
         validates structured output against the schema (the ``generate`` step, which repairs).
         """
         schema = request.output_schema
-        output = None if schema is None else JsonOutput(schema, name="output")
+        output = None if schema is None else self._schema_output(schema)
         response = await self._client.chat(
             self._remote,
             request.messages,
@@ -211,6 +212,17 @@ class ChatModel:
             cost=response.cost,
             latency_ms=response.latency_ms,
         )
+
+    def _schema_output(self, schema: Mapping[str, Any]) -> JsonOutput:
+        # Checking a schema costs more than a fast local call: templates are few, so each
+        # schema is checked and compiled once (a small bounded cache, as for label sets).
+        key = json.dumps(schema, sort_keys=True, default=str)
+        output = self._schemas.get(key)
+        if output is None:
+            if len(self._schemas) >= _MAX_SCHEMAS:
+                self._schemas.clear()
+            output = self._schemas[key] = JsonOutput(schema, name="output")
+        return output
 
     def _generation_params(self, request: ModelRequest) -> dict[str, Any]:
         merged = {**self._entry_params, **request.params}
