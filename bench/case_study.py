@@ -149,6 +149,13 @@ def figures(
         "llm_429s": int(sim.get("throttled", 0)),
         "llm_answered_share": share([r.get("model") == "llm" for r in results]),
         "degraded_share": share([bool(r.get("degraded")) for r in results]),
+        "draft_review_share": share([bool((r.get("draft") or {}).get("review")) for r in results]),
+        "llm_draft_cost_per_1k": round(
+            sum(float((r.get("draft") or {}).get("cost", 0.0)) for r in results) / len(done) * 1000,
+            6,
+        )
+        if done
+        else None,
         "accuracy_of_offered": round(
             sum(p == g for p, g in zip(predicted, gold, strict=True)) / offered, 4
         ),
@@ -281,7 +288,8 @@ async def main_async(args: argparse.Namespace, stream: list[dict[str, str]]) -> 
         simulator = spawn(
             ["simulate-model", "--port", str(sim_port), "--p50-ms", str(LLM_P50_MS),
              "--p95-ms", str(LLM_P95_MS), "--max-concurrency", str(args.llm_concurrency),
-             "--retry-after", "1", "--seed", "7", "--app", str(args.app), "--model", "large"],
+             "--retry-after", "1", "--seed", "7", "--app", str(args.app), "--model", "large",
+             *(["--mode", "generate"] if args.llm_draft else [])],
             {**os.environ, "HF_HUB_OFFLINE": "1"}, sim_log,
         )  # fmt: skip
         sim_url = f"http://127.0.0.1:{sim_port}"
@@ -294,7 +302,8 @@ async def main_async(args: argparse.Namespace, stream: list[dict[str, str]]) -> 
                                           concurrency=args.naive_concurrency),
                 "sluice": llm_triage_app(tmp / "sluice", llm, source=args.app,
                                          llm_threshold=args.llm_threshold,
-                                         slo=None if args.no_slo else SLO),
+                                         slo=None if args.no_slo else SLO,
+                                         llm_draft=args.llm_draft),
             }  # fmt: skip
             for side in args.sides:
                 report[side] = await run_side(side, apps[side], stream, rate, sim_url, tmp)
@@ -329,6 +338,11 @@ def main() -> None:
     parser.add_argument("--naive-concurrency", type=int, default=32)
     parser.add_argument("--llm-threshold", type=float, default=0.5)
     parser.add_argument("--no-slo", action="store_true", help="Sluice side without SLO guard")
+    parser.add_argument(
+        "--llm-draft",
+        action="store_true",
+        help="Sluice side drafts replies with the LLM (simulator in generate mode)",
+    )
     parser.add_argument("--sides", nargs="+", default=["naive", "sluice"],
                         choices=["naive", "sluice"])  # fmt: skip
     args = parser.parse_args()

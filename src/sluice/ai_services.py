@@ -32,7 +32,9 @@ from sluice.reliability.config import ReliabilitySettings
 from sluice.reliability.retry_budget import RetryBudget
 
 if TYPE_CHECKING:  # retrieval (and its embedders) loads only when an index is configured
+    from sluice.prompts import PromptSet
     from sluice.retrieval.index import VectorIndex
+    from sluice.steps.generate import Generation
 
 log = logging.getLogger("sluice.services")
 
@@ -110,9 +112,31 @@ class CascadeSet:
         self._models = models
         self._breakers = breakers
         self._budget = budget
-        self._guarded = guarded
+        self._guarded_tiers = guarded
         self._max_in_flight = dict(max_in_flight or {})
         self._cascades: dict[tuple[tuple[str, float], ...], Cascade] = {}
+        self._guarded: dict[tuple[str, bool], Model] = {}
+
+    def guarded(self, name: str, *, cached: bool = True) -> Model:
+        """Model ``name`` behind its breaker (``model:NAME``) and the retry budget, with no
+        fallback: the ``generate`` step tries its listed models in order itself. ``cached=False``
+        skips the response cache (generation at a temperature above 0)."""
+        key = (name, cached)
+        model = self._guarded.get(key)
+        if model is None:
+            if name not in self._models:
+                raise ConfigError(f"unknown model {name!r}")
+            inner = self._models[name]
+            if not cached and isinstance(inner, CachedModel):
+                inner = inner.model
+            model = inner
+            if self._guarded_tiers:
+                model = GuardedModel(
+                    inner, self._breakers.get(f"model:{name}"), self._budget,
+                    max_in_flight=self._max_in_flight.get(name),
+                )  # fmt: skip
+            self._guarded[key] = model
+        return model
 
     def get(self, tiers: Sequence[Mapping[str, Any]]) -> Cascade:
         """The cascade of ``[{model: NAME, threshold: T}, ..., {model: NAME}]``."""
@@ -125,7 +149,7 @@ class CascadeSet:
             first = self._models[key[0][0]]
             built = [Tier(first, key[0][1])]
             for name, threshold in key[1:]:
-                if not self._guarded:  # reliability.guard_tiers: false, for baselines
+                if not self._guarded_tiers:  # reliability.guard_tiers: false, for baselines
                     built.append(Tier(self._models[name], threshold))
                     continue
                 guarded = GuardedModel(
@@ -156,10 +180,13 @@ class IndexSet(dict[str, "VectorIndex"]):
 
 @dataclass(frozen=True, slots=True)
 class AiServices:
-    """The caches, models, cascades and indexes of an app; None where not configured.
+    """The caches, models, cascades, indexes and prompt templates of an app; None where not
+    configured.
 
     ``models`` and ``indexes`` are mappings by name (a :class:`ModelSet` and an
-    :class:`IndexSet` when built from the config; tests may wire plain dicts).
+    :class:`IndexSet` when built from the config; tests may wire plain dicts). ``prompts``
+    (the app's ``prompts/`` folder, loaded once) and ``generate`` (the ``generate`` service,
+    :class:`~sluice.steps.generate.Generation`) exist only when the app has that folder.
     """
 
     response_cache: ResponseCache | None = None
@@ -167,6 +194,8 @@ class AiServices:
     models: Mapping[str, Model] | None = None
     cascades: CascadeSet | None = None
     indexes: Mapping[str, VectorIndex] | None = None
+    prompts: PromptSet | None = None
+    generate: Generation | None = None
 
 
 def build_ai_services(

@@ -126,10 +126,31 @@ def report(
         print(f"  latency ms     p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f} (accept to delivered)")
         print(f"  cost           {cost / len(done) * 1000:.4f} per 1,000 tickets")
         print(f"  routing        {dict(routes)}")
+        for line in draft_lines([r["result"].get("draft") or {} for _, r in done]):
+            print(f"  {line}")
         ticket, run = done[0]
         print(f"  example        {ticket['text']!r} -> {run['result']['intent']}"
               f" ({run['result']['route']['queue']})")  # fmt: skip
     return len(done) == len(runs)
+
+
+def draft_lines(drafts: list[dict[str, Any]]) -> list[str]:
+    """The report's lines on drafted replies: the share needing an agent's review and, when
+    the LLM draft is on (drafts name their model), the share it wrote and its cost per 1,000
+    tickets (the local fallback's drafts cost nothing)."""
+    if not drafts:
+        return []
+    review = sum(bool(d.get("review")) for d in drafts) / len(drafts)
+    lines = [f"drafts         {review:.3f} need review"]
+    generated = [d for d in drafts if d.get("model")]
+    if generated:
+        cost = sum(float(d.get("cost", 0.0)) for d in generated)
+        fallback = sum(bool(d.get("degraded")) for d in drafts)
+        lines.append(
+            f"LLM drafts     {len(generated) / len(drafts):.3f} written by the LLM"
+            f" ({fallback} local fallbacks), {cost / len(drafts) * 1000:.4f} per 1,000 tickets"
+        )
+    return lines
 
 
 async def drive(url: str, key: str, proc: subprocess.Popen[bytes], args: argparse.Namespace) -> int:

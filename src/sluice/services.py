@@ -110,7 +110,8 @@ _HOME = {f.name: group for group, kind in _GROUPS.items() for f in fields(kind)}
 #: Custom services come between ``escalation`` and ``alerts``.
 _BEFORE_CUSTOM = (
     "kv", "files", "egress", "breakers", "response_cache", "retrieval_cache", "models",
-    "cascades", "indexes", "metrics", "telemetry", "slo_guards", "spend", "escalation",
+    "cascades", "indexes", "prompts", "generate", "metrics", "telemetry", "slo_guards",
+    "spend", "escalation",
 )  # fmt: skip
 _AFTER_CUSTOM = ("alerts", "ai_gateway", "gateway_cache")
 #: Built-in services that report cache stats (custom ones do when they are ReportsStats).
@@ -238,6 +239,8 @@ def build_services(
         from sluice.ai_services import build_ai_services
 
         ai = build_ai_services(settings, kv, breakers, reliability)
+    workflows = list(workflows)
+    ai = _with_prompts(settings, workflows, ai)
     guards = build_reliability_services(settings, workflows, kv)
     alerts = None
     if extra.get("alerts") is not None and "alerts" not in custom:
@@ -251,6 +254,46 @@ def build_services(
     services = Services(core, ai, guards, gateway).with_parts(custom)
     metrics.watch(lambda: _reliability_gauges(services))
     return services
+
+
+def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServices) -> AiServices:
+    """The app's prompt templates and the ``generate`` service, when it has a ``prompts/``
+    folder (a load problem fails the app load with its file and path); every ``generate``
+    step's options are checked against them."""
+    from sluice.prompts import PROMPTS_DIR, load_prompts
+    from sluice.steps.generate import Generation, check_generate_steps
+
+    search = settings.workflows_dir
+    if (settings.app_dir / PROMPTS_DIR).is_dir():
+        prompts = load_prompts(settings.app_dir)
+        ai = replace(ai, prompts=prompts, generate=Generation(prompts, search))
+    if any(step.uses == "generate" for workflow in workflows for step in workflow.steps):
+        models = list(settings.extra.get("models") or {})
+        check_generate_steps(workflows, ai.prompts, models, files=_workflow_files(settings),
+                             search_path=search)  # fmt: skip
+    return ai
+
+
+def _workflow_files(settings: AppSettings) -> dict[str, str]:
+    """Workflow name -> its file, relative to the app (for load-time problems)."""
+    import yaml
+
+    folder = settings.workflows_dir
+    found: dict[str, str] = {}
+    if folder is None or not folder.is_dir():
+        return found
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            try:
+                shown = str(path.relative_to(settings.app_dir))
+            except ValueError:
+                shown = str(path)
+            found.setdefault(raw["name"], shown)
+    return found
 
 
 def _reliability_gauges(services: Services) -> Iterator[Metric]:

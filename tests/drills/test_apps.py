@@ -13,6 +13,7 @@ from sluice.errors import ConfigError
 from sluice.models.chat_model import ChatModelBuilder
 from sluice.models.prices import validate_prices
 from sluice.models.registry import validate_models
+from sluice.prompts import load_prompts
 from sluice.reliability.config import parse_reliability
 from sluice.reliability.slo_guards import SloGuards
 from sluice.workflow.loader import load_workflow_file
@@ -90,3 +91,18 @@ def test_variants_refuse_bad_settings_with_a_clear_error(tmp_path: Path) -> None
         naive_triage_app(tmp_path / "c", URL, concurrency=0)
     with pytest.raises(ConfigError, match="not a triage app"):
         naive_triage_app(tmp_path / "d", URL, source=tmp_path)
+
+
+def test_llm_app_can_draft_replies_with_the_llm(tmp_path: Path) -> None:
+    """``llm_draft``: the draft step asks the LLM through the draft_reply template, which the
+    variant carries; without it the draft stays local."""
+    app = llm_triage_app(tmp_path / "draft", URL, llm_draft=True)
+    workflow, _ = _validated(app)
+    draft = next(s for s in workflow.steps if s.name == "draft")
+    assert draft.options["prompt"] == "draft_reply"
+    assert draft.options["model"] == "llm"
+    assert draft.budget_ms >= 15_000
+    assert "draft_reply" in load_prompts(app)
+    plain = llm_triage_app(tmp_path / "plain", URL)
+    workflow, _ = _validated(plain)
+    assert "prompt" not in next(s for s in workflow.steps if s.name == "draft").options

@@ -59,10 +59,11 @@ def test_two_processes_serve_one_port_and_both_accept(tmp_path: Path) -> None:
             assert resp.status_code == 202, resp.text
             ids.add(resp.json()["event_id"])
         assert len(ids) == 40
-        # Each process counts the runs it accepted: two different counts that add up.
+        # Each process counts the runs it accepted. A count strictly between 0 and 40 proves
+        # the other process accepted the rest (an even split shows one value, 20, twice).
         seen = {_accepted(httpx.get(f"{served.url}/metrics", timeout=10).text) for _ in range(40)}
-        assert len(seen) == 2, seen
-        assert sum(seen) == 40
+        assert any(0 < count < 40 for count in seen), seen
+        assert len(seen) == 1 or sum(seen) == 40, seen
         for i, event_id in enumerate(sorted(ids)[:4]):  # the store is one: any process reads
             got = httpx.get(f"{served.url}/v1/runs/{event_id}", headers=auth, timeout=10)
             assert got.status_code == 200, (i, got.text)

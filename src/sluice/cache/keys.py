@@ -62,14 +62,19 @@ def response_key(
     Labels and context (retrieved neighbours) are part of the key too: they change what a
     model answers just as parameters do.
     """
-    return stable_hash(
-        namespace,
-        {
-            "model": model,
-            "version": version,
-            "prompt": normalize_prompt(request.text, casefold=casefold),
-            "params": dict(request.params),
-            "labels": None if request.labels is None else list(request.labels),
-            "context": [dict(c) for c in request.context],
-        },
-    )
+    fields: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "prompt": normalize_prompt(request.text, casefold=casefold),
+        "params": dict(request.params),
+        "labels": None if request.labels is None else list(request.labels),
+        "context": [dict(c) for c in request.context],
+    }
+    if request.messages:  # a generative call: what was sent, exactly (whitespace may matter)
+        fields["generate"] = {
+            "template": request.template,
+            "messages": [dict(m) for m in request.messages],
+            "schema": request.output_schema,
+            "tools": [dict(t) for t in request.tools],
+        }
+    return stable_hash(namespace, fields)

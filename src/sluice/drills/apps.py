@@ -41,12 +41,16 @@ EXAMPLE_TRIAGE = Path(__file__).resolve().parents[3] / "examples" / "triage"
 LLM_PRICES: Mapping[str, float] = {"input_per_1k": 0.00015, "output_per_1k": 0.0006}
 
 LLM_MODEL = "llm"
+#: The draft step's options with ``llm_draft``: the reply template and the model it asks.
+LLM_DRAFT_OPTIONS = {"prompt": "draft_reply", "model": LLM_MODEL}
+#: The draft step's budget with ``llm_draft``: a generation, and one repair, take longer.
+LLM_DRAFT_BUDGET_MS = 15_000
 _WORKFLOW_FILE = "triage.yaml"
 # Linked into every variant: read in place, never written by a variant.
 _SHARED = ("data",)
 # Copied: the files service reads app files only inside the app directory (a link out of it
 # is refused), and they are small.
-_COPIED = ("kb", "routing.yaml")
+_COPIED = ("kb", "routing.yaml", "prompts")
 # Under .sluice/: trained artifacts and built indexes, shared so nothing is rebuilt.
 _SHARED_STATE = ("models", "indexes")
 
@@ -64,6 +68,7 @@ def llm_triage_app(
     slo: Mapping[str, Any] | None = None,
     guard_tiers: bool = True,
     caches: bool = True,
+    llm_draft: bool = False,
 ) -> Path:
     """Write the triage app with the LLM as the cascade's last tier into ``dest``.
 
@@ -76,7 +81,9 @@ def llm_triage_app(
     ``slo`` adds the workflow's ``slo:`` section (e.g. ``{"p95_ms": 300, "error_rate": 0.01,
     "window_s": 30, "policy": "degrade"}``); ``guard_tiers=False`` calls the costly tiers bare
     (``reliability.guard_tiers: false``); ``caches=False`` removes the ``caches:`` section.
-    Returns ``dest``.
+    ``llm_draft=True`` has the ``draft`` step write its reply with the LLM through the
+    ``draft_reply`` prompt template (the local knowledge-base draft stays its fallback); the
+    simulator then plays a generative model (``--mode generate``). Returns ``dest``.
     """
     if not 0.0 <= llm_threshold <= 1.0:
         raise ConfigError(f"llm_threshold must be within 0..1, got {llm_threshold!r}")
@@ -99,6 +106,10 @@ def llm_triage_app(
     classify["options"] = {**classify["options"], "cascade": cascade}
     if slo is not None:
         flow["slo"] = dict(slo)
+    if llm_draft:
+        draft = _draft_step(flow, source)
+        draft["options"] = {**draft.get("options", {}), **LLM_DRAFT_OPTIONS}
+        draft["budget_ms"] = max(int(draft.get("budget_ms", 0)), LLM_DRAFT_BUDGET_MS)
     return _write(dest, config, flow)
 
 
@@ -174,6 +185,15 @@ def _load(source: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ConfigError(f"{config_path}: a triage app defines its models: section")
     config["store"] = "sqlite:///.sluice/triage.db"  # the variant's own store, in dest
     return config, flow
+
+
+def _draft_step(flow: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The workflow's draft step."""
+    for step in flow.get("steps", []):
+        if step.get("name") == "draft":
+            found: dict[str, Any] = step  # edited in place: it belongs to ``flow``
+            return found
+    raise ConfigError(f"{source}: the triage workflow has no draft step")
 
 
 def _classify_step(flow: dict[str, Any], source: Path) -> dict[str, Any]:

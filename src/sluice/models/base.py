@@ -32,6 +32,15 @@ class ModelRequest:
     labels: Sequence[str] | None = None
     context: Sequence[Mapping[str, Any]] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: A generative call (the ``generate`` step): chat messages in OpenAI's shape, sent as
+    #: they are instead of a classifier prompt built from ``text``; ``output_schema`` asks for
+    #: structured output, ``tools`` declares callable functions (OpenAI's ``tools`` shape) and
+    #: ``template`` is the ``name@version`` of the prompt template rendered. All are part of
+    #: the cache key.
+    messages: Sequence[Mapping[str, Any]] = ()
+    output_schema: Mapping[str, Any] | None = None
+    tools: Sequence[Mapping[str, Any]] = ()
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

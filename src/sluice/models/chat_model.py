@@ -46,6 +46,11 @@ from sluice.models.prices import PriceTable
 # Generation parameters a request may set; anything else in ModelRequest.params is ignored
 # here so that unrelated keys cannot change the provider call.
 _PASSED_PARAMS = ("temperature", "top_p", "seed", "max_tokens")
+# What a generative call (a prompt template's params) may set.
+_GENERATION_PARAMS = (
+    "temperature", "top_p", "seed", "max_tokens", "max_completion_tokens", "stop",
+    "presence_penalty", "frequency_penalty", "tool_choice",
+)  # fmt: skip
 _MAX_CONTEXT_ITEMS = 10
 _MAX_CONTEXT_CHARS = 500
 _MAX_SCHEMAS = 64
@@ -102,8 +107,12 @@ class ChatModel:
         self._version = version
         self._labels = tuple(labels) if labels else None
         self._params = {"temperature": 0.0, "max_tokens": 64, **(params or {})}
+        # A generative call takes only what the entry set: the classifier's short default
+        # max_tokens would cut every draft.
+        self._entry_params = dict(params or {})
         self._timeout_s = timeout_s
         self._outputs: dict[tuple[str, ...], JsonOutput] = {}
+        self._schemas: dict[str, JsonOutput] = {}
 
     @property
     def name(self) -> str:
@@ -130,6 +139,14 @@ class ChatModel:
         """
         if self._client.prices is None or self._name not in self._client.prices:
             return None
+        if request.messages:
+            params = self._generation_params(request)
+            asked = params.get("max_tokens", params.get("max_completion_tokens"))
+            most = asked if isinstance(asked, int) and not isinstance(asked, bool) else None
+            sent = [*request.messages, {"content": json.dumps(list(request.tools))}]
+            tokens = prompt_tokens(sent) if request.tools else prompt_tokens(request.messages)
+            usage = Usage(tokens, max(1, most or _OUTPUT_BOUND))
+            return self._client.prices[self._name].cost(usage)
         labels = tuple(request.labels) if request.labels else self._labels or ()
         asked = request.params.get("max_tokens", self._params.get("max_tokens"))
         most = asked if isinstance(asked, int) and not isinstance(asked, bool) else _OUTPUT_BOUND
@@ -137,7 +154,10 @@ class ChatModel:
         return self._client.prices[self._name].cost(usage)
 
     async def predict(self, request: ModelRequest) -> ModelResult:
-        """Classify ``request.text`` into one of the request's (or the default) labels."""
+        """Classify ``request.text`` into one of the request's (or the default) labels; or,
+        for a request with ``messages``, generate (:meth:`generate`)."""
+        if request.messages:
+            return await self.generate(request)
         labels = tuple(request.labels) if request.labels else self._labels
         if not labels:
             raise StepError(
@@ -165,6 +185,48 @@ class ChatModel:
             cost=response.cost,
             latency_ms=response.latency_ms,
         )
+
+    async def generate(self, request: ModelRequest) -> ModelResult:
+        """Send ``request.messages`` as they are (with its schema and tools) and return the
+        answer unchecked: ``output`` is ``{"text": ..., "tool_calls": [...]}``; the caller
+        validates structured output against the schema (the ``generate`` step, which repairs).
+        """
+        schema = request.output_schema
+        output = None if schema is None else self._schema_output(schema)
+        response = await self._client.chat(
+            self._remote,
+            request.messages,
+            output=output,
+            params=self._generation_params(request),
+            price_as=self._name,
+            timeout_s=self._timeout_s,
+            tools=request.tools,
+            check=False,
+        )
+        return ModelResult(
+            model=self._name,
+            output={"text": response.content, "tool_calls": list(response.tool_calls)},
+            label=None,
+            confidence=1.0,
+            usage=response.usage,
+            cost=response.cost,
+            latency_ms=response.latency_ms,
+        )
+
+    def _schema_output(self, schema: Mapping[str, Any]) -> JsonOutput:
+        # Checking a schema costs more than a fast local call: templates are few, so each
+        # schema is checked and compiled once (a small bounded cache, as for label sets).
+        key = json.dumps(schema, sort_keys=True, default=str)
+        output = self._schemas.get(key)
+        if output is None:
+            if len(self._schemas) >= _MAX_SCHEMAS:
+                self._schemas.clear()
+            output = self._schemas[key] = JsonOutput(schema, name="output")
+        return output
+
+    def _generation_params(self, request: ModelRequest) -> dict[str, Any]:
+        merged = {**self._entry_params, **request.params}
+        return {k: merged[k] for k in _GENERATION_PARAMS if k in merged}
 
     def _output(self, labels: tuple[str, ...]) -> JsonOutput:
         # Compiling a validator per call would cost more than the HTTP round trip on a fast

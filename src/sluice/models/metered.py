@@ -123,6 +123,8 @@ class MeteredModel:
                 return None
         try:
             with call_deadline(ctx.deadline), model_span(model) as span:
+                if request.template is not None and span is not None:
+                    span.set_attribute("sluice.prompt.template", request.template)
                 result = await model.predict(request)
                 record_model_result(span, result)
         except BaseException:
@@ -131,8 +133,13 @@ class MeteredModel:
             raise
         if held is not None:
             await held.commit(result.cost)
-        self._account(result)
+        self._account(result, request.template)
         return result
+
+    async def try_predict(self, request: ModelRequest) -> ModelResult | None:
+        """The call, held, settled and ledgered; None when a ``degrade`` budget will not hold
+        it (the caller takes its own cheaper path). A ``refuse`` budget raises its error."""
+        return await self._call(self._model, request)
 
     def _degrade_to(self) -> Model:
         name = self._ctx.options.get("degrade_to")
@@ -149,12 +156,14 @@ class MeteredModel:
                             retryable=False)  # fmt: skip
         return model
 
-    def _account(self, result: ModelResult) -> None:
+    def _account(self, result: ModelResult, template: str | None = None) -> None:
         """The cost ledger and the model metrics, as the classify step writes them."""
         ctx = self._ctx
         telemetry: Telemetry | None = ctx.services.get("telemetry")
         if telemetry is not None:
-            telemetry.record_costs(ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [result])
+            telemetry.record_costs(
+                ctx.event_id, ctx.tenant, ctx.workflow, ctx.step, [result], template
+            )
         metrics: Metrics | None = ctx.services.get("metrics")
         if metrics is not None:
             tenant, flag = metrics.tenant(ctx.tenant), metrics.flag(ctx.flag)

@@ -84,6 +84,8 @@ class ChatResponse:
     cost: float
     latency_ms: float
     system_fingerprint: str | None = None
+    #: Functions the model asked to call (OpenAI's ``tool_calls``), when it asked for any.
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
 class JsonOutput:
@@ -159,21 +161,27 @@ class OpenAIClient:
         params: Mapping[str, Any] | None = None,
         price_as: str | None = None,
         timeout_s: float | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        check: bool = True,
     ) -> ChatResponse:
         """Ask for one chat completion.
 
-        ``output`` asks for and validates structured output; ``params`` (``temperature``,
-        ``max_tokens``, ``seed``, ...) go into the request body as they are; ``price_as`` names
-        the price entry when it differs from the provider's model id.
+        ``output`` asks for and validates structured output (``check=False`` only asks: the
+        caller validates, as the ``generate`` step does to repair); ``params``
+        (``temperature``, ``max_tokens``, ``seed``, ...) go into the request body as they are;
+        ``tools`` declares functions the model may call; ``price_as`` names the price entry
+        when it differs from the provider's model id.
         """
         body: dict[str, Any] = {"model": model, "messages": list(messages), **(params or {})}
         if output is not None:
             body["response_format"] = output.response_format()
+        if tools:
+            body["tools"] = [dict(tool) for tool in tools]
         started = time.perf_counter()
         answer = await self._request("POST", "/chat/completions", body, timeout_s)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        content, usage = _read_completion(answer)
-        parsed = output.parse(content) if output is not None else None
+        content, usage, calls = _read_completion(answer, tools=bool(tools))
+        parsed = output.parse(content) if output is not None and check and not calls else None
         priced = price_as or model
         cost = self.prices.cost(priced, usage) if self.prices is not None else 0.0
         fingerprint = answer.get("system_fingerprint")
@@ -185,6 +193,7 @@ class OpenAIClient:
             cost=cost,
             latency_ms=latency_ms,
             system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+            tool_calls=calls,
         )
 
     async def models(self) -> list[str]:
@@ -263,20 +272,51 @@ def _error_message(raw: bytes) -> str:
     return str(error or body)[:300]
 
 
-def _read_completion(answer: Mapping[str, Any]) -> tuple[str, Usage]:
+def _read_completion(
+    answer: Mapping[str, Any], *, tools: bool = False
+) -> tuple[str, Usage, tuple[Mapping[str, Any], ...]]:
     try:
         message = answer["choices"][0]["message"]
         content = message["content"]
     except (KeyError, IndexError, TypeError) as exc:
         raise ModelOutputError("completion has no choices[0].message.content") from exc
+    calls = _tool_calls(message) if tools else ()
+    if calls and content is None:  # a tool-call turn carries no text
+        content = ""
     if not isinstance(content, str):
         refusal = message.get("refusal") if isinstance(message, dict) else None
         reason = f"refused: {refusal}" if refusal else "content is not text"
         raise ModelOutputError(f"completion {reason}")
     usage = answer.get("usage")
     if not isinstance(usage, dict):
-        return content, Usage()
-    return content, Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
+        return content, Usage(), calls
+    return (
+        content,
+        Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+        calls,
     )
+
+
+def _tool_calls(message: Any) -> tuple[Mapping[str, Any], ...]:
+    """The message's ``tool_calls``: each ``{id, type, function: {name, arguments}}``."""
+    raw = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(raw, list):
+        return ()
+    calls: list[Mapping[str, Any]] = []
+    for index, call in enumerate(raw):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise ModelOutputError(f"completion tool_calls[{index}] has no function name")
+        arguments = function.get("arguments")
+        calls.append({
+            "id": str(call.get("id") or f"call_{index}"),
+            "type": "function",
+            "function": {
+                "name": function["name"],
+                "arguments": arguments if isinstance(arguments, str) else "{}",
+            },
+        })  # fmt: skip
+    return tuple(calls)

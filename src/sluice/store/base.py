@@ -203,6 +203,8 @@ class CostRecord:
     output_tokens: int
     cost: float
     cached: bool
+    #: ``name@version`` of the prompt template the call rendered (``generate``), else None.
+    template: str | None = None
 
 
 #: The groupings ``cost_totals`` accepts (each a column of the ledger).

@@ -166,6 +166,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN flag text;
     ALTER TABLE jobs ADD COLUMN flag text;
     """,
+    # The prompt template (name@version) a ledgered call rendered.
+    """
+    ALTER TABLE costs ADD COLUMN template text;
+    """,
 )
 
 

@@ -29,9 +29,10 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigi
 """
 _INSERT_COSTS = """
 INSERT INTO costs(ts, event_id, trace_id, tenant, workflow, step, model, input_tokens,
-                  output_tokens, cost, cached)
+                  output_tokens, cost, cached, template)
 SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bigint[], $9::bigint[], $10::float8[], $11::bool[])
+                     $7::text[], $8::bigint[], $9::bigint[], $10::float8[], $11::bool[],
+                     $12::text[])
 """
 
 
@@ -67,7 +68,7 @@ class PostgresTelemetryMixin:
         )  # fmt: skip
         cost_columns = _columns(
             (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
-             c.input_tokens, c.output_tokens, c.cost, c.cached)
+             c.input_tokens, c.output_tokens, c.cost, c.cached, c.template)
             for c in costs
         )  # fmt: skip
 

@@ -152,6 +152,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN flag TEXT;
     ALTER TABLE jobs ADD COLUMN flag TEXT;
     """,
+    # The prompt template (name@version) a ledgered call rendered.
+    """
+    ALTER TABLE costs ADD COLUMN template TEXT;
+    """,
 )
 
 

@@ -28,7 +28,7 @@ _SPAN_COLUMNS = (
 )
 _COST_COLUMNS = (
     "ts, event_id, trace_id, tenant, workflow, step, model, input_tokens, output_tokens, cost,"
-    " cached"
+    " cached, template"
 )
 
 
@@ -86,10 +86,11 @@ class SqliteTelemetryMixin:
                 )  # fmt: skip
             if costs:
                 conn.executemany(
-                    f"INSERT INTO costs({_COST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO costs({_COST_COLUMNS}) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
-                         c.input_tokens, c.output_tokens, c.cost, int(c.cached))
+                         c.input_tokens, c.output_tokens, c.cost, int(c.cached), c.template)
                         for c in costs
                     ),
                 )  # fmt: skip

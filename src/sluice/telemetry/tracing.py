@@ -363,9 +363,16 @@ class Telemetry:
 
     # the cost ledger ------------------------------------------------------------------------
     def record_costs(
-        self, event_id: str, tenant: str, workflow: str, step: str, calls: Sequence[ModelResult]
+        self,
+        event_id: str,
+        tenant: str,
+        workflow: str,
+        step: str,
+        calls: Sequence[ModelResult],
+        template: str | None = None,
     ) -> None:
-        """One ledger row per model call (cache hits included, at zero cost)."""
+        """One ledger row per model call (cache hits included, at zero cost); ``template`` is
+        the prompt template (``name@version``) the calls rendered, if any."""
         if not self.settings.ledger:
             return
         now = time.time()
@@ -375,6 +382,7 @@ class Telemetry:
                 CostRecord(
                     now, event_id, trace_id, tenant, workflow, step, call.model,
                     call.usage.input_tokens, call.usage.output_tokens, call.cost, call.cached,
+                    template,
                 )
             )  # fmt: skip
 

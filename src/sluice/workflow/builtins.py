@@ -40,6 +40,7 @@ _LAZY: Mapping[str, str] = {
     "classify": "sluice.steps.classify:classify",
     "route": "sluice.steps.route:route",
     "deliver": "sluice.steps.deliver:deliver",
+    "generate": "sluice.steps.generate:generate",
 }
 
 
