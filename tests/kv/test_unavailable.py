@@ -109,6 +109,18 @@ class TestSettings:
         with pytest.raises(ConfigError):
             build_kv("memcached://h")
 
+    def test_timeouts_come_from_the_url(self) -> None:
+        """``connect_timeout_ms`` and ``timeout_ms`` set the client's bounds; a bad one is named."""
+        kv = build_kv(f"{REDIS_URL}?fallback=0&connect_timeout_ms=1500&timeout_ms=2000")
+        assert isinstance(kv, RedisKV)
+        assert (kv.connect_timeout_s, kv.timeout_s) == (1.5, 2.0)
+        default = build_kv(f"{REDIS_URL}?fallback=0")
+        assert isinstance(default, RedisKV)
+        assert (default.connect_timeout_s, default.timeout_s) == (0.25, 0.5)
+        for bad in ("timeout_ms=0", "timeout_ms=soon", "connect_timeout_ms=99999"):
+            with pytest.raises(ConfigError, match=bad.split("=")[0]):
+                build_kv(f"{REDIS_URL}?{bad}")
+
     async def test_memory_is_bounded(self) -> None:
         """The in-process KV keeps at most ``max_keys``, dropping the least recently used."""
         kv = MemoryKV(max_keys=3)

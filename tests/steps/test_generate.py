@@ -173,7 +173,9 @@ async def test_text_from_a_template_with_inputs(
         {"summary": TEXT_TEMPLATE},
     )  # fmt: skip
     async with SluiceApp.from_settings(load_settings(app_dir)) as app:
-        version = app.services.ai.prompts["summary"].version  # type: ignore[index]
+        ai = app.services.ai
+        assert ai is not None and ai.prompts is not None
+        version = ai.prompts["summary"].version
         (event,) = await _run(app, {"text": "my card is late", "classify": {"label": "card"}})
         ledger = await _ledger(app)
     draft = _result(event)["draft"]

@@ -86,6 +86,8 @@ class RedisKV:
         parts = urlsplit(url)
         self.where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
         self.prefix = prefix
+        self.connect_timeout_s = connect_timeout_s
+        self.timeout_s = timeout_s
         self._cooldown_s = cooldown_s
         self._down_until = 0.0
         self._pool = aioredis.BlockingConnectionPool.from_url(

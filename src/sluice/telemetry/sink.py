@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +42,7 @@ BATCH = 2_000
 PURGE_EVERY_S = 60.0
 
 SPAN_FIELDS = 10  # the fields of a SpanRow, each buffered in its own column
-COST_FIELDS = 11  # the fields of a CostRecord, in order
+COST_FIELDS = len(dataclasses.fields(CostRecord))  # buffered in CostRecord's field order
 
 _KINDS = {kind.value: kind.name.lower() for kind in SpanKind}
 _STATUSES = {code.value: code.name.lower() for code in StatusCode}
@@ -149,7 +150,7 @@ class TelemetrySink:
             return
         for column, value in zip(c, (
             row.ts, row.event_id, row.trace_id, row.tenant, row.workflow, row.step, row.model,
-            row.input_tokens, row.output_tokens, row.cost, row.cached,
+            row.input_tokens, row.output_tokens, row.cost, row.cached, row.template,
         ), strict=True):  # fmt: skip
             column.append(value)
 
