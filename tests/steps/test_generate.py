@@ -174,7 +174,8 @@ async def test_text_from_a_template_with_inputs(
     )  # fmt: skip
     async with SluiceApp.from_settings(load_settings(app_dir)) as app:
         ai = app.services.ai
-        assert ai is not None and ai.prompts is not None
+        assert ai is not None
+        assert ai.prompts is not None
         version = ai.prompts["summary"].version
         (event,) = await _run(app, {"text": "my card is late", "classify": {"label": "card"}})
         ledger = await _ledger(app)
