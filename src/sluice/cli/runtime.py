@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, fail, print_json, with_store
+from sluice.cli.common import AppDir, JsonAlways, JsonFlag, fail, print_json, with_store
 from sluice.config import AppSettings, load_settings
 from sluice.errors import NotFoundError, SluiceError
 from sluice.ingress.http import run_view
@@ -242,11 +242,19 @@ def runs_list(
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
 
     async def go(app: SluiceApp) -> None:
-        for rec in await app.store.list_events(state, workflow, limit):
+        records = await app.store.list_events(state, workflow, limit)
+        if as_json:
+            # The keys of `runs show` and GET /v1/runs/{id}, so one parser reads both.
+            print_json([{"event_id": rec.id, "workflow": rec.workflow, "version": rec.version,
+                         "status": rec.state.value, "error": rec.error}
+                        for rec in records])  # fmt: skip
+            return
+        for rec in records:
             error = f"  {rec.error}" if rec.error else ""
             typer.echo(f"{rec.id}  {rec.workflow}@{rec.version}  {rec.state.value}{error}")
 
@@ -254,9 +262,10 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(event_id: str, app_dir: AppDir = Path()) -> None:
-    """Show one run: status, step timings, result or error; for a dead run, the step that
-    died, its attempts and the error."""
+def runs_show(event_id: str, app_dir: AppDir = Path(), as_json: JsonAlways = False) -> None:
+    """Show one run as JSON: status, step timings, result or error; for a dead run, the step
+    that died, its attempts and the error. (--json is accepted for symmetry: the output is
+    JSON either way.)"""
 
     async def go(app: SluiceApp) -> None:
         record = await app.store.get_event(event_id)
