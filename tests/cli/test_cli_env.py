@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from sluice.cli.main import build_app
 from sluice.cli.runtime import serve, worker
+from sluice.testing.servers import free_port
 from tests.cli.test_cli_runtime import CONFIG, STEPS, WORKFLOWS
 from tests.conftest import MakeApp
-from tests.ingress.serving import free_port
 
 
 @pytest.mark.parametrize("command", [serve, worker])
