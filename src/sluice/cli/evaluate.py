@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from sluice.cli.common import JsonFlag, fail, print_json
+from sluice.cli.common import JsonFlag, fail, money, print_json
 from sluice.cli.progress import Progress, QuietFlag
 from sluice.config import load_settings
 from sluice.errors import ConfigError, SluiceError
@@ -207,7 +207,7 @@ def tune_command(
                 "thresholds": list(plan.thresholds),
                 "accuracy": plan.accuracy,
                 "escalation_rate": plan.escalation_rate,
-                "mean_cost": plan.mean_cost,
+                "mean_cost": money(plan.mean_cost),
                 "target": target,
                 "reached_target": plan.reached_target,
                 "written": None if written is None else str(written),
