@@ -24,23 +24,30 @@ db_app = typer.Typer(help="Manage the store's database schema.", no_args_is_help
 async def schema_version(settings: AppSettings) -> int:
     """The schema version the store holds now, read without changing anything (0: none)."""
     if settings.store.startswith("sqlite:///"):
-        path = settings.sqlite_path()
-        if not path.exists():
-            return 0
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        except sqlite3.OperationalError:  # a file without the table: nothing applied yet
-            return 0
-        finally:
-            conn.close()
-        return int(row[0] or 0)
+        return _sqlite_version(settings.sqlite_path())
+    return await _postgres_version(settings.store)
+
+
+def _sqlite_version(path: Path) -> int:
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    except sqlite3.OperationalError:  # a file without the table: nothing applied yet
+        return 0
+    finally:
+        db.close()
+    return int(row[0] or 0)
+
+
+async def _postgres_version(url: str) -> int:
     import asyncpg
 
     from sluice.store.postgres import parse_url
     from sluice.store.postgres_schema import schema_version as pg_version
 
-    dsn, schema = parse_url(settings.store)
+    dsn, schema = parse_url(url)
     try:
         conn = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
