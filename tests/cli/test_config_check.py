@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from sluice.cli.main import build_app
@@ -38,12 +39,16 @@ def test_a_good_app_prints_one_line(make_app: MakeApp) -> None:
     assert out.strip().splitlines() == [f"{app}: ok (2 sections, 1 workflows)"]
 
 
-def test_the_triage_example_is_valid() -> None:
-    """The triage example (models, indexes, caches, spend, sources) passes every check."""
-    code, out = check(str(EXAMPLES / "triage"), "--json")
+@pytest.mark.parametrize(
+    ("example", "section"), [("hello", "pools"), ("triage", "models"), ("gateway", "gateway")]
+)
+def test_the_example_apps_are_valid(example: str, section: str) -> None:
+    """Each example app (models, indexes, caches, spend, sources, the AI gateway) passes
+    every check."""
+    code, out = check(str(EXAMPLES / example), "--json")
     report = json.loads(out)
     assert (code, report["ok"], report["problems"]) == (0, True, [])
-    assert "models" in report["sections"]
+    assert section in report["sections"]
 
 
 def test_every_problem_is_printed_with_its_path(tmp_path: Path) -> None:
@@ -61,6 +66,21 @@ def test_every_problem_is_printed_with_its_path(tmp_path: Path) -> None:
         "sluice.yaml: rate_limit: unknown section (did you mean rate_limits?)",
         "sluice.yaml: spnd: unknown section (did you mean spend?)",
     ]
+
+
+def test_the_rest_is_checked_past_an_unknown_section(make_app: MakeApp) -> None:
+    """An unknown section does not hide the problems of the known ones and the workflows."""
+    config = CONFIG + "cache: {}\ncaches: {responses: {colour: red}}\n"
+    app = make_app(config, {"echo.yaml": WORKFLOW.replace("pool: cpu", "pool: gpu")}, STEPS)
+    code, out = check(str(app))
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[:2] == [
+        "sluice.yaml: cache: unknown section (did you mean caches?)",
+        "sluice.yaml: caches.responses.colour: unknown field",
+    ]
+    assert len(lines) == 3
+    assert lines[2].startswith("workflows/echo.yaml: steps[0].pool: unknown pool 'gpu'")
 
 
 def test_section_and_workflow_problems_come_together(make_app: MakeApp) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from sluice.cli.common import print_json
-from sluice.config import CONFIG_FILE, SECTIONS, AppSettings, load_settings
+from sluice.config import CONFIG_FILE, SECTIONS, AppSettings, load_settings, parse_settings
 from sluice.errors import ConfigError, SluiceError
 
 Check = Callable[[AppSettings], list[str]]
@@ -197,14 +197,20 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
 def check_app(app_dir: Path) -> dict[str, Any]:
     """Every configuration problem of the app in ``app_dir``: ``{"app", "ok", "problems",
     "sections", "workflows"}``, each problem prefixed with the file it is in."""
+    problems: list[str] = []
+    raw = _raw_config(app_dir)
     try:
         settings = load_settings(app_dir)
     except ConfigError as exc:
         problems = exc.problems or [str(exc)]
-        return {"app": str(app_dir), "ok": False, "problems": problems, "sections": [],
-                "workflows": 0}  # fmt: skip
-    present = [name for name in SECTIONS if name in _given_sections(settings)]
-    problems = [
+        # Unknown sections stop the load; without them the rest can still be checked.
+        known = {k: v for k, v in raw.items() if k in SECTIONS}
+        try:
+            settings = parse_settings(known, app_dir.resolve())
+        except ConfigError:
+            return {"app": str(app_dir), "ok": False, "problems": problems, "sections": [],
+                    "workflows": 0}  # fmt: skip
+    problems += [
         f"{CONFIG_FILE}: {problem}"
         for name in SECTIONS
         for problem in SECTION_CHECKS[name](settings)
@@ -212,16 +218,21 @@ def check_app(app_dir: Path) -> dict[str, Any]:
     file_problems, workflows = _files(settings)
     problems += file_problems
     return {"app": str(settings.app_dir), "ok": not problems, "problems": problems,
-            "sections": present, "workflows": workflows}  # fmt: skip
+            "sections": [name for name in SECTIONS if name in raw],
+            "workflows": workflows}  # fmt: skip
 
 
-def _given_sections(settings: AppSettings) -> set[str]:
-    """The sections sluice.yaml sets (load_settings has already read it without error)."""
+def _raw_config(app_dir: Path) -> Mapping[str, Any]:
+    """sluice.yaml as parsed YAML, or empty when it is absent or unreadable (load_settings
+    reports why)."""
     import yaml
 
-    path = settings.app_dir / CONFIG_FILE
-    raw = yaml.safe_load(path.read_text()) if path.exists() else None
-    return set(raw) if isinstance(raw, Mapping) else set()
+    path = app_dir / CONFIG_FILE
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, Mapping) else {}
 
 
 config_app = typer.Typer(help="Check an app's configuration.", no_args_is_help=True)
