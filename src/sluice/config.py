@@ -18,14 +18,17 @@ Example::
       poll_ms: 50            # how often idle workers look for work written by other processes
       synchronous: full      # SQLite durability: full (survives power loss) or normal
 
-Sections this module does not know (``models``, ``prices``, ...) are kept in ``extra`` for the
-subsystems that own them.
+The sections this module does not parse itself (``models``, ``prices``, ...) are kept in
+``extra`` for the subsystems that own them; :data:`SECTIONS` lists every section there is, so a
+misspelled one (``spnd:``) is an error at load with a suggestion instead of a feature quietly
+off. ``sluice config check`` runs each section's own parser as well.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,33 @@ from sluice.errors import ConfigError
 
 CONFIG_FILE = "sluice.yaml"
 DEFAULT_STORE = "sqlite:///.sluice/sluice.db"
-_KNOWN_SECTIONS = {"store", "kv", "workflows", "pools", "runtime"}
 DEFAULT_KV = "memory://"
+# The sections parsed here; every other known section is kept in ``AppSettings.extra``.
+_OWN_SECTIONS = frozenset({"store", "kv", "workflows", "pools", "runtime"})
+# Every top-level section of sluice.yaml and what it configures: the one list of them (the
+# command ``sluice config check`` holds the parser of each, and a test keeps the two equal).
+SECTIONS: Mapping[str, str] = {
+    "store": "the event store URL (sqlite:/// or postgresql://)",
+    "kv": "the key-value store URL (memory:// or redis://)",
+    "workflows": "the directory of workflow files",
+    "pools": "worker pools: concurrency and queue limit",
+    "runtime": "dispatcher and store timing",
+    "models": "models by name: local classifiers, remote endpoints, simulators",
+    "prices": "price of each model or deployment",
+    "spend": "spend budgets per tenant and workflow",
+    "reliability": "breakers, retry budget, tier guards",
+    "indexes": "retrieval indexes",
+    "caches": "response and retrieval caches",
+    "rate_limits": "rate limits per tenant and workflow",
+    "sources": "webhook sources: secrets and mappings",
+    "ingress": "request limits and the HTTP server's limits",
+    "egress": "hosts outbound calls may reach",
+    "metrics": "Prometheus label bounds",
+    "alerts": "spike alerts",
+    "encryption": "payload encryption keys",
+    "telemetry": "tracing and span storage",
+    "gateway": "the OpenAI-compatible AI gateway",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +117,25 @@ def _int_field(raw: Mapping[str, Any], key: str, where: str, problems: list[str]
         problems.append(f"{where}.{key}: must be a positive integer, got {value!r}")
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``known`` to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_problems(
+    raw: Iterable[object], known: Iterable[str], where: str, what: str
+) -> list[str]:
+    """One problem per key of ``raw`` not in ``known``: ``WHERE.KEY: unknown WHAT (did you
+    mean ...?)`` (``where`` empty for the top level)."""
+    names = list(known)
+    return [
+        f"{where}{key}: unknown {what}{did_you_mean(str(key), names)}"
+        for key in raw
+        if key not in names
+    ]
+
+
 def parse_settings(
     raw: Mapping[str, Any], app_dir: Path, environ: Mapping[str, str] | None = None
 ) -> AppSettings:
@@ -97,7 +144,7 @@ def parse_settings(
     Every problem is collected before raising, so one error lists them all.
     """
     env = os.environ if environ is None else environ
-    problems: list[str] = []
+    problems = unknown_problems(raw, SECTIONS, "", "section")
     pools: dict[str, PoolSettings] = {}
     raw_pools = raw.get("pools") or {}
     if not isinstance(raw_pools, Mapping):
@@ -108,9 +155,9 @@ def parse_settings(
         if not isinstance(spec, Mapping):
             problems.append(f"pools.{name}: must be a mapping")
             continue
-        for key in spec:
-            if key not in ("concurrency", "queue_limit"):
-                problems.append(f"pools.{name}.{key}: unknown setting")
+        problems += unknown_problems(
+            spec, ("concurrency", "queue_limit"), f"pools.{name}.", "setting"
+        )
         _int_field(spec, "concurrency", f"pools.{name}", problems)
         _int_field(spec, "queue_limit", f"pools.{name}", problems)
         pools[str(name)] = PoolSettings(
@@ -124,9 +171,7 @@ def parse_settings(
         problems.append("runtime: must be a mapping")
     else:
         known = set(RuntimeSettings.__dataclass_fields__)
-        for key in raw_runtime:
-            if key not in known:
-                problems.append(f"runtime.{key}: unknown setting")
+        problems += unknown_problems(raw_runtime, sorted(known), "runtime.", "setting")
         for key in ("lease_ms", "heartbeat_ms", "poll_ms", "max_batch"):
             _int_field(raw_runtime, key, "runtime", problems)
         sync = raw_runtime.get("synchronous", "full")
@@ -145,7 +190,10 @@ def parse_settings(
         problems.append("workflows: must be a directory path")
         workflows = "workflows"
     if problems:
-        raise ConfigError(f"invalid app config in {app_dir / CONFIG_FILE}", problems)
+        raise ConfigError(
+            f"invalid app config in {app_dir / CONFIG_FILE}",
+            [f"{CONFIG_FILE}: {problem}" for problem in problems],
+        )
     wf_dir = Path(workflows)
     return AppSettings(
         app_dir=app_dir,
@@ -154,7 +202,7 @@ def parse_settings(
         workflows_dir=wf_dir if wf_dir.is_absolute() else app_dir / wf_dir,
         pools=pools,
         runtime=runtime,
-        extra={k: v for k, v in raw.items() if k not in _KNOWN_SECTIONS},
+        extra={k: v for k, v in raw.items() if k not in _OWN_SECTIONS},
         env={k: v for k, v in env.items() if k.startswith("SLUICE_")},
     )
 

@@ -52,6 +52,8 @@ def test_build_info_query(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in found.stdout.splitlines()]
     assert len(rows) == 2
     assert rows[0]["intent"] == "passcode_forgotten"
+    as_list = sluice("index", "query", str(app), "I forgot my passcode", "-k", "2", "--json")
+    assert json.loads(as_list.stdout) == rows
 
     refused = sluice("index", "query", str(app), "hi", "--embedder", "minilm")
     assert refused.returncode == 2

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, with_store
+from sluice.cli.common import AppDir, JsonFlag, print_json, with_store
 from sluice.ingress.apikeys import ROLES, create_api_key, expiry_text
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -81,12 +81,21 @@ def create(
 
 
 @apikey_app.command("list")
-def list_keys(app_dir: AppDir = Path()) -> None:
-    """List keys: id, tenant, roles, created, expires, revoked."""
+def list_keys(app_dir: AppDir = Path(), as_json: JsonFlag = False) -> None:
+    """List keys: id, tenant, roles, created, expires, revoked (times as epoch seconds in
+    JSON, never the key itself)."""
 
     async def go(app: SluiceApp) -> None:
         now = time.time()
-        for k in await app.store.list_api_keys():
+        keys = await app.store.list_api_keys()
+        if as_json:
+            print_json([{"id": k.id, "tenant": k.tenant, "roles": list(k.roles),
+                         "created_at": k.created_at, "expires_at": k.expires_at,
+                         "expired": k.expires_at is not None and k.expires_at <= now,
+                         "revoked_at": k.revoked_at}
+                        for k in keys])  # fmt: skip
+            return
+        for k in keys:
             expired = " (expired)" if k.expires_at is not None and k.expires_at <= now else ""
             typer.echo(f"{k.id}  {k.tenant}  {','.join(k.roles)}  created {_when(k.created_at)}"
                        f"  expires {_when(k.expires_at)}{expired}"

@@ -16,6 +16,15 @@ from sluice.errors import SluiceError
 
 T = TypeVar("T")
 AppDir = Annotated[Path, typer.Option("--app", help="App directory (holds sluice.yaml).")]
+# Every list and show command takes --json: one JSON document on stdout (a list or an object
+# with stable keys), the same data as the table, for scripts.
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document instead of the table.")
+]
+# The show commands print JSON already; they take --json too so that scripts need not know.
+JsonAlways = Annotated[
+    bool, typer.Option("--json", help="Accepted for symmetry: the output is JSON either way.")
+]
 
 
 def fail(exc: BaseException, code: int = 2) -> typer.Exit:
@@ -25,8 +34,14 @@ def fail(exc: BaseException, code: int = 2) -> typer.Exit:
 
 
 def print_json(obj: Any) -> None:
-    """Print ``obj`` as indented JSON."""
+    """Print ``obj`` as indented JSON (keys in the order given, never coloured)."""
     typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def money(amount: float) -> float:
+    """``amount`` to 10 significant digits: sums of prices such as 0.000002 carry binary
+    noise (``0.00010900000000000002``) that no reader wants to see."""
+    return float(f"{amount:.10g}")
 
 
 def with_store(app_dir: Path, fn: Callable[[SluiceApp], Awaitable[T]]) -> T:

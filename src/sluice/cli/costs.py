@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, fail, print_json, with_store
+from sluice.cli.common import AppDir, JsonFlag, fail, money, print_json, with_store
 from sluice.errors import ConfigError
 from sluice.store.base import COST_GROUPS, CostTotal
 
@@ -50,7 +50,8 @@ def _row(total: CostTotal) -> dict[str, object]:
     return {
         "key": total.key, "calls": total.calls, "cached": total.cached,
         "input_tokens": total.input_tokens, "output_tokens": total.output_tokens,
-        "cost": total.cost, "cost_per_call": total.cost / total.calls if total.calls else 0.0,
+        "cost": money(total.cost),
+        "cost_per_call": money(total.cost / total.calls if total.calls else 0.0),
     }  # fmt: skip
 
 
@@ -60,7 +61,7 @@ def costs(
     ),
     since: Annotated[str, typer.Option(help="30m, 24h, 7d or an ISO time.")] = "24h",
     app_dir: AppDir = Path(),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Model-call cost from the ledger, grouped, since a time."""
     if by not in COST_GROUPS:
@@ -77,8 +78,8 @@ def costs(
     rows = [_row(t) for t in totals]
     calls = sum(t.calls for t in totals)
     spent = sum(t.cost for t in totals)
-    overall = {"calls": calls, "cached": sum(t.cached for t in totals), "cost": spent,
-               "cost_per_call": spent / calls if calls else 0.0}  # fmt: skip
+    overall = {"calls": calls, "cached": sum(t.cached for t in totals), "cost": money(spent),
+               "cost_per_call": money(spent / calls if calls else 0.0)}  # fmt: skip
     since_iso = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
     if as_json:
         print_json({"by": by, "since": since_iso, "groups": rows, "total": overall})

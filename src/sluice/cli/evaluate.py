@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 
-from sluice.cli.common import fail
+from sluice.cli.common import JsonFlag, fail, money, print_json
+from sluice.cli.progress import Progress, QuietFlag
 from sluice.config import load_settings
 from sluice.errors import ConfigError, SluiceError
 from sluice.models.base import Model, ModelRequest
@@ -82,8 +83,14 @@ def _rows(path: Path) -> tuple[list[str], list[str]]:
     return [e.text for e in examples], [e.label for e in examples]
 
 
-async def evaluate(cascade: Cascade, texts: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
-    """Run each text through ``cascade``; the figures of ``sluice eval``."""
+async def evaluate(
+    cascade: Cascade,
+    texts: Sequence[str],
+    gold: Sequence[str],
+    on_row: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run each text through ``cascade``; the figures of ``sluice eval``. ``on_row`` is
+    called after each text (progress)."""
     predicted: list[str | None] = []
     latencies: list[float] = []
     escalated = 0
@@ -95,6 +102,8 @@ async def evaluate(cascade: Cascade, texts: Sequence[str], gold: Sequence[str]) 
         predicted.append(outcome.result.label)
         escalated += outcome.escalated
         cost += sum(step.cost for step in outcome.steps)
+        if on_row is not None:
+            on_row()
     return {
         "n": len(texts),
         "accuracy": round(accuracy(predicted, gold), 6),
@@ -107,13 +116,16 @@ async def evaluate(cascade: Cascade, texts: Sequence[str], gold: Sequence[str]) 
 
 def eval_command(
     app_dir: AppArg, data: DataOpt, workflow: WorkflowOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonFlag = False, quiet: QuietFlag = False,
 ) -> None:  # fmt: skip
-    """Evaluate the workflow's classification path on a labelled CSV."""
+    """Evaluate the workflow's classification path on a labelled CSV (progress on standard
+    error)."""
     try:
         _, step, models, _ = _load(app_dir, workflow)
         texts, gold = _rows(data)
-        figures = asyncio.run(evaluate(Cascade(_tiers(step, models)), texts, gold))
+        with Progress("evaluated", len(texts), unit="rows", quiet=quiet or as_json) as progress:
+            cascade = Cascade(_tiers(step, models))
+            figures = asyncio.run(evaluate(cascade, texts, gold, progress.advance))
     except (SluiceError, OSError) as exc:
         raise fail(exc) from None
     if as_json:
@@ -153,8 +165,10 @@ def tune_command(
     write: Annotated[
         bool, typer.Option("--write", help="Write the thresholds into the workflow.")
     ] = False,
+    as_json: JsonFlag = False, quiet: QuietFlag = False,
 ) -> None:  # fmt: skip
-    """Pick cascade thresholds that reach ``--target`` accuracy at the lowest cost."""
+    """Pick cascade thresholds that reach ``--target`` accuracy at the lowest cost (progress
+    per tier on standard error)."""
     from sluice.models.tuning import collect_outcomes, tune_thresholds
 
     try:
@@ -162,25 +176,20 @@ def tune_command(
         texts, gold = _rows(data)
         tiers = _tiers(step, models)
 
-        async def outcomes() -> list[Any]:
-            return [
-                await collect_outcomes(
-                    t.model, texts, cost_per_call=getattr(t.model, "price_per_call", None)
-                )
-                for t in tiers
-            ]
+        async def outcomes(progress: Progress) -> list[Any]:
+            collected = []
+            for t in tiers:
+                price = getattr(t.model, "price_per_call", None)
+                collected.append(await collect_outcomes(t.model, texts, cost_per_call=price))
+                progress.advance()
+            return collected
 
-        plan = tune_thresholds(
-            asyncio.run(outcomes()), gold, target, max_escalation=max_escalation or 1.0
-        )
+        with Progress("tiers asked", len(tiers), unit="tiers", quiet=quiet or as_json) as bar:
+            asked = asyncio.run(outcomes(bar))
+        plan = tune_thresholds(asked, gold, target, max_escalation=max_escalation or 1.0)
     except (SluiceError, OSError, ValueError) as exc:
         raise fail(exc) from None
-    typer.echo(
-        f"thresholds {', '.join(f'{t:.4f}' for t in plan.thresholds)}: accuracy"
-        f" {plan.accuracy:.4f}, escalation {plan.escalation_rate:.3f}, mean cost"
-        f" {plan.mean_cost:.6f}"
-        + ("" if plan.reached_target else f" (target {target} not reached)")
-    )
+    written: Path | None = None
     if write:
         matches = [p for p in wf_dir.glob("*.y*ml") if f"name: {wf.name}" in p.read_text()]
         if len(matches) != 1:
@@ -189,7 +198,30 @@ def tune_command(
             write_thresholds(matches[0], step, plan.thresholds)
         except ConfigError as exc:
             raise fail(exc) from None
-        typer.echo(f"wrote {matches[0]}")
+        written = matches[0]
+    if as_json:
+        print_json(
+            {
+                "workflow": wf.name,
+                "step": step.name,
+                "thresholds": list(plan.thresholds),
+                "accuracy": plan.accuracy,
+                "escalation_rate": plan.escalation_rate,
+                "mean_cost": money(plan.mean_cost),
+                "target": target,
+                "reached_target": plan.reached_target,
+                "written": None if written is None else str(written),
+            }
+        )
+        return
+    typer.echo(
+        f"thresholds {', '.join(f'{t:.4f}' for t in plan.thresholds)}: accuracy"
+        f" {plan.accuracy:.4f}, escalation {plan.escalation_rate:.3f}, mean cost"
+        f" {plan.mean_cost:.6f}"
+        + ("" if plan.reached_target else f" (target {target} not reached)")
+    )
+    if written is not None:
+        typer.echo(f"wrote {written}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ start-up reads vectors instead of computing them.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Annotated
 import orjson
 import typer
 
+from sluice.cli.common import JsonAlways, JsonFlag, print_json
+from sluice.cli.progress import Progress, QuietFlag
 from sluice.config import load_settings
 from sluice.errors import SluiceError
 from sluice.retrieval.config import IndexSettings, open_index, parse_indexes
@@ -53,6 +54,7 @@ def build(
     name: NameOpt = None,
     embedder: EmbedderOpt = None,
     batch_size: Annotated[int, typer.Option(help="Texts embedded per batch.")] = 256,
+    quiet: QuietFlag = False,
 ) -> None:
     """Embed an app's resolved tickets and save the index (progress on standard error)."""
     from sluice.models.splits import read_examples
@@ -66,22 +68,15 @@ def build(
         templates = load_templates(settings.templates, sorted({e.label for e in examples}))
         rows = resolved_tickets(examples, templates)
         started = time.perf_counter()
-
-        def progress(done: int, total: int) -> None:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            sys.stderr.write(f"\rembedded {done}/{total} ({rate:,.0f} texts/s)")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-        index = build_index(
-            rows,
-            embedder_for(settings.embedder),
-            batch_size=batch_size,
-            name=settings.name,
-            max_items=settings.max_items,
-            progress=progress,
-        )
+        with Progress("embedded", len(rows), unit="texts", quiet=quiet) as progress:
+            index = build_index(
+                rows,
+                embedder_for(settings.embedder),
+                batch_size=batch_size,
+                name=settings.name,
+                max_items=settings.max_items,
+                progress=progress,
+            )
         save_index(index, settings.path)
     except SluiceError as exc:
         _fail(exc)
@@ -96,8 +91,8 @@ def build(
     typer.echo(orjson.dumps(summary).decode())
 
 
-def info(app_dir: AppArg, name: NameOpt = None) -> None:
-    """Print the saved index's metadata (embedder, item count, format)."""
+def info(app_dir: AppArg, name: NameOpt = None, as_json: JsonAlways = False) -> None:
+    """Print the saved index's metadata as JSON: embedder, item count, format."""
     from sluice.retrieval.persist import read_meta
 
     try:
@@ -106,7 +101,7 @@ def info(app_dir: AppArg, name: NameOpt = None) -> None:
     except SluiceError as exc:
         _fail(exc)
         return
-    typer.echo(orjson.dumps({**meta, "path": str(settings.path)}, option=orjson.OPT_INDENT_2))
+    print_json({**meta, "path": str(settings.path)})
 
 
 def query(
@@ -115,14 +110,19 @@ def query(
     name: NameOpt = None,
     k: Annotated[int, typer.Option("-k", help="How many neighbours.")] = 5,
     embedder: EmbedderOpt = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Load the saved index and print the k most similar tickets, one JSON object per line."""
+    """Load the saved index and print the k most similar tickets, one JSON object per line
+    (with --json, one JSON list)."""
     try:
         settings = _settings(app_dir, name, embedder)
         index = open_index(settings, warm=False)
         found = index.search(text, k)
     except SluiceError as exc:
         _fail(exc)
+        return
+    if as_json:
+        print_json([neighbour.as_dict() for neighbour in found])
         return
     for neighbour in found:
         typer.echo(orjson.dumps(neighbour.as_dict()).decode())

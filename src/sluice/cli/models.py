@@ -12,11 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from sluice.cli.progress import Progress, QuietFlag
 from sluice.errors import SluiceError
-
-
-def _echo(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 def train(
@@ -27,8 +24,10 @@ def train(
     force: Annotated[
         bool, typer.Option(help="Retrain even when a cached artifact exists.")
     ] = False,
+    quiet: QuietFlag = False,
 ) -> None:
-    """Train the local models declared under ``models:`` in APP_DIR/sluice.yaml."""
+    """Train the local models declared under ``models:`` in APP_DIR/sluice.yaml (progress on
+    standard error)."""
     from sluice.config import load_settings
     from sluice.models.registry import LOCAL_KINDS, build_local, validate_models
 
@@ -45,11 +44,15 @@ def train(
         if problems:
             typer.echo("error: invalid models section\n  " + "\n  ".join(problems), err=True)
             raise typer.Exit(2)
-        for name, entry in local.items():
-            if model and name not in model:
-                continue
-            built = build_local(name, entry, app_dir.resolve(), progress=_echo, force=force)
-            typer.echo(f"{name}\t{built.version}")
+        chosen = {name: entry for name, entry in local.items() if not model or name in model}
+        with Progress("models trained", len(chosen), unit="models", quiet=quiet) as progress:
+            for name, entry in chosen.items():
+                progress.note(f"{name}:")
+                built = build_local(
+                    name, entry, app_dir.resolve(), progress=progress.note, force=force
+                )
+                progress.advance()
+                typer.echo(f"{name}\t{built.version}")
     except SluiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

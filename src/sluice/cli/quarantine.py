@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, print_json, with_store
+from sluice.cli.common import AppDir, JsonAlways, JsonFlag, print_json, with_store
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 
@@ -25,19 +25,26 @@ quarantine_app = typer.Typer(help="Inspect, replay and drop quarantined events."
 def list_items(
     app_dir: AppDir = Path(),
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """List quarantined events with their reasons."""
 
     async def go(app: SluiceApp) -> None:
-        for item in await app.store.list_quarantine(limit):
+        items = await app.store.list_quarantine(limit)
+        if as_json:
+            print_json([{"id": item.id, "source": item.source, "workflow": item.workflow,
+                         "tenant": item.tenant, "reason": item.reason}
+                        for item in items])  # fmt: skip
+            return
+        for item in items:
             typer.echo(f"{item.id}  {item.source} -> {item.workflow}  {item.reason}")
 
     with_store(app_dir, go)
 
 
 @quarantine_app.command("show")
-def show(item_id: str, app_dir: AppDir = Path()) -> None:
-    """Show one quarantined event: every problem and the raw payload."""
+def show(item_id: str, app_dir: AppDir = Path(), as_json: JsonAlways = False) -> None:
+    """Show one quarantined event as JSON: every problem and the raw payload."""
 
     async def go(app: SluiceApp) -> None:
         item = await app.store.get_quarantined(item_id)

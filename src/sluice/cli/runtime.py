@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, fail, print_json, with_store
+from sluice.cli.common import AppDir, JsonAlways, JsonFlag, fail, print_json, with_store
 from sluice.config import AppSettings, load_settings
 from sluice.errors import NotFoundError, SluiceError
 from sluice.ingress.http import run_view
@@ -27,48 +27,85 @@ if TYPE_CHECKING:
     from sluice.ingress.server import ServerLimits
 
 LogFormat = Annotated[
-    str, typer.Option("--log-format", help="text (for people) or json (one object a line).")
+    str,
+    typer.Option(
+        "--log-format",
+        envvar="SLUICE_LOG_FORMAT",
+        help="text (for people) or json (one object a line).",
+    ),
 ]
 
 
 def serve(
-    app_dir: Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml).")] = Path(),
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[bool, typer.Option(help="Run the worker pools in this process.")] = True,
+    app_dir: Annotated[
+        Path, typer.Argument(envvar="SLUICE_APP", help="App directory (holds sluice.yaml).")
+    ] = Path(),
+    host: Annotated[
+        str, typer.Option(envvar="SLUICE_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="SLUICE_PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        bool, typer.Option(envvar="SLUICE_WORKERS", help="Run the worker pools in this process.")
+    ] = True,
     limit_concurrency: Annotated[
         int | None,
-        typer.Option(help="Most HTTP requests in flight; more get 503 (default 1000)."),
+        typer.Option(
+            envvar="SLUICE_LIMIT_CONCURRENCY",
+            help="Most HTTP requests in flight; more get 503 (default 1000).",
+        ),
     ] = None,
     max_connections: Annotated[
-        int | None, typer.Option(help="Most open connections; more are refused (default 8192).")
+        int | None,
+        typer.Option(
+            envvar="SLUICE_MAX_CONNECTIONS",
+            help="Most open connections; more are refused (default 8192).",
+        ),
     ] = None,
     max_connections_per_client: Annotated[
         int | None,
-        typer.Option(help="Most open connections from one client address (default 1024)."),
+        typer.Option(
+            envvar="SLUICE_MAX_CONNECTIONS_PER_CLIENT",
+            help="Most open connections from one client address (default 1024).",
+        ),
     ] = None,
     header_timeout: Annotated[
         float | None,
-        typer.Option(help="Seconds to receive a request's line and headers (default 10)."),
+        typer.Option(
+            envvar="SLUICE_HEADER_TIMEOUT",
+            help="Seconds to receive a request's line and headers (default 10).",
+        ),
     ] = None,
     body_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to receive a request's body (default 30).")
+        float | None,
+        typer.Option(
+            envvar="SLUICE_BODY_TIMEOUT", help="Seconds to receive a request's body (default 30)."
+        ),
     ] = None,
     keep_alive_timeout: Annotated[
-        int | None, typer.Option(help="Seconds an idle connection is kept open (default 5).")
+        int | None,
+        typer.Option(
+            envvar="SLUICE_KEEP_ALIVE_TIMEOUT",
+            help="Seconds an idle connection is kept open (default 5).",
+        ),
     ] = None,
     max_header_bytes: Annotated[
         int | None,
-        typer.Option(help="Most bytes of request line and headers (default 65536)."),
+        typer.Option(
+            envvar="SLUICE_MAX_HEADER_BYTES",
+            help="Most bytes of request line and headers (default 65536).",
+        ),
     ] = None,
     max_headers: Annotated[
-        int | None, typer.Option(help="Most request headers (default 100).")
+        int | None,
+        typer.Option(envvar="SLUICE_MAX_HEADERS", help="Most request headers (default 100)."),
     ] = None,
     processes: Annotated[
         int,
         typer.Option(
+            envvar="SLUICE_PROCESSES",
+            min=1,
             help="Serving processes on the port (SO_REUSEPORT), each with its own app; "
-            "a supervisor replaces any that dies."
+            "a supervisor replaces any that dies.",
         ),
     ] = 1,
     log_format: LogFormat = "text",
@@ -76,14 +113,14 @@ def serve(
     """Serve the HTTP API, with the worker pools in the same process by default.
 
     Server limits: the options, else ingress.server in sluice.yaml, else the defaults; with
-    --processes they hold per process.
+    --processes they hold per process. Every option can be set instead by its environment
+    variable (SLUICE_<OPTION>, shown beside it; SLUICE_APP for the app directory), for
+    containers and process managers; an option on the command line wins.
     """
     from sluice.ingress.processes import Supervisor
     from sluice.ingress.server import raise_open_files_limit, server_limits
 
     configure_logging(log_format)
-    if processes < 1:
-        raise fail(SluiceError("--processes: at least 1"))
     try:
         settings = load_settings(app_dir)
         limits = server_limits(
@@ -156,16 +193,27 @@ def _serve_one(
 
 
 def worker(
-    app_dir: Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml).")] = Path(),
+    app_dir: Annotated[
+        Path, typer.Argument(envvar="SLUICE_APP", help="App directory (holds sluice.yaml).")
+    ] = Path(),
     pool: Annotated[
-        list[str] | None, typer.Option("--pool", help="Pool to run (repeatable; default all).")
+        list[str] | None,
+        typer.Option("--pool", envvar="SLUICE_POOL", help="Pool to run (repeatable; default all)."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(help="Override the pool's concurrency in this process.")
+        int | None,
+        typer.Option(
+            envvar="SLUICE_CONCURRENCY", help="Override the pool's concurrency in this process."
+        ),
     ] = None,
     log_format: LogFormat = "text",
 ) -> None:
-    """Run worker pools only (no HTTP), until interrupted."""
+    """Run worker pools only (no HTTP), until interrupted.
+
+    Every option can be set instead by its environment variable (SLUICE_<OPTION>, shown
+    beside it; SLUICE_POOL takes names separated by spaces); an option on the command line
+    wins.
+    """
     configure_logging(log_format)
 
     async def main() -> None:
@@ -242,11 +290,19 @@ def runs_list(
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
 
     async def go(app: SluiceApp) -> None:
-        for rec in await app.store.list_events(state, workflow, limit):
+        records = await app.store.list_events(state, workflow, limit)
+        if as_json:
+            # The keys of `runs show` and GET /v1/runs/{id}, so one parser reads both.
+            print_json([{"event_id": rec.id, "workflow": rec.workflow, "version": rec.version,
+                         "status": rec.state.value, "error": rec.error}
+                        for rec in records])  # fmt: skip
+            return
+        for rec in records:
             error = f"  {rec.error}" if rec.error else ""
             typer.echo(f"{rec.id}  {rec.workflow}@{rec.version}  {rec.state.value}{error}")
 
@@ -254,9 +310,10 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(event_id: str, app_dir: AppDir = Path()) -> None:
-    """Show one run: status, step timings, result or error; for a dead run, the step that
-    died, its attempts and the error."""
+def runs_show(event_id: str, app_dir: AppDir = Path(), as_json: JsonAlways = False) -> None:
+    """Show one run as JSON: status, step timings, result or error; for a dead run, the step
+    that died, its attempts and the error. (--json is accepted for symmetry: the output is
+    JSON either way.)"""
 
     async def go(app: SluiceApp) -> None:
         record = await app.store.get_event(event_id)

@@ -14,8 +14,17 @@ import typer
 from sluice.errors import ConfigError, SluiceError
 from sluice.models.base import Model
 
+# Inside an app directory: the BANKING77 training split the simulator's answerer learns from.
 _DEFAULT_DATA = Path("data/banking77/train.csv")
-_EXAMPLE_APP = Path("examples/triage")
+
+
+def default_data(app_dir: Path | None) -> Path:
+    """The simulator's training CSV when ``--data`` is not given: the app's copy of BANKING77,
+    else the triage example's, found from the package and never from the working directory
+    (the command works from anywhere)."""
+    from sluice.drills.apps import EXAMPLE_TRIAGE
+
+    return (EXAMPLE_TRIAGE if app_dir is None else app_dir) / _DEFAULT_DATA
 
 
 def simulate_model(
@@ -46,7 +55,10 @@ def simulate_model(
     ] = None,
     data: Annotated[
         Path | None,
-        typer.Option(help="text,category CSV for the built-in TF-IDF answerer."),
+        typer.Option(
+            help="text,category CSV for the built-in TF-IDF answerer (default:"
+            " data/banking77/train.csv of --app, else of the triage example)."
+        ),
     ] = None,
 ) -> None:
     """Serve an OpenAI-compatible simulator answering with a real local model."""
@@ -98,7 +110,7 @@ def _resolve_model(app_dir: Path | None, name: str | None, data: Path | None) ->
         return resolved
     from sluice.drills.simulator_answerer import TfidfAnswerer
 
-    path = data or (app_dir or _EXAMPLE_APP) / _DEFAULT_DATA
+    path = data or default_data(app_dir)
     typer.echo(f"training the built-in TF-IDF answerer on {path}", err=True)
     return TfidfAnswerer.from_csv(path, name=name or "sim-tfidf")
 
