@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice.cli.common import money
 from sluice.cli.simulate import default_data
+from sluice.models.prices import money
 
 
 def test_money_drops_binary_noise() -> None:

@@ -38,12 +38,6 @@ def print_json(obj: Any) -> None:
     typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
 
 
-def money(amount: float) -> float:
-    """``amount`` to 10 significant digits: sums of prices such as 0.000002 carry binary
-    noise (``0.00010900000000000002``) that no reader wants to see."""
-    return float(f"{amount:.10g}")
-
-
 def with_store(app_dir: Path, fn: Callable[[SluiceApp], Awaitable[T]]) -> T:
     """Run ``fn`` with the app's store open and no workers; errors exit with code 2."""
 

@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, JsonFlag, fail, money, print_json, with_store
+from sluice.cli.common import AppDir, JsonFlag, fail, print_json, with_store
 from sluice.errors import ConfigError
+from sluice.models.prices import money
 from sluice.store.base import COST_GROUPS, CostTotal
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

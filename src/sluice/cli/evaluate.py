@@ -19,13 +19,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from sluice.cli.common import JsonFlag, fail, money, print_json
+from sluice.cli.common import JsonFlag, fail, print_json
 from sluice.cli.progress import Progress, QuietFlag
 from sluice.config import load_settings
 from sluice.errors import ConfigError, SluiceError
 from sluice.models.base import Model, ModelRequest
 from sluice.models.cascade import Cascade, Tier
 from sluice.models.metrics import accuracy, macro_f1, percentile
+from sluice.models.prices import money
 from sluice.workflow.model import Step, Workflow
 from sluice.workflow.registry import WorkflowRegistry
 

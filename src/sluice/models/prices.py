@@ -139,3 +139,9 @@ def _is_price(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return math.isfinite(value) and value >= 0
+
+
+def money(amount: float) -> float:
+    """``amount`` to 10 significant digits: sums of prices such as 0.000002 carry binary
+    noise (``0.00010900000000000002``) that no reader wants to see."""
+    return float(f"{amount:.10g}")

@@ -38,6 +38,7 @@ from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.cascade import Cascade, Held
 from sluice.models.estimate import cost_bound
 from sluice.models.guarded import call_deadline
+from sluice.models.prices import money
 from sluice.workflow.context import StepContext
 from sluice.workflow.model import JSONObject
 
@@ -120,7 +121,7 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
         "escalated": outcome.escalated,
         "tiers": list(outcome.tiers_run),
         "model": final.model,
-        "cost": sum(step.cost for step in outcome.steps),
+        "cost": money(sum(step.cost for step in outcome.steps)),
         **({"degraded": outcome.skipped} if outcome.skipped else {}),
     }
 
