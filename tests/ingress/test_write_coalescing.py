@@ -1,0 +1,87 @@
+"""A response's head and body leave in one write; nothing is delayed past one loop iteration."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sluice.ingress.write_coalescing import CoalescingTransport
+
+HEAD = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n"
+
+
+class _Recording(asyncio.Transport):
+    """A transport that records what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("10.0.0.1", 5000) if name == "peername" else default
+
+
+def _wrap() -> tuple[_Recording, CoalescingTransport]:
+    raw = _Recording()
+    return raw, CoalescingTransport(raw, asyncio.get_running_loop())
+
+
+async def test_head_and_body_leave_in_one_write() -> None:
+    raw, transport = _wrap()
+    transport.write(HEAD)
+    assert raw.writes == []
+    assert transport.get_write_buffer_size() == len(HEAD)
+    transport.write(b"{}")
+    assert raw.writes == [HEAD + b"{}"]
+    transport.write(b"more")  # not a head: straight through
+    assert raw.writes == [HEAD + b"{}", b"more"]
+    await asyncio.sleep(0)  # the scheduled flush finds nothing held
+    assert raw.writes == [HEAD + b"{}", b"more"]
+
+
+async def test_a_lone_head_leaves_on_the_next_iteration() -> None:
+    raw, transport = _wrap()
+    transport.write(HEAD)
+    await asyncio.sleep(0)
+    assert raw.writes == [HEAD]
+    transport.write(b"chunk")
+    assert raw.writes == [HEAD, b"chunk"]
+
+
+async def test_close_sends_the_held_head_first_and_abort_drops_it() -> None:
+    raw, transport = _wrap()
+    transport.write(HEAD)
+    transport.close()
+    assert raw.writes == [HEAD]
+    assert raw.closed
+    assert transport.is_closing()
+    raw, transport = _wrap()
+    transport.write(HEAD)
+    transport.abort()
+    await asyncio.sleep(0)
+    assert raw.writes == []
+    assert raw.aborted
+
+
+async def test_other_calls_reach_the_wrapped_transport() -> None:
+    raw, transport = _wrap()
+    assert transport.get_extra_info("peername") == ("10.0.0.1", 5000)
+    transport.writelines([b"a", b"b"])
+    assert raw.writes == [b"ab"]
