@@ -83,6 +83,12 @@ def _ticks(stat: str) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def write_calls(pid: int) -> int:
+    """Write system calls of process ``pid`` so far (socket sends, the database's writes)."""
+    with open(f"/proc/{pid}/io") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("syscw:"))
+
+
 def thread_names(raw: Path) -> dict[int, str]:
     """Thread id to name, from py-spy's frames (``thread (1234): MainThread``)."""
     names = {}
@@ -140,8 +146,10 @@ def main() -> None:
             )  # fmt: skip
             time.sleep(1)  # py-spy attaches
             cpu0, threads0 = cpu_seconds(proc.pid), thread_cpu_seconds(proc.pid)
+            writes0 = write_calls(proc.pid)
             rate = bench._wrk(port, script, load, args.seconds)
             cpu, threads1 = cpu_seconds(proc.pid) - cpu0, thread_cpu_seconds(proc.pid)
+            writes = write_calls(proc.pid) - writes0
             sampler.wait()
         finally:
             proc.terminate()
@@ -160,6 +168,7 @@ def main() -> None:
     loop_us = by_thread.pop("MainThread", 0.0)
     print(f"{rate:.0f} accepted/s; process CPU {cpu:.2f} s in {args.seconds} s:"
           f" {per_request_us:.0f} µs a request ({total} samples of the loop's thread)")  # fmt: skip
+    print(f"write system calls: {writes / requests:.2f} a request")
     print("| stage | µs a request | share of the thread's samples |")
     print("|---|---|---|")
     for name, n in counts.most_common():
