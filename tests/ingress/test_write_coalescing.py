@@ -44,6 +44,7 @@ def _wrap() -> tuple[_Recording, CoalescingTransport]:
 
 
 async def test_head_and_body_leave_in_one_write() -> None:
+    """A head is held until the body, which leaves with it; other writes pass through."""
     raw, transport = _wrap()
     transport.write(HEAD)
     assert raw.writes == []
@@ -57,6 +58,7 @@ async def test_head_and_body_leave_in_one_write() -> None:
 
 
 async def test_a_lone_head_leaves_on_the_next_iteration() -> None:
+    """A head with no body behind it yet (a slow stream) waits one loop iteration at most."""
     raw, transport = _wrap()
     transport.write(HEAD)
     await asyncio.sleep(0)
@@ -66,6 +68,7 @@ async def test_a_lone_head_leaves_on_the_next_iteration() -> None:
 
 
 async def test_close_sends_the_held_head_first_and_abort_drops_it() -> None:
+    """Closing sends the held head before closing; aborting drops it like unsent bytes."""
     raw, transport = _wrap()
     transport.write(HEAD)
     transport.close()
@@ -81,6 +84,7 @@ async def test_close_sends_the_held_head_first_and_abort_drops_it() -> None:
 
 
 async def test_other_calls_reach_the_wrapped_transport() -> None:
+    """Extra info and ``writelines`` go to the connection's transport."""
     raw, transport = _wrap()
     assert transport.get_extra_info("peername") == ("10.0.0.1", 5000)
     transport.writelines([b"a", b"b"])
