@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+
+from sluice.ingress.server import server_limits
 from sluice.ingress.write_coalescing import CoalescingTransport
+from sluice.testing import AsgiServer
 
 HEAD = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n"
 
@@ -89,3 +93,29 @@ async def test_other_calls_reach_the_wrapped_transport() -> None:
     assert transport.get_extra_info("peername") == ("10.0.0.1", 5000)
     transport.writelines([b"a", b"b"])
     assert raw.writes == [b"ab"]
+
+
+async def test_a_stream_over_the_real_server_gets_its_head_before_its_body() -> None:
+    """Served like ``sluice serve``: a streamed response's head reaches the client while the
+    app still waits to send its body (the app waits until the client has the head), and
+    every chunk arrives in order."""
+    head_seen = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})  # fmt: skip
+        await head_seen.wait()  # only the client can end this wait
+        for chunk in (b"one ", b"two ", b"three"):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with (
+        AsgiServer(app, limits=server_limits()) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        client.stream("GET", "/") as resp,
+    ):
+        assert resp.status_code == 200
+        head_seen.set()
+        assert await resp.aread() == b"one two three"
