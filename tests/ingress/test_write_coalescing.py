@@ -87,6 +87,15 @@ async def test_close_sends_the_held_head_first_and_abort_drops_it() -> None:
     assert raw.aborted
 
 
+async def test_a_head_held_when_the_client_leaves_is_not_written() -> None:
+    """The connection closed under a held head (the client left): the flush writes nothing."""
+    raw, transport = _wrap()
+    transport.write(HEAD)
+    raw.close()  # what the loop does when the peer goes away
+    await asyncio.sleep(0)
+    assert raw.writes == []
+
+
 async def test_other_calls_reach_the_wrapped_transport() -> None:
     """Extra info and ``writelines`` go to the connection's transport."""
     raw, transport = _wrap()

@@ -45,11 +45,13 @@ class CoalescingTransport(asyncio.Transport):
         self.write(b"".join(list_of_data))
 
     def flush(self) -> None:
-        """Send what is held, if anything."""
+        """Send what is held, if anything (nothing once the connection is closing: the
+        client that left while its head was held is owed no bytes)."""
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def write_eof(self) -> None:
         """Send what is held, then close the write end."""
