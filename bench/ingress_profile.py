@@ -2,10 +2,12 @@
 
 Serves the app of ``bench/ingress.py`` (``serve --no-workers``), warms it, then samples it with
 py-spy (``record -r 250 -f raw -t``, every thread) while wrk sends distinct signed deliveries.
-The process's CPU time (from /proc) over the run divided by the requests answered gives the CPU
-cost of one request; each stage's share of the samples splits it. A sample is charged to the
-innermost frame that matches a stage, so nested work (the masker inside the accept call) is
-counted once, where it runs. Threads other than the event loop's are listed apart.
+Each thread's CPU time (from /proc) over the run divided by the requests answered gives its CPU
+cost of one request; the event loop's thread is split by each stage's share of that thread's
+samples. A sample is charged to the innermost frame that matches a stage, so nested work (the
+masker inside the accept call) is counted once, where it runs. The other threads (the SQLite
+writer and reader) are listed whole, with their own CPU time: their samples would overstate
+them, as py-spy counts a thread waiting for the GIL or in ``fsync`` as busy.
 
     .venv/bin/pip install py-spy   # not a dependency of the project
     .venv/bin/python bench/ingress_profile.py [--seconds 8]
@@ -61,23 +63,54 @@ STAGES = (
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as fh:
+    return _ticks(f"/proc/{pid}/stat") / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User and system CPU time of each thread of process ``pid`` so far, by thread id."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = _ticks(f"/proc/{pid}/task/{tid}/stat") / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return out
+
+
+def _ticks(stat: str) -> int:
+    with open(stat) as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) + int(fields[12])
+
+
+def write_calls(pid: int) -> int:
+    """Write system calls of process ``pid`` so far (socket sends, the database's writes)."""
+    with open(f"/proc/{pid}/io") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("syscw:"))
+
+
+def thread_names(raw: Path) -> dict[int, str]:
+    """Thread id to name, from py-spy's frames (``thread (1234): MainThread``)."""
+    names = {}
+    for line in raw.read_text().splitlines():
+        head = line.split(";", 1)[0]
+        found = re.match(r"thread \((\d+)\): (.*)", head)
+        if found:
+            names[int(found.group(1))] = found.group(2)
+    return names
 
 
 def split(raw: Path) -> tuple[collections.Counter[str], int]:
-    """Samples per stage (event-loop thread) or per thread (the others), and their total."""
+    """Samples per stage of the event loop's thread, and their total."""
     stages = [(name, re.compile(pattern)) for name, pattern in STAGES]
     counts: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
-        total += int(n)
         if "MainThread" not in frames[0]:
-            counts["thread " + frames[0].split(": ")[-1]] += int(n)
             continue
+        total += int(n)
         for frame in reversed(frames[1:]):
             hit = next((name for name, rx in stages if rx.search(frame)), None)
             if hit is not None:
@@ -92,6 +125,7 @@ def main() -> None:
     """Run the profile and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--keep", type=Path, help="copy py-spy's raw samples to this file")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -111,21 +145,38 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1)  # py-spy attaches
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, threads0 = cpu_seconds(proc.pid), thread_cpu_seconds(proc.pid)
+            writes0 = write_calls(proc.pid)
             rate = bench._wrk(port, script, load, args.seconds)
-            cpu = cpu_seconds(proc.pid) - cpu0
+            cpu, threads1 = cpu_seconds(proc.pid) - cpu0, thread_cpu_seconds(proc.pid)
+            writes = write_calls(proc.pid) - writes0
             sampler.wait()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        per_request_us = cpu / (rate * args.seconds) * 1e6
+        requests = rate * args.seconds
+        per_request_us = cpu / requests * 1e6
         counts, total = split(raw)
+        names = thread_names(raw)
+        if args.keep:
+            shutil.copy(raw, args.keep)
+    # Each thread's CPU a request; threads py-spy never saw running Python are summed apart.
+    by_thread: collections.Counter[str] = collections.Counter()
+    for tid, seconds in threads1.items():
+        name = names.get(tid, "other threads (no Python frames)")
+        by_thread[name] += (seconds - threads0.get(tid, 0.0)) / requests * 1e6
+    loop_us = by_thread.pop("MainThread", 0.0)
     print(f"{rate:.0f} accepted/s; process CPU {cpu:.2f} s in {args.seconds} s:"
-          f" {per_request_us:.0f} µs a request ({total} samples)")  # fmt: skip
-    print("| stage | µs a request | share of samples |")
+          f" {per_request_us:.0f} µs a request ({total} samples of the loop's thread)")  # fmt: skip
+    print(f"write system calls: {writes / requests:.2f} a request")
+    print("| stage | µs a request | share of the thread's samples |")
     print("|---|---|---|")
     for name, n in counts.most_common():
-        print(f"| {name} | {n / total * per_request_us:.0f} | {n / total:.1%} |")
+        print(f"| {name} | {n / total * loop_us:.0f} | {n / total:.1%} |")
+    print(f"| **event loop's thread** | **{loop_us:.0f}** | |")
+    for name, us in by_thread.most_common():
+        print(f"| thread {name} | {us:.0f} | |")
+    print(f"| **process** | **{per_request_us:.0f}** | |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -42,9 +43,15 @@ def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await app.start()
         purge = asyncio.create_task(ingress.purge_expired_keys(), name="purge-idempotency")
+        # What start-up allocated (routes, schemas, models, metrics) lives as long as the
+        # process: out of the collector's sight, the full collections that request garbage
+        # triggers walk only the young objects instead of pausing the loop over all of it.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             purge.cancel()
             await asyncio.gather(purge, return_exceptions=True)
             await app.stop()

@@ -40,6 +40,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from sluice.errors import ConfigError
 from sluice.ids import new_event_id
 from sluice.ingress.problems import problem
+from sluice.ingress.write_coalescing import CoalescingTransport
 
 log = logging.getLogger("sluice.server")
 
@@ -184,6 +185,9 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's narrower type
         super().connection_made(transport)
+        # Each response's head and body leave in one ``send`` (flow control keeps the
+        # connection's own transport, which reports to this protocol).
+        self.transport = CoalescingTransport(transport, self.loop)
         host = self.client[0] if self.client else ""
         refusal = self.book.admit(host)
         if refusal is not None:

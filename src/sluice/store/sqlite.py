@@ -74,7 +74,18 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Two processes opening a new file at once (``serve --processes``): switching it to WAL
+        # takes a lock for which SQLite does not wait (busy handler or not), so wait here.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.05)
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
