@@ -261,7 +261,8 @@ def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServic
     folder (a load problem fails the app load with its file and path); every ``generate``
     step's options are checked against them."""
     from sluice.prompts import PROMPTS_DIR, load_prompts
-    from sluice.steps.generate import Generation, check_generate_steps
+    from sluice.steps.generate import Generation
+    from sluice.steps.generate_checks import check_generate_steps
 
     search = settings.workflows_dir
     if (settings.app_dir / PROMPTS_DIR).is_dir():
