@@ -42,15 +42,9 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from sluice.store.base import CostRecord, Job, SpanRecord
 from sluice.store.sqlite import SqliteStore
+from sluice.telemetry.call_spans import cache_span, model_span, record_hit, record_model_result
 from sluice.telemetry.settings import TelemetrySettings
-from sluice.telemetry.tracing import (
-    Telemetry,
-    cache_span,
-    current_traceparent,
-    model_span,
-    record_hit,
-    record_model_result,
-)
+from sluice.telemetry.tracing import Telemetry, current_traceparent
 
 ATTRIBUTES: dict[str, str | int] = {
     "sluice.event_id": "01a21afc431b7594fd30a781fd4242ae", "sluice.workflow": "triage",

@@ -25,7 +25,7 @@ from sluice.cache.keys import response_key
 from sluice.cache.stats import CacheStats, Counters
 from sluice.kv.single_flight import SingleFlight
 from sluice.models.base import Model, ModelRequest, ModelResult, Usage
-from sluice.telemetry.tracing import cache_span, record_hit
+from sluice.telemetry.call_spans import cache_span, record_hit
 
 #: Default time to live of a cached answer: a day, long enough to matter, short enough that
 #: a changed price or prompt template ages out without a flush.

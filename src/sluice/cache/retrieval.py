@@ -18,7 +18,7 @@ from sluice.cache.backend import CacheBackend
 from sluice.cache.errors import CacheConfigError
 from sluice.cache.keys import normalize_prompt, stable_hash
 from sluice.cache.stats import CacheStats, Counters
-from sluice.telemetry.tracing import cache_span, record_hit
+from sluice.telemetry.call_spans import cache_span, record_hit
 
 #: Default time to live of cached neighbours.
 DEFAULT_RETRIEVAL_TTL_S = 300.0

@@ -16,7 +16,7 @@ from typing import Protocol
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.guarded import GuardedModel
-from sluice.telemetry.tracing import model_span, record_model_result
+from sluice.telemetry.call_spans import model_span, record_model_result
 
 
 @dataclass(frozen=True, slots=True)

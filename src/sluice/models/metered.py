@@ -32,7 +32,7 @@ from sluice.errors import StepError
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.estimate import cost_bound
 from sluice.models.guarded import call_deadline
-from sluice.telemetry.tracing import model_span, record_model_result
+from sluice.telemetry.call_spans import model_span, record_model_result
 
 if TYPE_CHECKING:
     from sluice.reliability.escalation import EscalationGate
