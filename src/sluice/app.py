@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.config import AppSettings
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, MissingExtraError
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
 from sluice.runtime.engine import Runtime
@@ -64,7 +64,10 @@ def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Sto
             max_batch=settings.runtime.max_batch,
         )
     if settings.store.startswith(("postgresql://", "postgres://")):
-        from sluice.store.postgres import PostgresStore  # only deployments that use it pay
+        try:  # asyncpg is the ``postgres`` extra: only deployments that use it pay
+            from sluice.store.postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            raise MissingExtraError("store: a postgresql:// URL", "postgres", "asyncpg") from exc
 
         return PostgresStore(settings.store, codec=codec, max_batch=settings.runtime.max_batch)
     raise ConfigError(
