@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -33,6 +33,32 @@ async def metrics(request: Request) -> Response:
     """``GET /metrics``: the process's Prometheus metrics."""
     app: SluiceApp = request.app.state.sluice
     return Response(app.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _worker_healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _worker_readyz(request: Request) -> Response:
+    app: SluiceApp = request.app.state.sluice
+    if not app.started:
+        return JSONResponse({"status": "starting or stopping"}, status_code=503)
+    return JSONResponse({"status": "ready", "pools": app.runtime.stats()})
+
+
+def create_worker_http_app(app: SluiceApp) -> ASGIApp:
+    """The small HTTP app of a worker process (``sluice worker --metrics-port``): ``/metrics``,
+    ``/healthz`` and ``/readyz`` for Prometheus and orchestrators. No lifespan: the worker
+    command starts and stops ``app`` itself."""
+    starlette = Starlette(
+        routes=[
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", _worker_healthz, methods=["GET"]),
+            Route("/readyz", _worker_readyz, methods=["GET"]),
+        ]
+    )
+    starlette.state.sluice = app
+    return starlette
 
 
 def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:

@@ -192,6 +192,25 @@ def _serve_one(
     return 0 if server.started else 3
 
 
+async def _serve_worker_metrics(app: SluiceApp, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve the worker's metrics and health routes until ``stop`` is set."""
+    import uvicorn
+
+    from sluice.asgi import create_worker_http_app
+    from sluice.ingress.server import SignalFreeServer
+
+    config = uvicorn.Config(
+        create_worker_http_app(app), host=host, port=port, log_config=None, lifespan="off",
+        access_log=False,
+    )  # fmt: skip
+    server = SignalFreeServer(config)
+    task = asyncio.create_task(server.serve(), name="worker-metrics")
+    typer.echo(f"worker metrics on http://{host}:{port}/metrics")
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
 def worker(
     app_dir: Annotated[
         Path, typer.Argument(envvar="SLUICE_APP", help="App directory (holds sluice.yaml).")
@@ -206,9 +225,19 @@ def worker(
             envvar="SLUICE_CONCURRENCY", help="Override the pool's concurrency in this process."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="SLUICE_METRICS_PORT",
+            help="Serve /metrics, /healthz and /readyz on this port (0: no HTTP at all).",
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="SLUICE_METRICS_HOST", help="Interface of the metrics port.")
+    ] = "127.0.0.1",
     log_format: LogFormat = "text",
 ) -> None:
-    """Run worker pools only (no HTTP), until interrupted.
+    """Run worker pools only (no API), until interrupted.
 
     Every option can be set instead by its environment variable (SLUICE_<OPTION>, shown
     beside it; SLUICE_POOL takes names separated by spaces); an option on the command line
@@ -229,7 +258,10 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         async with app:
             typer.echo(f"worker {app.runtime.owner} running pools: {', '.join(pools)}")
-            await stop.wait()
+            if metrics_port:
+                await _serve_worker_metrics(app, metrics_host, metrics_port, stop)
+            else:
+                await stop.wait()
         typer.echo("worker stopped")
 
     try:
