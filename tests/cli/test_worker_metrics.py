@@ -52,3 +52,38 @@ def test_worker_serves_metrics_and_health_then_stops_on_sigterm(tmp_path: Path) 
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert b"worker stopped" in out
+
+
+def test_serve_and_worker_take_the_app_as_an_option_too(tmp_path: Path) -> None:
+    """``--app`` as on every other command; two different app directories are refused."""
+    app = tmp_path / "hello"
+    shutil.copytree(example_dir("hello"), app)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for command in ("serve", "worker"):
+        both = subprocess.run(
+            [sys.executable, "-m", "sluice", command, str(tmp_path), "--app", str(app)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert both.returncode == 2
+        assert "two app directories given" in both.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sluice", "serve", "--app", str(app), "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    # It served the hello app: its store file is where that app's sluice.yaml puts it.
+    assert (app / ".sluice" / "hello.db").exists()

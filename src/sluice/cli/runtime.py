@@ -36,6 +36,15 @@ LogFormat = Annotated[
 ]
 
 
+def _one_app_dir(positional: Path, option: Path | None) -> Path:
+    """The app directory given positionally (or by SLUICE_APP) or by ``--app``, not both."""
+    if option is None:
+        return positional
+    if positional != Path() and positional.resolve() != option.resolve():
+        raise fail(ValueError(f"two app directories given: {positional} and --app {option}"))
+    return option
+
+
 def serve(
     app_dir: Annotated[
         Path, typer.Argument(envvar="SLUICE_APP", help="App directory (holds sluice.yaml).")
@@ -108,6 +117,10 @@ def serve(
             "a supervisor replaces any that dies.",
         ),
     ] = 1,
+    app_option: Annotated[
+        Path | None,
+        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+    ] = None,
     log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP API, with the worker pools in the same process by default.
@@ -122,7 +135,7 @@ def serve(
 
     configure_logging(log_format)
     try:
-        settings = load_settings(app_dir)
+        settings = load_settings(_one_app_dir(app_dir, app_option))
         limits = server_limits(
             (settings.extra.get("ingress") or {}).get("server"),
             max_in_flight=limit_concurrency,
@@ -235,6 +248,10 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(envvar="SLUICE_METRICS_HOST", help="Interface of the metrics port.")
     ] = "127.0.0.1",
+    app_option: Annotated[
+        Path | None,
+        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+    ] = None,
     log_format: LogFormat = "text",
 ) -> None:
     """Run worker pools only (no API), until interrupted.
@@ -244,6 +261,8 @@ def worker(
     wins.
     """
     configure_logging(log_format)
+
+    app_dir = _one_app_dir(app_dir, app_option)
 
     async def main() -> None:
         settings = load_settings(app_dir)
