@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.config import AppSettings
+from sluice.config import AppSettings, unknown_problems
 from sluice.errors import ConfigError, MissingExtraError
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
@@ -40,6 +40,9 @@ def encryption_codec(settings: AppSettings) -> PayloadCodec | None:
     from sluice.guard.crypto import AesGcmCodec, Keyring
 
     section = settings.extra.get("encryption") or {}
+    unknown = unknown_problems(section, ("active", "keys"), "encryption.", "setting")
+    if unknown:
+        raise ConfigError("invalid encryption section", unknown)
     keys = dict(section.get("keys") or {})
     for pair in settings.env.get("SLUICE_ENCRYPTION_KEYS", "").split():
         key_id, sep, value = pair.partition("=")

@@ -264,6 +264,26 @@ def check(
     raise typer.Exit(0 if report["ok"] else 1)
 
 
+@config_app.command("schema")
+def schema(
+    workflow: Annotated[
+        bool, typer.Option("--workflow", help="The schema of a workflow file instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of sluice.yaml (or of a workflow file), for editors and CI."""
+    from sluice.cli.config_schema import app_schema, workflow_schema
+
+    print_json(workflow_schema() if workflow else app_schema())
+
+
+@config_app.command("reference")
+def reference() -> None:
+    """Print the configuration reference (docs/configuration.md) generated from the schema."""
+    from sluice.cli.config_schema import reference as render
+
+    typer.echo(render(), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``sluice config``."""
     app.add_typer(config_app, name="config")
