@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
+import signal
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,10 +25,14 @@ from starlette.types import ASGIApp
 
 from sluice.ai_gateway.routes import gateway_routes
 from sluice.app import SluiceApp
+from sluice.errors import ConfigError
 from sluice.ingress import http
 from sluice.ingress.intake import Ingress
 from sluice.ingress.openapi import openapi_document
+from sluice.ingress.reload import reload_ingress
 from sluice.ingress.router_errors import exception_handlers
+
+log = logging.getLogger("sluice.reload")
 
 
 async def metrics(request: Request) -> Response:
@@ -61,6 +67,22 @@ def create_worker_http_app(app: SluiceApp) -> ASGIApp:
     return starlette
 
 
+def _reload_on_sighup(ingress: Ingress) -> bool:
+    """Reload the configuration on SIGHUP (main thread only); whether the handler is set."""
+
+    def reload() -> None:
+        try:
+            reload_ingress(ingress)
+        except ConfigError as exc:  # the settings in force stay
+            log.error("configuration not reloaded, the current one stays: %s", exc)
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (RuntimeError, ValueError):  # not the main thread (an app served in a test thread)
+        return False
+    return True
+
+
 def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
     """The ASGI application serving ``app`` through ``ingress``; its lifespan starts and stops
     ``app`` (and the ingress's purge of expired idempotency keys)."""
@@ -69,6 +91,7 @@ def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await app.start()
         purge = asyncio.create_task(ingress.purge_expired_keys(), name="purge-idempotency")
+        hangup = _reload_on_sighup(ingress)
         # What start-up allocated (routes, schemas, models, metrics) lives as long as the
         # process: out of the collector's sight, the full collections that request garbage
         # triggers walk only the young objects instead of pausing the loop over all of it.
@@ -77,6 +100,8 @@ def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
         try:
             yield
         finally:
+            if hangup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             gc.unfreeze()
             purge.cancel()
             await asyncio.gather(purge, return_exceptions=True)
