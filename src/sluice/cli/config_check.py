@@ -176,6 +176,8 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
     from sluice.prompts.prompt_set import load_prompts
     from sluice.reliability.config import parse_spend
     from sluice.reliability.services import check_degrade_paths
+    from sluice.services import workflow_files
+    from sluice.steps.classify_checks import check_classify_steps
     from sluice.workflow.registry import WorkflowRegistry
 
     assert settings.workflows_dir is not None  # load_settings always sets it
@@ -190,7 +192,9 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
     except ConfigError:
         spend = None  # reported with the spend section
     models = settings.extra.get("models")
+    files = workflow_files(settings)
     problems += _raised(lambda: check_degrade_paths(spend, registry, models))
+    problems += _raised(lambda: check_classify_steps(list(registry), models, files=files))
     return problems, len(registry)
 
 
