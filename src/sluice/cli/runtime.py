@@ -13,13 +13,13 @@ import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, JsonAlways, JsonFlag, fail, print_json, with_store
-from sluice.config import AppSettings, load_settings
+from sluice.config import AppSettings, load_settings, own_addresses
 from sluice.errors import NotFoundError, SluiceError
 from sluice.ingress.http import run_view
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import IngressSettings, parse_ingress
 from sluice.store.base import EventState
-from sluice.telemetry.logs import configure_logging
+from sluice.telemetry.logs import configure_logging, keep_unmasked
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -136,6 +136,7 @@ def serve(
     configure_logging(log_format)
     try:
         settings = load_settings(_one_app_dir(app_dir, app_option))
+        keep_unmasked(own_addresses(settings))
         limits = server_limits(
             (settings.extra.get("ingress") or {}).get("server"),
             max_in_flight=limit_concurrency,
@@ -266,6 +267,7 @@ def worker(
 
     async def main() -> None:
         settings = load_settings(app_dir)
+        keep_unmasked(own_addresses(settings))
         pools = pool or list(settings.pools)
         caps = dict.fromkeys(pools, concurrency) if concurrency else None
         app = SluiceApp.from_settings(settings, run_pools=pools, concurrency=caps)
