@@ -16,14 +16,14 @@ RUN python -m venv /opt/sluice
 RUN case ",${EXTRAS}," in *,all,*|*,models,*) \
         /opt/sluice/bin/pip install torch==2.13.0 \
             --index-url https://download.pytorch.org/whl/cpu ;; esac
-COPY requirements/lock.txt requirements/lock.txt
+COPY requirements/constraints.txt requirements/constraints.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY src src
 COPY examples examples
-# The wheel, with the lock file as constraints: the versions CI tested, and nothing of the
+# The wheel, with the lock's pins as constraints: the versions CI tested, and nothing of the
 # development tools.
 RUN /opt/sluice/bin/pip wheel --no-deps -w /dist . \
- && /opt/sluice/bin/pip install -c requirements/lock.txt "$(ls /dist/sluicegate-*.whl)[${EXTRAS}]"
+ && /opt/sluice/bin/pip install -c requirements/constraints.txt "$(ls /dist/sluicegate-*.whl)[${EXTRAS}]"
 # The app the image serves: the triage example, its models trained and its index built once,
 # here, so that no process trains at start.
 RUN /opt/sluice/bin/sluice init /srv/app --template triage \

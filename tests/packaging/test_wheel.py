@@ -44,8 +44,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = list((work / "dist").glob("sluicegate-*.whl"))
     assert len(wheels) == 1
     _run(sys.executable, "-m", "venv", work / "venv", cwd=work)
-    # As the Dockerfile installs it: the lock file's versions as constraints.
-    lock = ROOT / "requirements/lock.txt"
+    # As the Dockerfile installs it: the lock's pins as constraints.
+    lock = ROOT / "requirements/constraints.txt"
     _run(work / "venv/bin/pip", "install", "-q", "-c", lock, wheels[0], cwd=work)
     return work / "venv"
 
