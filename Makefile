@@ -12,7 +12,8 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: a CPU build; an unpinned torch would pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements/lock.txt
+	# Every file checked against the lock's digests (requirements/add_hashes.py writes them).
+	$(BIN)/pip install -q --require-hashes -r requirements/lock.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 

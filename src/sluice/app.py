@@ -15,8 +15,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.config import AppSettings
-from sluice.errors import ConfigError
+from sluice.config import AppSettings, unknown_problems
+from sluice.errors import ConfigError, MissingExtraError
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
 from sluice.runtime.engine import Runtime
@@ -40,6 +40,9 @@ def encryption_codec(settings: AppSettings) -> PayloadCodec | None:
     from sluice.guard.crypto import AesGcmCodec, Keyring
 
     section = settings.extra.get("encryption") or {}
+    unknown = unknown_problems(section, ("active", "keys"), "encryption.", "setting")
+    if unknown:
+        raise ConfigError("invalid encryption section", unknown)
     keys = dict(section.get("keys") or {})
     for pair in settings.env.get("SLUICE_ENCRYPTION_KEYS", "").split():
         key_id, sep, value = pair.partition("=")
@@ -64,7 +67,10 @@ def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Sto
             max_batch=settings.runtime.max_batch,
         )
     if settings.store.startswith(("postgresql://", "postgres://")):
-        from sluice.store.postgres import PostgresStore  # only deployments that use it pay
+        try:  # asyncpg is the ``postgres`` extra: only deployments that use it pay
+            from sluice.store.postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            raise MissingExtraError("store: a postgresql:// URL", "postgres", "asyncpg") from exc
 
         return PostgresStore(settings.store, codec=codec, max_batch=settings.runtime.max_batch)
     raise ConfigError(

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -222,3 +223,31 @@ def load_settings(app_dir: Path, environ: Mapping[str, str] | None = None) -> Ap
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{path}: the top level must be a mapping")
     return parse_settings(raw, app_dir, environ)
+
+
+def own_addresses(settings: AppSettings) -> list[str]:
+    """The hosts (and ``host:port``) of the app's own configuration: the store, the KV, and
+    every ``base_url`` of its sections (model endpoints, gateway upstreams). Logs show them
+    unmasked: they are the operator's, not payload data."""
+    urls = [settings.store, settings.kv]
+
+    def collect(node: object) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == "base_url" and isinstance(value, str):
+                    urls.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(settings.extra)
+    found: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.hostname:
+            found.append(parts.hostname)
+            if parts.port:
+                found.append(f"{parts.hostname}:{parts.port}")
+    return found

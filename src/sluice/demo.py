@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 
+from sluice.examples import working_copy
 from sluice.models.metrics import accuracy, macro_f1, percentile
 from sluice.testing import free_port, wait_ready
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 SLUICE = [sys.executable, "-m", "sluice"]
 
 
@@ -172,11 +172,15 @@ async def drive(url: str, key: str, proc: subprocess.Popen[bytes], args: argpars
 def main() -> None:
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", type=Path, default=EXAMPLE)
+    # From a source checkout the repository's examples/triage; from a wheel, a copy of the
+    # packaged example in the user's cache directory (training writes models into the app).
+    parser.add_argument("--app", type=Path, default=None)
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--repeats", type=float, default=0.3)
     args = parser.parse_args()
+    if args.app is None:
+        args.app = working_copy("triage")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     print(f"1/4 training what is missing ({args.app})")
     subprocess.run([*SLUICE, "train", str(args.app)], env=env, check=True)

@@ -55,6 +55,17 @@ class ConfigError(SluiceError):
         super().__init__(text)
 
 
+class MissingExtraError(ConfigError):
+    """The configuration needs a package of an optional extra that is not installed."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the {module!r} package, which is not installed:"
+            f" pip install 'sluicegate[{extra}]'"
+        )
+        self.extra = extra
+
+
 class WorkflowError(ConfigError):
     """A workflow definition that does not validate."""
 

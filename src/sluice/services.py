@@ -241,6 +241,10 @@ def build_services(
         ai = build_ai_services(settings, kv, breakers, reliability)
     workflows = list(workflows)
     ai = _with_prompts(settings, workflows, ai)
+    if "cascades" not in custom:  # a test's own cascades may name models the file does not
+        from sluice.steps.classify_checks import check_classify_steps
+
+        check_classify_steps(workflows, extra.get("models"), files=workflow_files(settings))
     guards = build_reliability_services(settings, workflows, kv)
     alerts = None
     if extra.get("alerts") is not None and "alerts" not in custom:
@@ -270,12 +274,12 @@ def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServic
         ai = replace(ai, prompts=prompts, generate=Generation(prompts, search))
     if any(step.uses == "generate" for workflow in workflows for step in workflow.steps):
         models = list(settings.extra.get("models") or {})
-        check_generate_steps(workflows, ai.prompts, models, files=_workflow_files(settings),
+        check_generate_steps(workflows, ai.prompts, models, files=workflow_files(settings),
                              search_path=search)  # fmt: skip
     return ai
 
 
-def _workflow_files(settings: AppSettings) -> dict[str, str]:
+def workflow_files(settings: AppSettings) -> dict[str, str]:
     """Workflow name -> its file, relative to the app (for load-time problems)."""
     import yaml
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 
-from sluice.telemetry.logs import JsonFormatter
+from sluice.config import load_settings, own_addresses
+from sluice.telemetry.logs import JsonFormatter, keep_unmasked
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:
@@ -49,3 +51,30 @@ def test_sluice_run_logs_json_without_pii(tmp_path: object) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = orjson.loads(out.stderr.strip())
     assert line == {**line, "msg": "dead: <EMAIL_1>", "event_id": "e9", "logger": "sluice.x"}
+
+
+def test_the_apps_own_addresses_stay_readable_while_payload_addresses_are_masked(
+    tmp_path: Path,
+) -> None:
+    """The store's, the KV's and the model endpoints' hosts are configuration, not PII."""
+    app = tmp_path / "app"
+    (app / "workflows").mkdir(parents=True)
+    (app / "sluice.yaml").write_text(
+        "store: postgresql://postgres@10.1.2.3:5432/test\n"
+        "kv: redis://10.1.2.4:6379/0\n"
+        "models: {remote: {kind: openai, base_url: 'http://10.1.2.5:8900/v1', labels: [a]}}\n"
+    )
+    keep = own_addresses(load_settings(app))
+    assert {"10.1.2.3:5432", "10.1.2.4:6379", "10.1.2.5:8900", "10.1.2.4"} <= set(keep)
+    try:
+        keep_unmasked(keep)
+        record = _record("redis at 10.1.2.4:6379/0 is away; ticket from 10.9.9.9 mail jo@x.io")
+        line = orjson.loads(JsonFormatter().format(record))
+        assert (
+            line["msg"]
+            == "redis at 10.1.2.4:6379/0 is away; ticket from <IP_ADDRESS_1> mail <EMAIL_1>"
+        )
+    finally:
+        keep_unmasked(())
+    masked = orjson.loads(JsonFormatter().format(_record("redis at 10.1.2.4:6379 is away")))
+    assert "10.1.2.4" not in masked["msg"]  # without the setting, as before: masked

@@ -90,3 +90,24 @@ def test_bad_arguments_are_clear_errors(make_app: MakeApp) -> None:
     since = sluice("costs", "--app", str(app_dir), "--since", "yesterday")
     assert since.returncode == 2
     assert "30m, 24h, 7d" in since.stderr
+
+
+async def _submit_unsampled(app_dir: Path) -> str:
+    async with SluiceApp.from_settings(load_settings(app_dir)) as app:
+        with app.telemetry.span("accept pair"):
+            event_id = await app.runtime.submit("pair", {"n": 1}, tenant="acme")
+        assert (await app.runtime.wait(event_id, 10)).state is EventState.DONE
+    return event_id
+
+
+async def test_an_unsampled_trace_names_the_setting_to_change(make_app: MakeApp) -> None:
+    """A trace that sampling left out says so, with the setting and its PostgreSQL default."""
+    config = CONFIG.replace(
+        "telemetry: {flush_ms: 20}", "telemetry: {flush_ms: 20, sample_ratio: 0}"
+    )
+    app_dir = make_app(config, {"pair.yaml": WORKFLOW})
+    event_id = await _submit_unsampled(app_dir)
+    shown = sluice("trace", event_id, "--app", str(app_dir))
+    assert shown.returncode == 2
+    assert "telemetry.sample_ratio is 0" in shown.stderr, shown.stderr
+    assert "set it to 1.0" in shown.stderr

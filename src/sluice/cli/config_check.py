@@ -176,6 +176,8 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
     from sluice.prompts.prompt_set import load_prompts
     from sluice.reliability.config import parse_spend
     from sluice.reliability.services import check_degrade_paths
+    from sluice.services import workflow_files
+    from sluice.steps.classify_checks import check_classify_steps
     from sluice.workflow.registry import WorkflowRegistry
 
     assert settings.workflows_dir is not None  # load_settings always sets it
@@ -190,7 +192,9 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
     except ConfigError:
         spend = None  # reported with the spend section
     models = settings.extra.get("models")
+    files = workflow_files(settings)
     problems += _raised(lambda: check_degrade_paths(spend, registry, models))
+    problems += _raised(lambda: check_classify_steps(list(registry), models, files=files))
     return problems, len(registry)
 
 
@@ -262,6 +266,26 @@ def check(
             typer.echo(problem)
         typer.echo(f"{len(report['problems'])} problem(s)", err=True)
     raise typer.Exit(0 if report["ok"] else 1)
+
+
+@config_app.command("schema")
+def schema(
+    workflow: Annotated[
+        bool, typer.Option("--workflow", help="The schema of a workflow file instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of sluice.yaml (or of a workflow file), for editors and CI."""
+    from sluice.cli.config_schema import app_schema, workflow_schema
+
+    print_json(workflow_schema() if workflow else app_schema())
+
+
+@config_app.command("reference")
+def reference() -> None:
+    """Print the configuration reference (docs/configuration.md) generated from the schema."""
+    from sluice.cli.config_schema import reference as render
+
+    typer.echo(render(), nl=False)
 
 
 def register(app: typer.Typer) -> None:

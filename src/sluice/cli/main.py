@@ -13,6 +13,7 @@ import typer
 
 # Modules under sluice.cli that contribute commands, in help order.
 _COMMAND_MODULES = (
+    "init",
     "runtime",
     "apikeys",
     "quarantine",

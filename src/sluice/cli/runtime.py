@@ -13,13 +13,13 @@ import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, JsonAlways, JsonFlag, fail, print_json, with_store
-from sluice.config import AppSettings, load_settings
+from sluice.config import AppSettings, load_settings, own_addresses
 from sluice.errors import NotFoundError, SluiceError
 from sluice.ingress.http import run_view
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import IngressSettings, parse_ingress
 from sluice.store.base import EventState
-from sluice.telemetry.logs import configure_logging
+from sluice.telemetry.logs import configure_logging, keep_unmasked
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
@@ -34,6 +34,15 @@ LogFormat = Annotated[
         help="text (for people) or json (one object a line).",
     ),
 ]
+
+
+def _one_app_dir(positional: Path, option: Path | None) -> Path:
+    """The app directory given positionally (or by SLUICE_APP) or by ``--app``, not both."""
+    if option is None:
+        return positional
+    if positional != Path() and positional.resolve() != option.resolve():
+        raise fail(ValueError(f"two app directories given: {positional} and --app {option}"))
+    return option
 
 
 def serve(
@@ -108,6 +117,10 @@ def serve(
             "a supervisor replaces any that dies.",
         ),
     ] = 1,
+    app_option: Annotated[
+        Path | None,
+        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+    ] = None,
     log_format: LogFormat = "text",
 ) -> None:
     """Serve the HTTP API, with the worker pools in the same process by default.
@@ -122,7 +135,8 @@ def serve(
 
     configure_logging(log_format)
     try:
-        settings = load_settings(app_dir)
+        settings = load_settings(_one_app_dir(app_dir, app_option))
+        keep_unmasked(own_addresses(settings))
         limits = server_limits(
             (settings.extra.get("ingress") or {}).get("server"),
             max_in_flight=limit_concurrency,
@@ -192,6 +206,25 @@ def _serve_one(
     return 0 if server.started else 3
 
 
+async def _serve_worker_metrics(app: SluiceApp, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve the worker's metrics and health routes until ``stop`` is set."""
+    import uvicorn
+
+    from sluice.asgi import create_worker_http_app
+    from sluice.ingress.server import SignalFreeServer
+
+    config = uvicorn.Config(
+        create_worker_http_app(app), host=host, port=port, log_config=None, lifespan="off",
+        access_log=False,
+    )  # fmt: skip
+    server = SignalFreeServer(config)
+    task = asyncio.create_task(server.serve(), name="worker-metrics")
+    typer.echo(f"worker metrics on http://{host}:{port}/metrics")
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
 def worker(
     app_dir: Annotated[
         Path, typer.Argument(envvar="SLUICE_APP", help="App directory (holds sluice.yaml).")
@@ -206,9 +239,23 @@ def worker(
             envvar="SLUICE_CONCURRENCY", help="Override the pool's concurrency in this process."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="SLUICE_METRICS_PORT",
+            help="Serve /metrics, /healthz and /readyz on this port (0: no HTTP at all).",
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="SLUICE_METRICS_HOST", help="Interface of the metrics port.")
+    ] = "127.0.0.1",
+    app_option: Annotated[
+        Path | None,
+        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+    ] = None,
     log_format: LogFormat = "text",
 ) -> None:
-    """Run worker pools only (no HTTP), until interrupted.
+    """Run worker pools only (no API), until interrupted.
 
     Every option can be set instead by its environment variable (SLUICE_<OPTION>, shown
     beside it; SLUICE_POOL takes names separated by spaces); an option on the command line
@@ -216,8 +263,11 @@ def worker(
     """
     configure_logging(log_format)
 
+    app_dir = _one_app_dir(app_dir, app_option)
+
     async def main() -> None:
         settings = load_settings(app_dir)
+        keep_unmasked(own_addresses(settings))
         pools = pool or list(settings.pools)
         caps = dict.fromkeys(pools, concurrency) if concurrency else None
         app = SluiceApp.from_settings(settings, run_pools=pools, concurrency=caps)
@@ -229,7 +279,10 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         async with app:
             typer.echo(f"worker {app.runtime.owner} running pools: {', '.join(pools)}")
-            await stop.wait()
+            if metrics_port:
+                await _serve_worker_metrics(app, metrics_host, metrics_port, stop)
+            else:
+                await stop.wait()
         typer.echo("worker stopped")
 
     try:

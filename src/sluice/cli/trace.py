@@ -24,6 +24,23 @@ def register(app: typer.Typer) -> None:
     app.command("trace")(trace)
 
 
+def _why_none(app: SluiceApp) -> str:
+    """Why a trace may have no spans, with the setting that changes it."""
+    settings = app.telemetry.settings
+    if not settings.tracing:
+        return "tracing is off (telemetry: {tracing: true} in sluice.yaml turns it on)"
+    if not settings.local_spans:
+        return "spans are not stored here (telemetry.local_spans is false; see the collector)"
+    reasons = f"spans expire after telemetry.span_ttl_s ({settings.span_ttl_s:g} s)"
+    if settings.sample_ratio < 1:
+        return (
+            f"this trace may not have been sampled: telemetry.sample_ratio is"
+            f" {settings.sample_ratio:g} (the default on PostgreSQL is 0.1; set it to 1.0 to"
+            f" keep every trace), or {reasons}"
+        )
+    return f"the event may predate tracing, or {reasons}"
+
+
 def trace(
     event_id: Annotated[str, typer.Argument(help="An event id, or a trace id.")],
     app_dir: AppDir = Path(),
@@ -39,9 +56,7 @@ def trace(
             raise NotFoundError(f"no trace for {event_id!r}: not an event id or trace id here")
         spans = await app.store.trace_spans(trace_id)
         if not spans:
-            raise NotFoundError(
-                f"no spans stored for trace {trace_id} (tracing off, not sampled, or purged)"
-            )
+            raise NotFoundError(f"no spans stored for trace {trace_id}: {_why_none(app)}")
         if as_json:
             print_json({"trace_id": trace_id, "spans": waterfall.as_json(spans)})
             return

@@ -32,9 +32,11 @@ from typing import Any
 import yaml
 
 from sluice.errors import ConfigError
+from sluice.examples import example_dir, working_copy
 
-#: The reference triage app of the repository.
-EXAMPLE_TRIAGE = Path(__file__).resolve().parents[3] / "examples" / "triage"
+#: The reference triage app: the repository's in a source checkout, else a copy of the packaged
+#: example in the user's cache directory (the drills train and index into it).
+EXAMPLE_TRIAGE = example_dir("triage")
 
 #: Per-token list prices of a small hosted chat model (USD per 1,000 tokens, as published
 #: for gpt-4o-mini): what a call of the ``llm`` tier costs unless the caller says otherwise.
@@ -59,7 +61,7 @@ def llm_triage_app(
     dest: Path,
     llm_base_url: str,
     *,
-    source: Path = EXAMPLE_TRIAGE,
+    source: Path | None = None,
     llm_threshold: float = 0.5,
     local_tiers: int | None = None,
     llm_prices: Mapping[str, float] = LLM_PRICES,
@@ -88,6 +90,7 @@ def llm_triage_app(
     if not 0.0 <= llm_threshold <= 1.0:
         raise ConfigError(f"llm_threshold must be within 0..1, got {llm_threshold!r}")
     llm = llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    source = working_copy("triage") if source is None else source
     config, flow = _load(source)
     link_shared(dest, source)
     config["models"][LLM_MODEL] = llm
@@ -117,7 +120,7 @@ def naive_triage_app(
     dest: Path,
     llm_base_url: str,
     *,
-    source: Path = EXAMPLE_TRIAGE,
+    source: Path | None = None,
     concurrency: int = 32,
     queue_limit: int = 2500,
     retries: int = 3,
@@ -140,6 +143,7 @@ def naive_triage_app(
             [f"concurrency={concurrency}", f"queue_limit={queue_limit}", f"retries={retries}"],
         )
     llm = llm_entry(llm_base_url, llm_timeout_s, llm_max_connections)
+    source = working_copy("triage") if source is None else source
     config, flow = _load(source)
     link_shared(dest, source)
     config["pools"] = {"shared": {"concurrency": concurrency, "queue_limit": queue_limit}}

@@ -29,6 +29,7 @@ from sluice.app import SluiceApp
 from sluice.errors import (
     AdmissionError,
     AuthError,
+    ConfigError,
     IdempotencyConflictError,
     InvalidInputError,
     NotFoundError,
@@ -36,6 +37,7 @@ from sluice.errors import (
     SluiceError,
 )
 from sluice.ids import new_event_id
+from sluice.ingress.apikeys import is_operator
 from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta
 from sluice.ingress.intake import Ingress
 from sluice.ingress.limits import (
@@ -46,6 +48,7 @@ from sluice.ingress.limits import (
     read_json,
 )
 from sluice.ingress.problems import problem
+from sluice.ingress.reload import reload_ingress
 from sluice.ingress.router_errors import CLIENT_CLOSED
 from sluice.ingress.status import status_document
 from sluice.store.base import EventRecord, EventState, Receipt
@@ -434,6 +437,28 @@ async def index_items(request: Request) -> Response:
     return _json(counts)
 
 
+async def reload_config(request: Request) -> Response:
+    """``POST /v1/admin/reload`` (operator keys): re-read the app's configuration and apply
+    its ingress part; 422 with every problem, and nothing changed, when it is invalid."""
+    _, ingress = _parts(request)
+    cid = request.state.cid
+    try:
+        check_single(request.headers.raw)
+        key = await ingress.auth.authenticate(request.headers.get("authorization"))
+    except SluiceError as exc:
+        return _refusal(exc, cid)
+    if not is_operator(key):
+        return problem(403, "forbidden", "Forbidden", "reloading needs an operator key",
+                       correlation_id=cid)  # fmt: skip
+    try:
+        changes = reload_ingress(ingress)
+    except ConfigError as exc:
+        return problem(422, "invalid-config", "Invalid Configuration",
+                       "the configuration was not reloaded; the current one stays",
+                       errors=exc.problems or [str(exc)], correlation_id=cid)  # fmt: skip
+    return _json({"reloaded": True, "changes": changes})
+
+
 async def openapi(request: Request) -> Response:
     """``GET /openapi.json``: every route and every status it answers."""
     return _json(request.app.state.openapi)
@@ -451,5 +476,6 @@ ROUTES = [
 #: Routes after ``/metrics`` in the app (the order of today's OpenAPI document's paths).
 LATE_ROUTES = [
     Route("/v1/indexes/{name}/items", index_items, methods=["POST"]),
+    Route("/v1/admin/reload", reload_config, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

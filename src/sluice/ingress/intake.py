@@ -86,23 +86,12 @@ class Ingress:
         recent_receipts: int = 50_000,
     ) -> None:
         self.app = app
-        self.settings = settings
         self._acceptor = app.runtime.acceptor
         self.auth = ApiKeyAuth(app.store)
-        self._policy = RatePolicy(settings.rate_limits)
-        self._policy.check_workflows({wf.name for wf in app.registry})
         # Buckets live in the app's KV: in-process by default, shared through Redis if set.
         self._limiter = limiter or KVRateLimiter(app.kv)
-        self._sources: dict[str, _Source] = {}
+        self.settings, self._policy, self._sources = settings, *self._compile(settings)
         problems: list[str] = []
-        for name, src in settings.sources.items():
-            try:
-                app.registry.get(src.workflow)
-                self._sources[name] = _Source(
-                    src, WebhookVerifier(src.secrets), SourceMapping(src.mapping)
-                )
-            except (NotFoundError, ConfigError) as exc:
-                problems.append(f"sources.{name}: {exc}")
         self._masking: dict[tuple[str, str], _Masking | None] = {}
         for wf in app.registry:
             try:
@@ -116,6 +105,57 @@ class Ingress:
         self._recent_size = recent_receipts
         # Idempotency keys (with the body's hash) being accepted right now.
         self._in_flight: SingleFlight[tuple[str, str, str], Receipt] = SingleFlight()
+
+    def _compile(self, settings: IngressSettings) -> tuple[RatePolicy, dict[str, _Source]]:
+        """The rate policy and the sources of ``settings``, or every problem at once."""
+        problems: list[str] = []
+        policy: RatePolicy | None = None
+        try:
+            policy = RatePolicy(settings.rate_limits)
+            policy.check_workflows({wf.name for wf in self.app.registry})
+        except ConfigError as exc:
+            problems.extend(exc.problems or [str(exc)])
+        sources: dict[str, _Source] = {}
+        for name, src in settings.sources.items():
+            try:
+                self.app.registry.get(src.workflow)
+                sources[name] = _Source(
+                    src, WebhookVerifier(src.secrets), SourceMapping(src.mapping)
+                )
+            except (NotFoundError, ConfigError) as exc:
+                problems.append(f"sources.{name}: {exc}")
+        if problems or policy is None:
+            raise ConfigError("invalid ingress configuration", problems)
+        return policy, sources
+
+    def reload(self, settings: IngressSettings) -> list[str]:
+        """Apply new ingress settings (sources and their mappings and secrets, rate limits,
+        body limits, the idempotency window) to the requests that arrive from now on.
+
+        Everything is checked before anything changes: on a problem :class:`ConfigError` is
+        raised and the settings in force stay. Returns what changed, one line per change.
+        """
+        policy, sources = self._compile(settings)
+        old = self.settings
+        changes = [
+            f"sources.{name}: {'added' if name not in old.sources else 'removed'}"
+            for name in sorted(set(old.sources) ^ set(settings.sources))
+        ]
+        changes += [
+            f"sources.{name}: changed"
+            for name in sorted(set(old.sources) & set(settings.sources))
+            if old.sources[name] != settings.sources[name]
+        ]
+        if old.rate_limits != settings.rate_limits:
+            changes.append("rate_limits: changed")
+        if old.limits != settings.limits:
+            changes.append("ingress limits: changed")
+        if old.idempotency_window_s != settings.idempotency_window_s:
+            changes.append("ingress.idempotency_window_s: changed")
+        # One assignment each, between two awaits of nothing: a request sees the old settings
+        # or the new ones, never a mix of a new source with an old policy.
+        self.settings, self._policy, self._sources = settings, policy, sources
+        return changes
 
     def _build_masking(self, wf: Workflow) -> _Masking | None:
         spec = wf.extra.get("pii")

@@ -251,6 +251,36 @@ def openapi_document(
             ),
         }
     }
+    paths["/v1/admin/reload"] = {
+        "post": {
+            "summary": "Reload the configuration of the way in (sources, rate limits, limits)",
+            "operationId": "reload_config",
+            "security": _SECURITY,
+            "responses": _responses(
+                400,
+                401,
+                403,
+                422,
+                ok={
+                    "200": {
+                        "description": "reloaded",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["reloaded", "changes"],
+                                    "properties": {
+                                        "reloaded": {"type": "boolean"},
+                                        "changes": {"type": "array", "items": {"type": "string"}},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            ),
+        }
+    }
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics",

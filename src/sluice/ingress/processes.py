@@ -55,6 +55,8 @@ class Supervisor:
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT, then stop the children and wait for them."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        # SIGHUP reloads the configuration: every serving process reloads its own.
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._forward)
         code = 0
         try:
             for _ in range(self.processes):
@@ -90,14 +92,19 @@ class Supervisor:
             code = 1
             try:
                 os.setpgid(0, 0)
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)  # uvicorn and the app install their own
                 code = self._serve_one()
             except BaseException:
                 log.exception("serving process failed")
             finally:
                 os._exit(code)
         self._children[pid] = time.monotonic()
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):  # it has just exited
+                os.kill(pid, signum)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True

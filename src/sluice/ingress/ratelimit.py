@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.config import unknown_problems
 from sluice.errors import ConfigError
 from sluice.kv.limiter import Rate, RateLimiter
 
@@ -42,6 +43,10 @@ class Bucket:
     key: str
     rate: Rate
     scope: str  # "tenant" or "workflow", for the refusal's message
+
+
+#: The settings of one bucket.
+_RATE_KEYS = ("rate", "burst")
 
 
 class RatePolicy:
@@ -88,6 +93,8 @@ class RatePolicy:
     def _rate(value: Any, where: str, problems: list[str]) -> Rate | None:
         if value is None:
             return None
+        if isinstance(value, Mapping):
+            problems.extend(unknown_problems(value, _RATE_KEYS, f"{where}.", "setting"))
         try:
             rate = Rate(float(value["rate"]), float(value.get("burst", value["rate"])))
         except (TypeError, KeyError, ValueError, AttributeError):

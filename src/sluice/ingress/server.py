@@ -26,9 +26,10 @@ uvicorn's ``timeout_keep_alive`` (``keep_alive_s``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
@@ -431,3 +432,13 @@ __all__ = [
     "server_config",
     "server_limits",
 ]
+
+
+class SignalFreeServer(uvicorn.Server):
+    """uvicorn's server without its signal handlers, for a server beside other work in one
+    loop (a worker's metrics port): the process's own SIGTERM/SIGINT handlers stop it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave the process's signal handlers alone."""
+        yield

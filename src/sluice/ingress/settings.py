@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice.config import AppSettings
+from sluice.config import AppSettings, unknown_problems
 from sluice.errors import ConfigError
 from sluice.ingress.limits import Limits
 from sluice.ingress.ratelimit import RatePolicy
@@ -51,6 +51,11 @@ class IngressSettings:
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
 
 
+#: The keys of the ingress section and of one source.
+_INGRESS_KEYS = ("max_body_bytes", "max_depth", "max_fields", "idempotency_window_s", "server")
+_SOURCE_KEYS = ("workflow", "tenant", "secrets", "secrets_env", "mapping")
+
+
 def _positive(raw: Mapping[str, Any], key: str, default: float, problems: list[str]) -> float:
     value = raw.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
@@ -70,12 +75,14 @@ def parse_ingress(settings: AppSettings) -> IngressSettings:
         max_fields=int(_positive(raw, "max_fields", base.max_fields, problems)),
     )
     window = _positive(raw, "idempotency_window_s", 86_400.0, problems)
+    problems += unknown_problems(raw, _INGRESS_KEYS, "ingress.", "setting")
     sources: dict[str, SourceSettings] = {}
     for name, spec in (settings.extra.get("sources") or {}).items():
         where = f"sources.{name}"
         if not isinstance(spec, Mapping):
             problems.append(f"{where}: must be a mapping")
             continue
+        problems += unknown_problems(spec, _SOURCE_KEYS, f"{where}.", "setting")
         secrets = list(spec.get("secrets") or [])
         env_name = spec.get("secrets_env")
         if env_name:

