@@ -1,58 +1,77 @@
-"""Outbound HTTP for steps and alerts: an allowlist of hosts, named secrets, one pooled session."""
+"""Outbound HTTP for steps and alerts: the app's egress policy, named secrets, one session.
+
+The policy (:mod:`sluice.outbound.policy`) comes from the ``outbound:`` section; the older
+``egress: {allow: [...], timeout_s: N}`` section is still read, its hosts added to
+``outbound.allow``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from sluice.config import AppSettings
 from sluice.errors import ConfigError
+from sluice.outbound.policy import EgressDeniedError, EgressPolicy
 from sluice.outbound.sessions import client_session
 
 
 def allowed(url: str, allowlist: Collection[str]) -> bool:
-    """Whether ``url``'s host (or host:port) is on the allowlist."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Whether ``url`` is well formed and its host (or host:port) is on ``allowlist`` (the
+    allowlist step of the egress policy only: the addresses are checked at connection)."""
+    policy = EgressPolicy(allow=frozenset(allowlist))
+    try:
+        target = policy.admit(url, check_allowlist=False)
+    except EgressDeniedError:
         return False
-    host = parts.hostname
-    return host in allowlist or f"{host}:{parts.port}" in allowlist
+    return policy.allows(target.host, target.port)
+
+
+def app_policy(settings: AppSettings) -> EgressPolicy:
+    """The app's egress policy: the ``outbound:`` section, plus the hosts of the older
+    ``egress.allow`` list."""
+    raw: Any = settings.extra.get("egress") or {}
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("allow", []), list):
+        raise ConfigError("egress: expected {allow: [host or host:port, ...]}")
+    outbound: Any = settings.extra.get("outbound")
+    if "timeout_s" in raw and isinstance(outbound, Mapping | None):
+        outbound = {"timeout_s": raw["timeout_s"], **(outbound or {})}
+    return EgressPolicy.from_config(outbound, extra_allow=[str(h) for h in raw.get("allow", [])])
 
 
 @dataclass
 class Egress:
-    """The ``egress`` service: which hosts steps may call, and with which secrets."""
+    """The ``egress`` service: the app's egress policy, the secrets steps may name, and the
+    session steps and alert posts call through (every request admitted by the policy)."""
 
-    allow: frozenset[str] = frozenset()
+    policy: EgressPolicy = field(default_factory=EgressPolicy)
     secrets: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 10.0
     max_connections: int = 64
     _session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings: AppSettings) -> Egress:
-        """Read ``egress: {allow: [...], timeout_s: N}``; secrets are the SLUICE_* variables."""
-        raw: Any = settings.extra.get("egress") or {}
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("allow", []), list):
-            raise ConfigError("egress: expected {allow: [host or host:port, ...]}")
-        return cls(
-            allow=frozenset(str(h) for h in raw.get("allow", [])),
-            secrets=dict(settings.env),
-            timeout_s=float(raw.get("timeout_s", 10.0)),
-        )
+        """The app's policy (``outbound:``, ``egress:``); secrets are the SLUICE_* variables."""
+        return cls(policy=app_policy(settings), secrets=dict(settings.env))
+
+    @property
+    def allow(self) -> frozenset[str]:
+        """The app's allowlist (host or host:port patterns)."""
+        return self.policy.allow
+
+    @property
+    def timeout_s(self) -> float:
+        """The default time bound of one call."""
+        return self.policy.timeout_s
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
-            self._session = client_session(
-                self.max_connections,
-                per_host=False,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            )
+            self._session = client_session(self.max_connections, policy=self.policy,
+                                           per_host=False)  # fmt: skip
         return self._session
 
     async def aclose(self) -> None:
