@@ -42,6 +42,34 @@ def app_policy(settings: AppSettings) -> EgressPolicy:
     return EgressPolicy.from_config(outbound, extra_allow=[str(h) for h in raw.get("allow", [])])
 
 
+def configured_endpoints(settings: AppSettings) -> dict[str, str]:
+    """``host:port`` of each configured model and AI gateway endpoint -> where it is set
+    (``models.llm``, ``gateway.models.chat[0]``): each client may reach its own endpoint."""
+    found: dict[str, str] = {}
+    candidates: list[tuple[str, Any]] = []
+    models = settings.extra.get("models")
+    if isinstance(models, Mapping):
+        candidates += [(f"models.{name}", entry) for name, entry in models.items()]
+    gateway = settings.extra.get("gateway")
+    groups = gateway.get("models") if isinstance(gateway, Mapping) else None
+    if isinstance(groups, Mapping):
+        for group, deployments in groups.items():
+            if isinstance(deployments, list):
+                candidates += [
+                    (f"gateway.models.{group}[{i}]", d) for i, d in enumerate(deployments)
+                ]
+    for where, entry in candidates:
+        url = entry.get("base_url") if isinstance(entry, Mapping) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            target = EgressPolicy().admit(url, check_allowlist=False)
+        except EgressDeniedError:
+            continue  # the section's own check reports it
+        found.setdefault(f"{target.host}:{target.port}", where)
+    return found
+
+
 @dataclass
 class Egress:
     """The ``egress`` service: the app's egress policy, the secrets steps may name, and the
