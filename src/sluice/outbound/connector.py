@@ -41,8 +41,12 @@ class PolicyConnector(aiohttp.TCPConnector):
         if self._proxy is not None and (host, port) == self._proxy:
             # The proxy is the operator's choice, often on a private address: not checked.
             return await super()._resolve_host(host, port, traces)
-        name = host[:-1] if host.endswith(".") else host
-        addresses = await self.policy.resolve(name.lower(), port)
+        name = (host[:-1] if host.endswith(".") else host).lower()
+        # The request hooks checked the URL against the allowlist (with the tenant's); this
+        # check, of the app's and every tenant's hosts, holds even for a request they missed.
+        if not self.policy.allows_any(name, port):
+            raise EgressDeniedError(f"{name}:{port}", f"{name}:{port} is not on the allowlist")
+        addresses = await self.policy.resolve(name, port)
         return [
             {
                 "hostname": host, "host": address, "port": port,
@@ -54,20 +58,24 @@ class PolicyConnector(aiohttp.TCPConnector):
 
 
 def policy_trace(policy: EgressPolicy) -> aiohttp.TraceConfig:
-    """Trace hooks that admit every request and redirect hop (``trace_request_ctx={"tenant":
-    ...}`` adds that tenant's allowlist) and refuse more than ``max_redirects`` redirects."""
+    """Trace hooks that admit the request's URL and each redirect's target before it is
+    followed (``trace_request_ctx={"tenant": ...}`` adds that tenant's allowlist), and refuse
+    more than ``max_redirects`` redirects."""
     trace = aiohttp.TraceConfig()
+
+    async def admit(url: URL, ctx: SimpleNamespace) -> None:
+        asked = ctx.trace_request_ctx
+        tenant = asked.get("tenant") if isinstance(asked, Mapping) else None
+        target = policy.admit(url, tenant)
+        if policy.proxy:  # the proxy connects by name: its addresses are checked here
+            await policy.resolve(target.host, target.port, shown=str(url))
 
     async def on_request_start(
         session: aiohttp.ClientSession,
         ctx: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        asked = ctx.trace_request_ctx
-        tenant = asked.get("tenant") if isinstance(asked, Mapping) else None
-        target = policy.admit(params.url, tenant)
-        if policy.proxy:
-            await policy.resolve(target.host, target.port, shown=str(params.url))
+        await admit(params.url, ctx)
 
     async def on_request_redirect(
         session: aiohttp.ClientSession,
@@ -75,10 +83,20 @@ def policy_trace(policy: EgressPolicy) -> aiohttp.TraceConfig:
         params: aiohttp.TraceRequestRedirectParams,
     ) -> None:
         ctx.redirects = getattr(ctx, "redirects", 0) + 1
+        location = params.response.headers.get("location")
         if ctx.redirects > policy.max_redirects:
-            where = params.response.headers.get("location", "?")
             limit = policy.max_redirects
-            raise EgressDeniedError(str(params.url), f"redirect to {where} after {limit} redirects")
+            raise EgressDeniedError(
+                str(params.url), f"redirect to {location} after {limit} redirects"
+            )
+        if location is None:
+            return  # aiohttp follows nothing
+        try:
+            following = params.response.url.join(URL(location))
+        except ValueError:
+            return  # aiohttp refuses it as not a URL
+        if following.scheme in ("http", "https"):  # others aiohttp refuses itself
+            await admit(following, ctx)
 
     trace.on_request_start.append(on_request_start)
     trace.on_request_redirect.append(on_request_redirect)

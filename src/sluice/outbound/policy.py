@@ -310,9 +310,11 @@ class EgressPolicy:
             if key not in raw:
                 continue
             value = raw[key]
-            low = 0 if key == "max_redirects" else 1
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-                problems.append(f"{where}.{key}: must be a number >= {low}, got {value!r}")
+            low = {"timeout_s": 0.0, "max_response_bytes": 1, "max_redirects": 0}[key]
+            bad = isinstance(value, bool) or not isinstance(value, int | float)
+            if bad or value < low or (key == "timeout_s" and value == 0):
+                sign = ">" if key == "timeout_s" else ">="
+                problems.append(f"{where}.{key}: must be a number {sign} {low}, got {value!r}")
             elif kind is int and not isinstance(value, int):
                 problems.append(f"{where}.{key}: must be an integer, got {value!r}")
             else:
@@ -397,6 +399,12 @@ class EgressPolicy:
         if tenant is not None and tenant in self.tenants:
             patterns = (*self.allow, *self.tenants[tenant])
         return any(_pattern_matches(p, host, port) for p in patterns)
+
+    def allows_any(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` is on the app's allowlist or any tenant's."""
+        return self.allows(host, port) or any(
+            _pattern_matches(p, host, port) for hosts in self.tenants.values() for p in hosts
+        )
 
     # step 2: the addresses ----------------------------------------------------------------------
     def address_denial(self, address: IPAddress) -> str | None:
