@@ -22,9 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from sluice.errors import StepError
+from sluice.models.openai_client import ClientSettings, OpenAIClient
+from sluice.outbound.egress import Egress
 from sluice.outbound.http1 import Http1Pool
 from sluice.outbound.policy import EgressDeniedError, EgressPolicy
 from sluice.outbound.sessions import client_session
+from sluice.outbound.upstream import Upstream, UpstreamError
 
 from .ssrf import LocalResolver
 
@@ -64,6 +68,15 @@ async def serve() -> AsyncIterator[Start]:
                 await asyncio.sleep(3)
             if request.path == "/chat/completions":
                 return web.json_response({"ok": True})
+            if request.path == "/big":
+                return web.Response(body=b"x" * 5000)
+            if request.path == "/chunked":  # no content-length: the size shows while reading
+                response = web.StreamResponse()
+                await response.prepare(request)
+                for _ in range(5):
+                    await response.write(b"x" * 1000)
+                await response.write_eof()
+                return response
             return web.Response(text="ok")
 
         app = web.Application()
@@ -313,3 +326,59 @@ async def test_tls_keeps_the_name_while_connecting_to_the_address(
     assert await _get(policy, f"https://api.test:{local.port}/ok", ssl=client_tls) == (200, "ok")
     assert names == ["api.test"]
     assert local.seen.hits == [(f"api.test:{local.port}", "127.0.0.1", "/ok")]
+
+
+@dataclass(frozen=True)
+class _Deployment:
+    name: str
+    base_url: str
+    api_key: str | None = None
+    timeout_s: float = 5.0
+    max_connections: int = 2
+
+
+async def test_clients_without_an_allowance_never_reach_loopback(serve: Start) -> None:
+    """Model client, gateway relays and the steps' session, built without ``allow_private``:
+    every call to a loopback server is refused, never retried, and nothing arrives."""
+    local = await serve()
+    base = f"http://127.0.0.1:{local.port}"
+    async with OpenAIClient(ClientSettings(f"{base}/v1")) as client:
+        with pytest.raises(EgressDeniedError) as refused:
+            await client.chat("m", [{"role": "user", "content": "hi"}])
+    assert refused.value.reason == "127.0.0.1: loopback address"
+    assert not refused.value.retryable
+    upstream = Upstream(_Deployment("d", base), 1 << 16)
+    await upstream.start()
+    try:
+        with pytest.raises(UpstreamError, match="loopback address"):
+            await upstream.complete(b"{}")
+        with pytest.raises(UpstreamError, match="loopback address"):
+            await upstream.open_stream(b"{}")
+    finally:
+        await upstream.aclose()
+    egress = Egress()
+    try:
+        with pytest.raises(EgressDeniedError, match="loopback address"):
+            await egress.session().post(f"{base}/hook", data=b"{}")
+    finally:
+        await egress.aclose()
+    assert local.seen.hits == []
+
+
+@pytest.mark.parametrize("path", ["/big", "/chunked"])
+async def test_answers_are_bounded_in_size(serve: Start, path: str) -> None:
+    """A step reading an answer past ``max_response_bytes`` gets a StepError, whether the
+    size was announced or only shows while reading."""
+    local = await serve()
+    policy = _policy(LocalResolver({"api.test": ["127.0.0.1"]}), ["api.test"],
+                     max_response_bytes=1000)  # fmt: skip
+    egress = Egress(policy)
+    try:
+        async with egress.session().get(f"http://api.test:{local.port}/ok") as response:
+            assert await egress.read(response) == b"ok"
+        async with egress.session().get(f"http://api.test:{local.port}{path}") as response:
+            with pytest.raises(StepError, match="exceeds 1000") as info:
+                await egress.read(response)
+        assert not info.value.retryable
+    finally:
+        await egress.aclose()

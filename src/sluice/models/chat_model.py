@@ -32,6 +32,7 @@ import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -341,6 +342,8 @@ class ChatModelBuilder:
         client = self._clients.get(key)
         if client is None:
             settings = ClientSettings(key[0], api_key=api_key, max_connections=connections)
+            if self.policy is not None:  # the app's bound on answers (outbound.max_response_bytes)
+                settings = replace(settings, max_response_bytes=self.policy.max_response_bytes)
             client = self._clients[key] = OpenAIClient(
                 settings, prices=self.prices, policy=self.policy
             )

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from sluice.config import AppSettings
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, StepError
 from sluice.outbound.policy import EgressDeniedError, EgressPolicy
 from sluice.outbound.sessions import client_session
 
@@ -28,6 +28,21 @@ def allowed(url: str, allowlist: Collection[str]) -> bool:
     except EgressDeniedError:
         return False
     return policy.allows(target.host, target.port)
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """``response``'s body, refused (StepError, not retryable) past ``limit`` bytes before
+    more than that is buffered."""
+    url = response.url
+    if response.content_length is not None and response.content_length > limit:
+        raise StepError(f"{url}: answer of {response.content_length} bytes exceeds {limit}",
+                        retryable=False)  # fmt: skip
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise StepError(f"{url}: answer exceeds {limit} bytes", retryable=False)
+    return bytes(body)
 
 
 def app_policy(settings: AppSettings) -> EgressPolicy:
@@ -101,6 +116,11 @@ class Egress:
             self._session = client_session(self.max_connections, policy=self.policy,
                                            per_host=False)  # fmt: skip
         return self._session
+
+    async def read(self, response: aiohttp.ClientResponse) -> bytes:
+        """A response's body, at most the policy's ``max_response_bytes`` (a larger one is a
+        StepError, not worth another try): steps read answers through this."""
+        return await read_bounded(response, self.policy.max_response_bytes)
 
     async def aclose(self) -> None:
         """Close the session."""
