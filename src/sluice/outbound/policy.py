@@ -37,6 +37,7 @@ Redirects are admitted hop by hop like the first request. ``sluice egress check 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -94,6 +95,10 @@ _DENIED: tuple[tuple[str, str], ...] = (
 _DENIED_NETS: tuple[tuple[IPNetwork, str], ...] = tuple(
     (ipaddress.ip_network(net), why) for net, why in _DENIED
 )
+_DENIED_BOUNDS: tuple[tuple[int, int, int, str], ...] = tuple(
+    (net.version, int(net.network_address), int(net.broadcast_address), why)
+    for net, why in _DENIED_NETS
+)
 # The whole IPv6 space outside 2000::/3 is unassigned or special: refused as reserved.
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 #: The ``allow_private`` entries of local development: this machine's loopback addresses.
@@ -106,9 +111,9 @@ class EgressDeniedError(StepError):
     """The egress policy refused an outbound call; ``reason`` says why. Never retryable: the
     same URL is refused the same way next time."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str | URL, reason: str) -> None:
         super().__init__(f"egress denied for {url}: {reason}", retryable=False)
-        self.url = url
+        self.url = str(url)
         self.reason = reason
 
 
@@ -142,6 +147,8 @@ class Target:
     @property
     def literal(self) -> IPAddress | None:
         """The host as an IP address, when it is written as one."""
+        if ":" not in self.host and not self.host.replace(".", "").isdigit():
+            return None  # a name: spare the parser's exception
         try:
             return ipaddress.ip_address(self.host)
         except ValueError:
@@ -169,19 +176,33 @@ class Decision:
 
 def address_denial(address: IPAddress, allow_private: Iterable[IPNetwork] = ()) -> str | None:
     """Why ``address`` may not be called, or None when it may."""
-    if any(address.version == net.version and address in net for net in allow_private):
-        return None
-    for net, why in _DENIED_NETS:
-        if address.version == net.version and address in net:
+    version, number = address.version, int(address)
+    for net in allow_private:
+        if net.version == version and _low(net) <= number <= _high(net):
+            return None
+    # Integer bounds rather than ``address in network``: the check runs on every connection
+    # (and every request's URL, when written as an address), and this is ~20 times cheaper.
+    for net_version, low, high, why in _DENIED_BOUNDS:
+        if net_version == version and low <= number <= high:
             return why
-    if address.version == 6 and address not in _GLOBAL_UNICAST:
+    if version == 6 and not _low(_GLOBAL_UNICAST) <= number <= _high(_GLOBAL_UNICAST):
         return "reserved IPv6 address (outside 2000::/3)"
     return None
+
+
+def _low(net: IPNetwork) -> int:
+    return int(net.network_address)
+
+
+def _high(net: IPNetwork) -> int:
+    return int(net.broadcast_address)
 
 
 def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
     """What ``inet_aton`` makes of a host written in the legacy numeric forms (decimal,
     octal, hex, one to four parts), or None when it is not one of them."""
+    if not host[:1].isdigit():  # every numeric form starts with a digit (hex with "0x")
+        return None
     parts = host.split(".")
     if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.fullmatch(p) for p in parts):
         return None
@@ -200,6 +221,36 @@ def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
     for index, value in enumerate(head):
         number += value << (8 * (3 - index))
     return ipaddress.IPv4Address(number)
+
+
+# Hosts repeat (the same endpoints, call after call): their analysis is kept, bounded.
+@functools.lru_cache(maxsize=4096)
+def _host_form(host: str) -> tuple[IPAddress | None, str | None]:
+    """The host as an address when written as one, and why its form is refused, if it is."""
+    if ":" in host:
+        return _ipv6(host), None  # yarl accepts only valid IPv6 between brackets
+    numeric = _numeric_ipv4(host)
+    if numeric is not None:
+        if str(numeric) != host:
+            return None, f"{host!r} is a non-canonical IPv4 form (it reads as {numeric})"
+        return numeric, None
+    if not all(_LABEL.fullmatch(p) for p in host.split(".")):
+        return None, f"{host!r} is not a valid host name"
+    if host.rsplit(".", 1)[-1].isdigit():
+        return None, f"{host!r} ends in a numeric label"
+    return None, None
+
+
+@functools.lru_cache(maxsize=4096)
+def _denial(address: IPAddress, allow_private: tuple[IPNetwork, ...]) -> str | None:
+    return address_denial(address, allow_private)
+
+
+def _ipv6(host: str) -> ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.IPv6Address(host)
+    except ValueError:
+        return None
 
 
 def _pattern_matches(pattern: str, host: str, port: int) -> bool:
@@ -344,7 +395,7 @@ class EgressPolicy:
         """The URL's endpoint, if its form is unambiguous, its host on the allowlist (for
         ``tenant``, when given) and, when written as an address, that address allowed; an
         :class:`EgressDeniedError` otherwise (``check_allowlist=False`` checks the form only)."""
-        shown = str(url)
+        shown = url  # turned into text only for a refusal: str(URL) costs on every call
         if isinstance(url, str):
             if any(ch in url for ch in "\\\t\r\n ") or not url.isascii():
                 raise EgressDeniedError(shown, "the URL holds whitespace, backslashes or non-ASCII")
@@ -371,21 +422,13 @@ class EgressPolicy:
             raise EgressDeniedError(shown, "bad port")
         host = raw_host.lower()
         host = host[:-1] if host.endswith(".") and not host.endswith("..") else host
-        if ":" not in host:
-            numeric = _numeric_ipv4(host)
-            if numeric is not None and str(numeric) != host:
-                raise EgressDeniedError(
-                    shown, f"{host!r} is a non-canonical IPv4 form (it reads as {numeric})"
-                )
-            if numeric is None and not all(_LABEL.fullmatch(p) for p in host.split(".")):
-                raise EgressDeniedError(shown, f"{host!r} is not a valid host name")
-            if numeric is None and host.rsplit(".", 1)[-1].isdigit():
-                raise EgressDeniedError(shown, f"{host!r} ends in a numeric label")
+        literal, bad_form = _host_form(host)
+        if bad_form is not None:
+            raise EgressDeniedError(shown, bad_form)
         target = Target(url.scheme, host, port)
         if not check_allowlist:
             return target
-        literal = target.literal
-        denial = None if literal is None else self.address_denial(literal)
+        denial = None if literal is None else _denial(literal, self.allow_private)
         if denial is not None:  # an address written out is refused for what it is
             raise EgressDeniedError(shown, f"{literal}: {denial}")
         if not self.allows(target.host, target.port, tenant):
@@ -409,7 +452,7 @@ class EgressPolicy:
     # step 2: the addresses ----------------------------------------------------------------------
     def address_denial(self, address: IPAddress) -> str | None:
         """Why this policy refuses ``address``, or None."""
-        return address_denial(address, self.allow_private)
+        return _denial(address, self.allow_private)
 
     async def resolve(self, host: str, port: int, *, shown: str = "") -> tuple[str, ...]:
         """The checked addresses of ``host`` (resolved once); an :class:`EgressDeniedError` when
