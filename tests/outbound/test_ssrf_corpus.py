@@ -269,3 +269,33 @@ def test_bad_policy_settings_name_their_path() -> None:
     for part in ("outbound.colour: unknown key", "outbound.allow[1]", "outbound.allow_private[0]",
                  "outbound.proxy", "outbound.max_redirects", "outbound.tenants.acme"):  # fmt: skip
         assert part in text, part
+
+
+async def test_allowlist_entries_match_as_written_in_any_spelling() -> None:
+    """Case, a trailing dot, ports, wildcards and IPv6 spellings are normalized on both sides;
+    an entry that is not a host is refused with its path."""
+    resolver = LocalResolver({"api.example.com": ["93.184.216.34"],
+                              "x.partner.example": ["93.184.216.35"]})  # fmt: skip
+    policy = EgressPolicy.from_config(
+        {"allow": ["Api.Example.com.:8443", "*.Partner.example", "[2606:4700::1111]:443",
+                   "2a00:1450:4001::1"]},
+        resolver=resolver,
+    )  # fmt: skip
+    for url in ("https://API.example.com:8443/", "https://x.partner.example/",
+                "https://[2606:4700:0:0::1111]/", "http://[2a00:1450:4001:0::1]:9/"):  # fmt: skip
+        assert (await policy.check(url)).allowed, url
+    for url, reason in [
+        ("https://api.example.com/", "api.example.com:443 is not on the allowlist"),
+        ("http://partner.example/", "partner.example:80 is not on the allowlist"),
+        ("http://[2606:4700::1111]/", "[2606:4700::1111]:80 is not on the allowlist"),
+    ]:
+        decision = await policy.check(url)
+        assert not decision.allowed
+        assert reason in decision.reason
+    from sluice.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        EgressPolicy.from_config({"allow": ["http://x/", "a:b", "[::1", "::zz"]})
+    assert [p.split(":")[0] for p in info.value.problems] == [
+        "outbound.allow[0]", "outbound.allow[1]", "outbound.allow[2]", "outbound.allow[3]"
+    ]  # fmt: skip

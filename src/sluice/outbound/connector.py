@@ -11,6 +11,7 @@ see docs/security.md).
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
@@ -42,6 +43,8 @@ class PolicyConnector(aiohttp.TCPConnector):
             # The proxy is the operator's choice, often on a private address: not checked.
             return await super()._resolve_host(host, port, traces)
         name = (host[:-1] if host.endswith(".") else host).lower()
+        if ":" in name:  # an IPv6 address: compared in its canonical spelling
+            name = str(ipaddress.IPv6Address(name))
         # The request hooks checked the URL against the allowlist (with the tenant's); this
         # check, of the app's and every tenant's hosts, holds even for a request they missed.
         if not self.policy.allows_any(name, port):

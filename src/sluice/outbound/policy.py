@@ -254,7 +254,11 @@ def _ipv6(host: str) -> ipaddress.IPv6Address | None:
 
 
 def _pattern_matches(pattern: str, host: str, port: int) -> bool:
-    name, _, want_port = pattern.rpartition(":") if _has_port(pattern) else (pattern, "", "")
+    if pattern.startswith("["):  # an IPv6 address, [addr] or [addr]:port, kept canonical
+        name, _, rest = pattern[1:].partition("]")
+        want_port = rest[1:]
+    else:
+        name, _, want_port = pattern.partition(":")
     if want_port and int(want_port) != port:
         return False
     if name.startswith("*."):
@@ -262,20 +266,24 @@ def _pattern_matches(pattern: str, host: str, port: int) -> bool:
     return host == name
 
 
-def _has_port(pattern: str) -> bool:
-    head, sep, tail = pattern.rpartition(":")
-    return bool(sep) and tail.isdigit() and not head.endswith(":") and "]" not in tail
-
-
 def _normal_pattern(raw: str, where: str) -> str:
+    """An allowlist entry in the form matching compares: lower case, no trailing dot, an
+    IPv6 address canonical and in brackets (``[::1]``, ``[::1]:8080``)."""
     text = raw.strip().lower()
-    if text.startswith("[") and "]" in text:  # [v6]:port
-        inner, _, rest = text[1:].partition("]")
-        text = inner + rest
-    text = text.rstrip(".") if not _has_port(text) else text
-    if not text or "/" in text or "@" in text or " " in text:
-        raise ConfigError(f"{where}: {raw!r} is not a host or host:port")
-    return text
+    bad = ConfigError(f"{where}: {raw!r} is not a host, host:port, [IPv6] or [IPv6]:port")
+    if text.startswith("[") and "]" not in text:
+        raise bad
+    if text.startswith("[") or text.count(":") > 1:
+        inner, _, rest = text[1:].partition("]") if text.startswith("[") else (text, "", "")
+        address = _ipv6(inner)
+        if address is None or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+            raise bad
+        return f"[{address}]{rest}"
+    name, sep, port = text.partition(":")
+    name = name[:-1] if name.endswith(".") else name
+    if not name or (sep and not port.isdigit()) or any(c in name for c in "/@ ?#[]%\\"):
+        raise bad
+    return f"{name}{sep}{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +390,7 @@ class EgressPolicy:
         """This policy narrowed to ``url``'s host and port (a configured endpoint): its
         address rules, proxy and bounds stay."""
         target = self.admit(url, check_allowlist=False)
-        return replace(self, allow=frozenset({f"{target.host}:{target.port}"}), tenants={})
+        return replace(self, allow=frozenset({_authority(target)}), tenants={})
 
     def with_resolver(self, resolver: Resolver) -> EgressPolicy:
         """The same policy, resolving names with ``resolver``."""
@@ -425,6 +433,8 @@ class EgressPolicy:
         literal, bad_form = _host_form(host)
         if bad_form is not None:
             raise EgressDeniedError(shown, bad_form)
+        if literal is not None and literal.version == 6:
+            host = str(literal)  # the canonical spelling, as allowlist entries are kept
         target = Target(url.scheme, host, port)
         if not check_allowlist:
             return target
