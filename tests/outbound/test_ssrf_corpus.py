@@ -13,7 +13,7 @@ import ipaddress
 
 import pytest
 
-from sluice.outbound.policy import EgressPolicy, address_denial
+from sluice.outbound.policy import EgressDeniedError, EgressPolicy, address_denial
 
 from .ssrf import LocalResolver, corpus_policy
 
@@ -299,3 +299,15 @@ async def test_allowlist_entries_match_as_written_in_any_spelling() -> None:
     assert [p.split(":")[0] for p in info.value.problems] == [
         "outbound.allow[0]", "outbound.allow[1]", "outbound.allow[2]", "outbound.allow[3]"
     ]  # fmt: skip
+
+
+async def test_the_connection_step_checks_the_form_too() -> None:
+    """resolve() (what connections call) refuses numeric spellings even when the URL step
+    was skipped, and never asks the resolver about them."""
+    resolver = LocalResolver({})
+    policy = EgressPolicy.loopback(resolver=resolver)
+    for host in ("0x7f.1", "2130706433", "127.1", "0177.0.0.1"):
+        with pytest.raises(EgressDeniedError, match="non-canonical IPv4 form"):
+            await policy.resolve(host, 80)
+    assert resolver.lookups == []
+    assert await policy.resolve("127.0.0.1", 80) == ("127.0.0.1",)

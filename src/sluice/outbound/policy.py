@@ -468,12 +468,13 @@ class EgressPolicy:
         """The checked addresses of ``host`` (resolved once); an :class:`EgressDeniedError` when
         any is refused or there is none. Connect to these, never to a new lookup."""
         shown = shown or f"{host}:{port}"
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        # The host's form again: a caller that skipped admit() (a connection aiohttp opens
+        # for any reason) must not hand "0x7f.1" to a resolver that reads it as 127.0.0.1.
+        literal, bad_form = _host_form(host)
+        if bad_form is not None:
+            raise EgressDeniedError(shown, bad_form)
         if literal is not None:
-            addresses: Sequence[str] = [host]
+            addresses: Sequence[str] = [str(literal)]
         else:
             try:
                 addresses = await self.resolver.resolve(host, port)
