@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "I still have not received my new card, when will it arrive?"
 CONFIG = """
 store: sqlite:///.sluice/gateway.db
+outbound: {{allow_private: ["127.0.0.1/32"]}}  # the simulated provider is on this machine
 pools: {{cpu: {{concurrency: 1}}}}
 prices:
   sim: {{input_per_1k: 0.0005, output_per_1k: 0.0015}}

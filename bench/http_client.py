@@ -33,6 +33,7 @@ import orjson
 from sluice.models.chat_model import label_schema
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
 from sluice.models.splits import read_examples
+from sluice.outbound.policy import EgressPolicy
 from sluice.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,8 @@ async def bench(port: int, concurrency: int, seconds: float, rounds: int) -> dic
         aiohttp.ClientSession(connector=connector) as session,
         httpx.AsyncClient(limits=limits, timeout=30) as client,
         OpenAIClient(
-            ClientSettings(f"http://127.0.0.1:{port}/v1", max_connections=concurrency)
+            ClientSettings(f"http://127.0.0.1:{port}/v1", max_connections=concurrency),
+            policy=EgressPolicy.loopback(),
         ) as ours,
     ):
 

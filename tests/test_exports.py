@@ -75,7 +75,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "kv_url",
     ],
     "sluice.models": ["Model", "ModelRequest", "ModelResult", "Usage"],
-    "sluice.outbound": None,  # every outbound HTTP call; configured by ``egress:``
+    "sluice.outbound": None,  # every outbound HTTP call; configured by ``outbound:``
     "sluice.prompts": [
         "PROMPTS_DIR",
         "PromptSet",

@@ -27,6 +27,7 @@ from sluice.models.chat_model import ChatModel, ChatModelBuilder
 from sluice.models.guarded import GuardedModel
 from sluice.models.metered import MeteredModels
 from sluice.models.prices import PriceTable
+from sluice.outbound.egress import app_policy
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.config import ReliabilitySettings
 from sluice.reliability.retry_budget import RetryBudget
@@ -63,7 +64,8 @@ class ModelSet(MeteredModels):
         spec = self._settings.extra.get("models") or {}
         prices = self._settings.extra.get("prices")
         self._remote = ChatModelBuilder(
-            prices=None if prices is None else PriceTable.from_config(prices)
+            prices=None if prices is None else PriceTable.from_config(prices),
+            policy=app_policy(self._settings),
         )
         built = await asyncio.to_thread(
             build_models,

@@ -43,6 +43,7 @@ def gateway_config(primary: int, backup: int, extra: str = "") -> str:
     """The app config: group ``chat`` (primary, then backup) and group ``solo`` (primary only)."""
     return f"""
     store: sqlite:///.sluice/gateway.db
+    outbound: {{allow_private: ["127.0.0.1/32"]}}  # local servers: allowed explicitly
     pools: {{cpu: {{concurrency: 1}}}}
     prices:
       primary: {{input_per_1k: 1.0, output_per_1k: 2.0}}

@@ -25,6 +25,7 @@ from sluice.models.base import ModelRequest, ModelResult
 from sluice.models.chat_model import label_schema
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
 from sluice.models.splits import read_examples, write_examples
+from sluice.outbound.policy import EgressPolicy
 
 DATA = Path(__file__).resolve().parents[2] / "examples/triage/data/banking77/train.csv"
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
@@ -227,7 +228,7 @@ class TestFaults:
                                      retry_after_s=0.5)  # fmt: skip
         async with (
             SimulatorServer(ModelSimulator(answerer, settings)) as server,
-            OpenAIClient(ClientSettings(server.base_url)) as http,
+            OpenAIClient(ClientSettings(server.base_url), policy=EgressPolicy.loopback()) as http,
         ):
             messages = completion()["messages"]
             outcomes = await asyncio.gather(

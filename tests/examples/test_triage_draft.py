@@ -19,6 +19,7 @@ from sluice.models.base import ModelRequest, ModelResult
 from sluice.models.chat_model import ChatModel
 from sluice.models.openai_client import ClientSettings, OpenAIClient
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 from sluice.prompts import load_prompts
 from sluice.steps.files import AppFiles
 from sluice.steps.generate import Generation
@@ -72,7 +73,9 @@ async def llm() -> AsyncIterator[ChatModel]:
     settings = SimulatorSettings(mode="generate", seed=7)
     async with SimulatorServer(ModelSimulator(FixedLabel(), settings)) as server:
         prices = PriceTable.from_config({"llm": {"input_per_1k": 0.001, "output_per_1k": 0.002}})
-        async with OpenAIClient(ClientSettings(server.base_url), prices=prices) as client:
+        async with OpenAIClient(
+            ClientSettings(server.base_url), prices=prices, policy=EgressPolicy.loopback()
+        ) as client:
             yield ChatModel(client, name="llm")
 
 
@@ -121,7 +124,9 @@ async def test_a_degraded_llm_path_falls_back_to_the_local_draft(
     spent = await draft(ctx, DATA)
     assert spent["draft"]["degraded"] == "spend"
     assert spent["draft"]["reply"].startswith("Cards usually arrive")
-    async with OpenAIClient(ClientSettings("http://127.0.0.1:9/v1", timeout_s=2)) as client:
+    async with OpenAIClient(
+        ClientSettings("http://127.0.0.1:9/v1", timeout_s=2), policy=EgressPolicy.loopback()
+    ) as client:
         down = ChatModel(client, name="llm")
         ctx = step_context(step="draft", options=LLM_OPTIONS, services=_services(down))
         failed = await draft(ctx, DATA)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import threading
 
 import pytest
 
@@ -17,6 +19,7 @@ from sluice.guard import (
     key_id_of,
     new_key,
 )
+from sluice.guard.crypto import RandomPool
 from sluice.store.codec import PayloadCodec
 
 
@@ -149,3 +152,62 @@ class TestKeyring:
         keys["k1"] = b"z" * 32
         assert ring.keys["k1"] == b"k" * 32
         assert "kkkk" not in repr(ring)
+
+
+def _nonces(codec: AesGcmCodec, count: int) -> list[bytes]:
+    """The nonces of ``count`` fresh encodings (the 12 bytes after the header's key id)."""
+    out = []
+    for _ in range(count):
+        stored = codec.encode(b"{}")
+        start = 5 + stored[4]
+        out.append(stored[start : start + 12])
+    return out
+
+
+class TestNoncesAcrossFork:
+    """A forked child must not reuse the nonces its parent has buffered but not used yet."""
+
+    def test_parent_and_child_nonces_never_collide(self) -> None:
+        """Parent and child each seal 3,000 payloads after a real os.fork(): no nonce shared."""
+        codec = AesGcmCodec(keyring("k1"))
+        before = _nonces(codec, 10)  # the pool now holds thousands of unread nonces
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its nonces, then leave without running pytest's exit
+            try:
+                os.close(read_end)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(b"".join(_nonces(codec, 3000)))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        parent = _nonces(codec, 3000)
+        with os.fdopen(read_end, "rb") as pipe:
+            raw = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        child = [raw[i : i + 12] for i in range(0, len(raw), 12)]
+        assert len(child) == 3000
+        assert len(set(child)) == 3000
+        assert len(set(parent)) == 3000
+        assert not set(child) & set(parent)
+        assert not set(child) & set(before)
+
+    def test_threads_never_share_a_nonce(self) -> None:
+        """Eight threads drawing from one pool at once get distinct bytes."""
+        pool = RandomPool(block=1200)  # small blocks: refills race with reads
+        seen: list[bytes] = []
+        lock = threading.Lock()
+
+        def draw() -> None:
+            mine = [pool.take(12) for _ in range(2000)]
+            with lock:
+                seen.extend(mine)
+
+        threads = [threading.Thread(target=draw) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(seen) == 16_000
+        assert len(set(seen)) == 16_000

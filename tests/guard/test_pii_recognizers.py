@@ -41,6 +41,14 @@ POSITIVES = [
     ("PHONE", "call (02) 9876 5432", "(02) 9876 5432"),
     ("PHONE", "call +81 3-1234-5678", "+81 3-1234-5678"),
     ("PHONE", "call 0161 496 0000 2 times", "0161 496 0000"),
+    # Phone-shaped with unassigned area or exchange codes: masked all the same.
+    ("PHONE", "call 012-345-6789", "012-345-6789"),
+    ("PHONE", "call (123) 456-7890", "(123) 456-7890"),
+    ("PHONE", "call 123-456-7890", "123-456-7890"),
+    ("PHONE", "call 555 123 4567", "555 123 4567"),
+    ("PHONE", "call 123.456.7890", "123.456.7890"),
+    ("PHONE", "call 1-123-456-7890", "1-123-456-7890"),
+    ("PHONE", "call (012) 345-6789 now", "(012) 345-6789"),
     # cards
     ("CARD", "card 4111 1111 1111 1111 12/25", "4111 1111 1111 1111"),
     ("CARD", "card 5555-5555-5555-4444", "5555-5555-5555-4444"),
@@ -104,7 +112,11 @@ NEGATIVES = [
     "ssn 000-12-3456 and 666-12-3456 and 912-12-3456",
     "bare nine digits 123456789",
     "NI QQ123456C and GB123456A",  # Q never a first letter, GB never a prefix
-    "call 555 123 4567",  # exchange codes never start with 1
+    "account 1234567890",  # run together, ten digits need assignable codes to be a phone
+    "order 012-345-6789 and case no. 123-456-7890",  # phone-shaped references
+    "confirmation 123.456.7890, ticket #123 456 7890",
+    "$123 456 7890 and 1 234 567 EUR",
+    "ISBN 978-0-306-40615-7",
     "sort code and account 41-72-71 18181818",
 ]
 

@@ -22,7 +22,11 @@ from sluice.models.openai_client import (
     OpenAIClient,
 )
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 from sluice.outbound.retry_after import parse_retry_after
+
+# The simulator listens on loopback: allowed explicitly, as an app's allow_private would.
+LOCAL = EgressPolicy.loopback()
 
 DATA = Path(__file__).resolve().parents[2] / "examples/triage/data/banking77/train.csv"
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_failed"]
@@ -52,7 +56,7 @@ def serve(answerer: TfidfAnswerer) -> Serve:
 
 def client(server: SimulatorServer, **settings: Any) -> OpenAIClient:
     """A client for the server, priced with PRICES."""
-    return OpenAIClient(ClientSettings(server.base_url, **settings), prices=PRICES)
+    return OpenAIClient(ClientSettings(server.base_url, **settings), prices=PRICES, policy=LOCAL)
 
 
 class TestStructuredOutput:
@@ -155,7 +159,7 @@ class TestErrors:
         """A server that is not listening gives a retryable error."""
         async with serve() as server:
             url = server.base_url
-        async with OpenAIClient(ClientSettings(url, connect_timeout_s=1)) as http:
+        async with OpenAIClient(ClientSettings(url, connect_timeout_s=1), policy=LOCAL) as http:
             with pytest.raises(StepError, match="ClientConnectorError") as caught:
                 await http.chat("sim-small", QUESTION)
         assert caught.value.retryable is True
@@ -204,7 +208,7 @@ class TestChatModel:
 
     def test_version_names_the_remote_model(self) -> None:
         """The version changes when the provider's model id does."""
-        http = OpenAIClient(ClientSettings("http://127.0.0.1:9/v1"))
+        http = OpenAIClient(ClientSettings("http://127.0.0.1:9/v1"), policy=LOCAL)
         model = ChatModel(http, name="small", remote_model="gpt-4o-mini", version="3")
         assert (model.name, model.version) == ("small", "gpt-4o-mini@3")
         assert Usage() == Usage(0, 0)
@@ -226,7 +230,9 @@ class TestBuilder:
                     "version": "2",
                 }
             }
-            async with ChatModelBuilder(prices=PRICES, environ={"SIM_KEY": "k"}) as builder:
+            async with ChatModelBuilder(
+                prices=PRICES, environ={"SIM_KEY": "k"}, policy=LOCAL
+            ) as builder:
                 models = build_models(
                     spec,
                     Path("."),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sluice.outbound.http1 import Http1Error, Http1Pool
+from sluice.outbound.policy import EgressPolicy
 
 Handler = Callable[[int, bytes], Awaitable[bytes | None]]
 
@@ -73,7 +74,8 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
 def pool(url: str, connections: int = 4, max_bytes: int = 1 << 20) -> Http1Pool:
     """A pool on ``url`` sending JSON."""
     headers = {"Content-Type": "application/json"}
-    return Http1Pool(url, headers, max_connections=connections, max_bytes=max_bytes)
+    policy = EgressPolicy.loopback().only(url)  # the test servers listen on loopback
+    return Http1Pool(url, headers, policy=policy, max_connections=connections, max_bytes=max_bytes)
 
 
 async def echo(nth: int, body: bytes) -> bytes:

@@ -12,6 +12,7 @@ from sluice.models.chat_model import ChatModel
 from sluice.models.estimate import cost_bound, prompt_tokens
 from sluice.models.openai_client import ClientSettings, OpenAIClient
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 from sluice.reliability.config import SpendSettings, parse_spend
 from sluice.reliability.escalation import CostEstimates, EscalationGate, Hold
 from sluice.reliability.spend import KVLedger, SpendBudgets
@@ -56,7 +57,9 @@ class TestEstimates:
 
     async def test_chat_model_bound_covers_the_prompt_and_max_tokens(self) -> None:
         prices = PriceTable.from_config({"llm": {"input_per_1k": 1.0, "output_per_1k": 10.0}})
-        client = OpenAIClient(ClientSettings("http://127.0.0.1:9/v1"), prices=prices)
+        client = OpenAIClient(
+            ClientSettings("http://127.0.0.1:9/v1"), prices=prices, policy=EgressPolicy.loopback()
+        )
         try:
             model = ChatModel(client, name="llm", labels=["a", "b"], params={"max_tokens": 20})
             bound = cost_bound(Wrapper(model), REQUEST)  # type: ignore[arg-type]  # duck-typed

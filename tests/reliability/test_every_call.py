@@ -71,6 +71,7 @@ def _config(base_url: str, policy: str, *, amount: float = LIMIT) -> str:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     return f"""
         store: sqlite:///.sluice/budget.db
+        outbound: {{allow_private: ["127.0.0.1/32"]}}  # the simulator: allowed explicitly
         kv: {REDIS_URL}?prefix={prefix}&fallback=0&connect_timeout_ms=10000&timeout_ms=10000
         pools:
           inference: {{concurrency: 50}}

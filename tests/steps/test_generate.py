@@ -99,6 +99,7 @@ async def simulator() -> AsyncIterator[SimulatorServer]:
 def _config(base_url: str, extra: str = "") -> str:
     return f"""
         store: sqlite:///.sluice/gen.db
+        outbound: {{allow_private: ["127.0.0.1/32"]}}  # local servers: allowed explicitly
         pools:
           inference: {{concurrency: 8}}
         telemetry: {{flush_ms: 50}}

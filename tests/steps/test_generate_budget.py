@@ -73,6 +73,7 @@ def _app(make_app: MakeApp, base_url: str, kind: str, policy: str) -> Path:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     config = f"""
         store: sqlite:///.sluice/budget.db
+        outbound: {{allow_private: ["127.0.0.1/32"]}}  # local servers: allowed explicitly
         kv: {REDIS_URL}?prefix={prefix}&fallback=0&connect_timeout_ms=10000&timeout_ms=10000
         pools:
           inference: {{concurrency: 50}}

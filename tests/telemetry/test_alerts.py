@@ -28,6 +28,7 @@ from sluice.errors import ConfigError
 from sluice.models.base import ModelResult, Usage
 from sluice.models.splits import read_examples
 from sluice.outbound.egress import Egress
+from sluice.outbound.policy import EgressPolicy
 from sluice.store.base import EventState
 from sluice.telemetry.alerts import (
     COST_PER_REQUEST,
@@ -81,6 +82,7 @@ def _app(make_app: MakeApp, sim: SimulatorServer, hook_port: int) -> Path:
     # triple the cost of a request.
     config = f"""
     store: sqlite:///.sluice/alerts.db
+    outbound: {{allow_private: ["127.0.0.1/32"]}}  # local servers: allowed explicitly
     pools: {{inference: {{concurrency: 4}}}}
     runtime: {{poll_ms: 20}}
     egress: {{allow: ["127.0.0.1:{hook_port}"]}}
@@ -232,7 +234,7 @@ async def test_webhook_posts_are_bounded_and_never_retried() -> None:
         signals=(OUTPUT_TOKENS_PER_CALL,),
         webhook=f"http://{dead}/a",
     )
-    egress = Egress(allow=frozenset({dead}), timeout_s=2.0)
+    egress = Egress(EgressPolicy.loopback(allow=frozenset({dead}), timeout_s=2.0))
     alerts = Alerts(settings, egress)
     await alerts.start()
     try:

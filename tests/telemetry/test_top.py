@@ -53,6 +53,7 @@ async def served(make_app: MakeApp, answerer: TfidfAnswerer) -> AsyncIterator[Se
     async with SimulatorServer(ModelSimulator(answerer, SimulatorSettings(seed=3))) as sim:
         config = f"""
         store: sqlite:///.sluice/top.db
+        outbound: {{allow_private: ["127.0.0.1/32"]}}  # local servers: allowed explicitly
         pools: {{inference: {{concurrency: 4}}}}
         runtime: {{poll_ms: 20}}
         models:

@@ -52,6 +52,7 @@ STEPS = ("retrieve", "classify", "route", "draft", "deliver")
 
 CONFIG = """
 store: sqlite:///.sluice/trace.db
+outbound: {allow_private: ["127.0.0.1/32"]}  # local servers: allowed explicitly
 pools:
   retrieval: {concurrency: 4}
   inference: {concurrency: 4}

@@ -47,6 +47,7 @@ from sluice.kv.limiter import KVRateLimiter
 from sluice.models.base import Usage
 from sluice.models.estimate import prompt_tokens
 from sluice.models.prices import Price
+from sluice.outbound.policy import EgressPolicy
 from sluice.outbound.upstream import Upstream, UpstreamError
 from sluice.reliability.breaker import BreakerOpenError, BreakerRegistry
 from sluice.reliability.slo_guard import SloGuard
@@ -124,6 +125,7 @@ class AiGateway:
         breakers: BreakerRegistry | None = None,
         budgets: SpendBudgets | None = None,
         metrics: GatewayMetrics | None = None,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.kv = kv
@@ -157,7 +159,7 @@ class AiGateway:
         for group, deployments in settings.groups.items():
             targets = []
             for d in deployments:
-                upstream = Upstream(d, settings.max_response_bytes)
+                upstream = Upstream(d, settings.max_response_bytes, policy)
                 self._upstreams.append(upstream)
                 price = settings.prices.get(d.price_as)
                 targets.append(_Target(d, upstream, f"gateway:{d.name}", price))

@@ -13,6 +13,7 @@ from sluice.ai_gateway.metrics import GatewayMetrics
 from sluice.ai_gateway.proxy import AiGateway
 from sluice.config import AppSettings
 from sluice.kv.base import KV
+from sluice.outbound.egress import app_policy
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import SpendBudgets
 from sluice.services import GatewayServices
@@ -33,6 +34,7 @@ def build_gateway_services(
         extra["gateway"], extra.get("prices"), priced=extra.get("spend") is not None
     )
     ai = AiGateway(
-        parsed, kv, breakers=breakers, budgets=budgets, metrics=GatewayMetrics(metrics.registry)
-    )
+        parsed, kv, breakers=breakers, budgets=budgets, metrics=GatewayMetrics(metrics.registry),
+        policy=app_policy(settings),
+    )  # fmt: skip
     return GatewayServices(ai, ai.cache)

@@ -93,9 +93,19 @@ def _ingress(settings: AppSettings) -> list[str]:
 
 
 def _egress(settings: AppSettings) -> list[str]:
+    from dataclasses import replace
+
     from sluice.outbound.egress import Egress
 
-    return _raised(lambda: Egress.from_settings(settings))
+    # The outbound: section has its own check; this one reads the older egress: section.
+    alone = replace(settings, extra={k: v for k, v in settings.extra.items() if k != "outbound"})
+    return _raised(lambda: Egress.from_settings(alone))
+
+
+def _outbound(settings: AppSettings) -> list[str]:
+    from sluice.outbound.policy import EgressPolicy
+
+    return _raised(lambda: EgressPolicy.from_config(settings.extra.get("outbound")))
 
 
 def _metrics(settings: AppSettings) -> list[str]:
@@ -105,13 +115,17 @@ def _metrics(settings: AppSettings) -> list[str]:
 
 
 def _alerts(settings: AppSettings) -> list[str]:
+    from sluice.outbound.egress import app_policy
     from sluice.telemetry.alerts import AlertSettings
 
     raw = settings.extra.get("alerts")
-    allow = (settings.extra.get("egress") or {}).get("allow") or []
     if raw is None:
         return []
-    return _raised(lambda: AlertSettings.from_config(raw, frozenset(str(h) for h in allow)))
+    try:
+        allow = app_policy(settings).allow
+    except ConfigError:
+        allow = frozenset()  # reported by the outbound and egress checks
+    return _raised(lambda: AlertSettings.from_config(raw, allow))
 
 
 def _encryption(settings: AppSettings) -> list[str]:
@@ -162,6 +176,7 @@ SECTION_CHECKS: Mapping[str, Check] = {
     "sources": _nothing,
     "ingress": _ingress,
     "egress": _egress,
+    "outbound": _outbound,
     "metrics": _metrics,
     "alerts": _alerts,
     "encryption": _encryption,

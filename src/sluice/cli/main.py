@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "trace",
     "costs",
     "config_check",
+    "egress",
 )
 
 

@@ -33,6 +33,7 @@ import yaml
 
 from sluice.errors import ConfigError
 from sluice.examples import example_dir, working_copy
+from sluice.outbound.policy import LOOPBACK
 
 #: The reference triage app: the repository's in a source checkout, else a copy of the packaged
 #: example in the user's cache directory (the drills train and index into it).
@@ -236,7 +237,16 @@ def _link(link: Path, target: Path) -> None:
         link.symlink_to(target)
 
 
+def local_outbound(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``outbound.allow_private`` set to this machine's loopback addresses:
+    the simulated model runs here, and the egress policy refuses loopback unless told."""
+    outbound = dict(config.get("outbound") or {})
+    outbound["allow_private"] = sorted({*outbound.get("allow_private", []), *LOOPBACK})
+    return {**config, "outbound": outbound}
+
+
 def _write(dest: Path, config: dict[str, Any], flow: dict[str, Any]) -> Path:
+    config = local_outbound(config)
     (dest / "sluice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (dest / "workflows" / _WORKFLOW_FILE).write_text(yaml.safe_dump(flow, sort_keys=False))
     return dest

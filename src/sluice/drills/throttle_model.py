@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import yaml
 
-from sluice.drills.apps import LLM_MODEL, LLM_PRICES, link_shared, llm_entry
+from sluice.drills.apps import LLM_MODEL, LLM_PRICES, link_shared, llm_entry, local_outbound
 from sluice.drills.base import (
     DrillOptions,
     DrillReport,
@@ -103,6 +103,7 @@ def write_drill_app(
             "max_in_flight": {LLM_MODEL: int(SIMULATOR["max_concurrency"])},
         },
     }
+    config = local_outbound(config)  # the simulated provider listens on loopback
     (dest / "sluice.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     flow: dict[str, Any] = {
         "name": _WORKFLOW,

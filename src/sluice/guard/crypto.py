@@ -27,6 +27,9 @@ Errors::
             └── TamperedDataError   not in this format, or fails authentication
 
 Random 96-bit nonces are safe for about 2**32 payloads per key; rotate well before that.
+The nonces come from a buffer of OS randomness (:class:`RandomPool`); a forked child starts
+with an empty buffer (``os.register_at_fork``), since a copy of the parent's unread bytes would
+give both processes the same nonces under the same key.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import base64
 import binascii
 import os
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -124,21 +129,49 @@ class RandomPool:
     Each ``os.urandom`` call releases the GIL, and on a busy process (the store's writer
     thread waiting for it) getting it back can cost far more than the call. Fetching 64 KiB at
     a time keeps the nonces OS-random while paying that price once per 5,000 payloads.
+
+    Two things would hand the same bytes out twice, and both are closed: a forked child
+    inherits the parent's unread buffer (every live pool is emptied in the child, at fork), and
+    two threads could read the same position (a lock covers the read and the advance).
     """
 
     def __init__(self, block: int = 1 << 16) -> None:
         self._block = block
         self._buffer = b""
         self._pos = 0
+        self._lock = threading.Lock()
+        _LIVE_POOLS.add(self)
 
     def take(self, n: int) -> bytes:
-        """``n`` fresh random bytes; never returns the same bytes twice."""
-        if self._pos + n > len(self._buffer):
-            self._buffer = os.urandom(max(self._block, n))
-            self._pos = 0
-        out = self._buffer[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        """``n`` fresh random bytes; never returns the same bytes twice, across threads and
+        forked processes too."""
+        with self._lock:
+            if self._pos + n > len(self._buffer):
+                self._buffer = os.urandom(max(self._block, n))
+                self._pos = 0
+            out = self._buffer[self._pos : self._pos + n]
+            self._pos += n
+            return out
+
+    def _forget(self) -> None:
+        """Drop the buffer (in a forked child: those bytes are the parent's too)."""
+        # A fork can happen while another thread holds the lock; the child has only the
+        # forking thread, so the lock is made anew rather than waited for.
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._pos = 0
+
+
+# Every pool alive in this process, so a forked child can empty them all before it runs on.
+_LIVE_POOLS: weakref.WeakSet[RandomPool] = weakref.WeakSet()
+
+
+def _forget_pools_in_child() -> None:
+    for pool in list(_LIVE_POOLS):
+        pool._forget()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 class AesGcmCodec:

@@ -6,9 +6,13 @@ Accepted shapes (groups separated by one space, dash or dot, or none):
   optional UK-style ``(0)``: ``+44 (0)20 7946 0958``, ``0049 30 1234567``, ``+14155552671``;
 - national with a trunk ``0``: 9-12 digits (UK, FR, DE, IE, AU, ...): ``020 7946 0958``,
   ``01 23 45 67 89``, ``0151 12345678``;
-- North American: 10 digits with area and exchange codes starting 2-9, optionally after a
-  trunk ``1`` and with the area code in brackets: ``(415) 555-2671``, ``1-800-555-0199``;
-  ten-digit mobile numbers of other plans with the same shape (e.g. India ``98765 43210``).
+- North American: 10 digits written in the 3-3-4 shape, optionally after a trunk ``1`` and
+  with the area code in brackets: ``(415) 555-2671``, ``1-800-555-0199``. The shape is enough:
+  an area or exchange code that is not assigned (starting 0 or 1, ``(123) 456-7890``,
+  ``555 123 4567``) is still masked, since a number written like a phone is most likely one
+  (a typo, a test number, a foreign plan) and leaking it costs more than masking a non-phone.
+  Ten digits run together (``4155552671``) need assignable area and exchange codes (2-9);
+  ten-digit mobile numbers of other plans (e.g. India ``98765 43210``) are taken too.
 
 Numbers right after reference words (``order``, ``ref``, ``invoice``, ...) or a currency are not
 phones. A pattern that ran on into a short following number (``call 0161 496 0000 2 times``) is cut
@@ -50,10 +54,13 @@ def phone_groups_valid(groups: Sequence[str], *, international: bool) -> bool:
     if digits[0] == "0":
         return 9 <= len(digits) <= 12
     # Without a trunk 0 only the North American 3-3-4 and the Indian mobile 5-5 shapes are
-    # taken: other ten-digit groupings (sort code + account, amounts) are not phones.
+    # taken: other ten-digit groupings (sort code + account, amounts) are not phones. Written
+    # in the 3-3-4 shape (after a trunk 1 or not), any codes do; run together, valid ones only.
     shape = tuple(len(group) for group in groups)
+    if shape in ((3, 3, 4), (1, 3, 3, 4)):
+        return shape == (3, 3, 4) or digits[0] == "1"
     if digits[0] == "1":
-        return shape in ((11,), (1, 3, 3, 4)) and _nanp(digits[1:])
+        return shape == (11,) and _nanp(digits[1:])
     if shape == (5, 5):
         return digits[0] in "6789"
     return shape in ((10,), (3, 3, 4)) and _nanp(digits)

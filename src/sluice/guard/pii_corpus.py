@@ -92,6 +92,14 @@ _NEGATIVES: tuple[Callable[[random.Random], str], ...] = (
     lambda r: f"IBAN {_bad_iban(r)}",
     lambda r: f"server {r.randint(256, 999)}.{r.randint(0, 255)}.{r.randint(0, 255)}.1",
     lambda r: f"{r.choice(('000', '666', '912'))}-{_d(r, 2)}-{_d(r, 4)}",
+    # Phone-shaped (3-3-4) numbers that are references or amounts, not phones.
+    lambda r: f"order {r.choice('01')}{_d(r, 2)}-{_d(r, 3)}-{_d(r, 4)}",
+    lambda r: f"case no. 1{_d(r, 2)}-{_d(r, 3)}-{_d(r, 4)}",
+    lambda r: f"confirmation {_d(r, 3)}.{_d(r, 3)}.{_d(r, 4)}",
+    lambda r: f"ticket #{_d(r, 3)} {_d(r, 3)} {_d(r, 4)}",
+    lambda r: f"${_d(r, 3)} {_d(r, 3)} {_d(r, 4)}",
+    lambda r: f"{r.randint(1, 9)} {_d(r, 3)} {_d(r, 3)} EUR",
+    lambda r: f"ISBN 978-{r.randint(0, 9)}-{_d(r, 3)}-{_d(r, 5)}-{r.randint(0, 9)}",
 )
 
 

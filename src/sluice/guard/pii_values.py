@@ -95,6 +95,10 @@ def phone(rng: random.Random) -> str:
         lambda: f"06-{d(8)}",
         lambda: f"+55 11 9{d(4)}-{d(4)}",
         lambda: f"+81 3-{d(4)}-{d(4)}",
+        # Phone-shaped with unassigned codes (area or exchange starting 0 or 1): still phones.
+        lambda: f"({_digits(rng, 1, '01')}{d(2)}) {e}-{s}",
+        lambda: f"{a}-{_digits(rng, 1, '01')}{d(2)}-{s}",
+        lambda: f"1{d(2)}.{d(3)}.{d(4)}",
     )
     return rng.choice(formats)()
 

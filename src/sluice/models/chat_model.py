@@ -32,6 +32,7 @@ import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -42,6 +43,7 @@ from sluice.models.base import ModelRequest, ModelResult, Usage
 from sluice.models.estimate import prompt_tokens
 from sluice.models.openai_client import ClientSettings, JsonOutput, OpenAIClient
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 
 # Generation parameters a request may set; anything else in ModelRequest.params is ignored
 # here so that unrelated keys cannot change the provider call.
@@ -289,9 +291,14 @@ class ChatModelBuilder:
     """
 
     def __init__(
-        self, *, prices: PriceTable | None = None, environ: Mapping[str, str] | None = None
+        self,
+        *,
+        prices: PriceTable | None = None,
+        environ: Mapping[str, str] | None = None,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.prices = prices
+        self.policy = policy
         self._environ = os.environ if environ is None else environ
         self._clients: dict[tuple[str, str | None, int], OpenAIClient] = {}
 
@@ -335,7 +342,11 @@ class ChatModelBuilder:
         client = self._clients.get(key)
         if client is None:
             settings = ClientSettings(key[0], api_key=api_key, max_connections=connections)
-            client = self._clients[key] = OpenAIClient(settings, prices=self.prices)
+            if self.policy is not None:  # the app's bound on answers (outbound.max_response_bytes)
+                settings = replace(settings, max_response_bytes=self.policy.max_response_bytes)
+            client = self._clients[key] = OpenAIClient(
+                settings, prices=self.prices, policy=self.policy
+            )
         return ChatModel(
             client,
             name=name,

@@ -41,6 +41,7 @@ import orjson
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Usage
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 from sluice.outbound.retry_after import parse_retry_after
 from sluice.outbound.sessions import client_session
 from sluice.telemetry.tracing import outbound_headers
@@ -124,12 +125,24 @@ class JsonOutput:
 
 
 class OpenAIClient:
-    """A pooled async client for one OpenAI-compatible endpoint; use ``async with`` or aclose()."""
+    """A pooled async client for one OpenAI-compatible endpoint; use ``async with`` or aclose().
 
-    def __init__(self, settings: ClientSettings, *, prices: PriceTable | None = None) -> None:
+    Every call passes ``policy`` (the app's egress policy) narrowed to ``base_url``'s host:
+    redirects elsewhere are refused and the endpoint's addresses are checked; the default
+    policy allows no private address (a local server needs ``allow_private``).
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        prices: PriceTable | None = None,
+        policy: EgressPolicy | None = None,
+    ) -> None:
         self.settings = settings
         self.prices = prices
         self._base = settings.base_url.rstrip("/")
+        self.policy = (policy or EgressPolicy()).only(self._base)
         self._headers = {"Content-Type": "application/json", **dict(settings.headers)}
         if settings.api_key:
             self._headers["Authorization"] = f"Bearer {settings.api_key}"
@@ -208,7 +221,9 @@ class OpenAIClient:
         if self._closed:
             raise StepError("the model client is closed", retryable=False)
         if self._session is None:
-            self._session = client_session(self.settings.max_connections, headers=self._headers)
+            self._session = client_session(
+                self.settings.max_connections, policy=self.policy, headers=self._headers
+            )
         return self._session
 
     async def _request(

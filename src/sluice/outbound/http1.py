@@ -12,6 +12,11 @@ total time per request (the connection is dropped when it passes, since the answ
 might still arrive), an answer size (``max_bytes``). A kept-alive connection the server
 closed while idle is detected when the request fails before any answer byte, and the request
 is sent once more on a fresh connection; any other failure is the caller's to handle.
+
+Egress: each new connection admits the URL and resolves its host through the
+:class:`~sluice.outbound.policy.EgressPolicy`, then connects to a checked address (TLS and
+``Host`` keep the name), or, with ``outbound.proxy``, opens a ``CONNECT`` tunnel to that
+address through the proxy. Redirects are not followed: a 3xx is the caller's answer.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
 
 import httptools
+from yarl import URL
+
+from sluice.outbound.policy import EgressPolicy
 
 
 class Http1Error(Exception):
@@ -133,18 +140,20 @@ class Http1Pool:
         url: str,
         headers: dict[str, str],
         *,
+        policy: EgressPolicy,
         max_connections: int,
         max_bytes: int,
         connect_timeout_s: float = 5.0,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        authority = parts.netloc.rpartition("@")[2]
-        lines = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {authority}"]
+        self.url = url
+        self.policy = policy
+        target = policy.admit(url, check_allowlist=False)  # the form only; calls check it all
+        self.host = target.host
+        self.port = target.port
+        self.ssl = ssl.create_default_context() if target.scheme == "https" else None
+        parts = URL(url)
+        authority = parts.raw_authority.rpartition("@")[2]
+        lines = [f"POST {parts.raw_path or '/'} HTTP/1.1", f"Host: {authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self.max_connections = max_connections
@@ -215,14 +224,28 @@ class Http1Pool:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self.max_bytes), self.host, self.port, ssl=self.ssl
-                )
-        except (OSError, TimeoutError) as exc:
-            raise Http1Error(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        return connection
+        self.policy.admit(self.url)  # an EgressDeniedError goes to the caller as it is
+        addresses = await self.policy.resolve(self.host, self.port, shown=self.url)
+        server_hostname = self.host if self.ssl is not None else None
+        failures = []
+        for address in addresses:  # the checked addresses only, never a new lookup
+            try:
+                async with asyncio.timeout(self.connect_timeout_s):
+                    if self.policy.proxy:
+                        sock = await _tunnel(self.policy.proxy, address, self.port)
+                        _, connection = await loop.create_connection(
+                            lambda: _Connection(self.max_bytes), sock=sock, ssl=self.ssl,
+                            server_hostname=server_hostname,
+                        )  # fmt: skip
+                    else:
+                        _, connection = await loop.create_connection(
+                            lambda: _Connection(self.max_bytes), address, self.port,
+                            ssl=self.ssl, server_hostname=server_hostname,
+                        )  # fmt: skip
+                return connection
+            except (OSError, TimeoutError) as exc:
+                failures.append(f"{address}: {exc or type(exc).__name__}")
+        raise Http1Error(f"cannot connect to {self.host}:{self.port}: {'; '.join(failures)}")
 
     def _release(self, connection: _Connection) -> None:
         if connection.closed or self._closed:
@@ -242,3 +265,37 @@ class Http1Pool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+_MAX_PROXY_HEAD = 16 * 1024
+
+
+async def _tunnel(proxy: str, address: str, port: int) -> socket.socket:
+    """A socket tunnelled through the HTTP proxy to ``address:port`` (``CONNECT``), so the
+    proxy is asked for the checked address rather than the name."""
+    loop = asyncio.get_running_loop()
+    where = URL(proxy)
+    infos = await loop.getaddrinfo(where.raw_host, where.port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, sockaddr)
+        authority = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+        await loop.sock_sendall(sock, request.encode("ascii"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            # One byte at a time: nothing past the proxy's answer may be read off the tunnel.
+            chunk = await loop.sock_recv(sock, 1)
+            if not chunk or len(head) > _MAX_PROXY_HEAD:
+                raise OSError(f"proxy {proxy} closed or sent an oversized answer to CONNECT")
+            head += chunk
+        status = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(status) < 2 or status[1] != b"200":
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            raise OSError(f"proxy {proxy} refused CONNECT {authority}: {line}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock

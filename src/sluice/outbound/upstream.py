@@ -16,6 +16,7 @@ import aiohttp
 
 from sluice.errors import StepError
 from sluice.outbound.http1 import Http1Error, Http1Pool
+from sluice.outbound.policy import EgressDeniedError, EgressPolicy
 from sluice.outbound.retry_after import parse_retry_after
 from sluice.outbound.sessions import client_session
 
@@ -79,11 +80,23 @@ class UpstreamError(StepError):
 
 
 class Upstream:
-    """A pooled client of one deployment; :meth:`start` before use, :meth:`aclose` after."""
+    """A pooled client of one deployment; :meth:`start` before use, :meth:`aclose` after.
 
-    def __init__(self, deployment: Deployment, max_response_bytes: int) -> None:
+    Both pools pass ``policy`` (the app's egress policy) narrowed to the deployment's host:
+    its addresses are checked as any outbound call's; the default policy allows no private
+    address. A refusal is an :class:`UpstreamError` without a status (the next deployment
+    may be allowed).
+    """
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        max_response_bytes: int,
+        policy: EgressPolicy | None = None,
+    ) -> None:
         self.deployment = deployment
         self.url = deployment.base_url + "/chat/completions"
+        self.policy = (policy or EgressPolicy()).only(self.url)
         self._max_bytes = max_response_bytes
         self._headers = {"Content-Type": "application/json"}
         if deployment.api_key:
@@ -98,6 +111,7 @@ class Upstream:
         self._http1 = Http1Pool(
             self.url,
             self._headers,
+            policy=self.policy,
             max_connections=deployment.max_connections,
             max_bytes=max_response_bytes,
         )
@@ -107,6 +121,7 @@ class Upstream:
         if self._session is None:
             self._session = client_session(
                 self.deployment.max_connections,
+                policy=self.policy,
                 headers=self._headers,
                 skip_auto_headers=("User-Agent",),
             )
@@ -132,7 +147,7 @@ class Upstream:
                 answer = await self._http1.post(body)
         except TimeoutError as exc:
             raise UpstreamError(name, 0, f"no answer within {limit:g} s") from exc
-        except Http1Error as exc:
+        except (Http1Error, EgressDeniedError) as exc:
             raise UpstreamError(name, 0, str(exc)) from exc
         if answer.status == 200:
             return answer.body
@@ -153,6 +168,8 @@ class Upstream:
             response = await self._pool().post(self.url, data=body, timeout=self._stream_timeout)
         except TimeoutError as exc:
             raise UpstreamError(name, 0, "no answer in time") from exc
+        except EgressDeniedError as exc:
+            raise UpstreamError(name, 0, str(exc)) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(name, 0, f"{type(exc).__name__}: {exc}") from exc
         if response.status != 200:

@@ -24,11 +24,19 @@ def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dic
 
 
 async def post_signed(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    tenant: str | None = None,
 ) -> int:
-    """POST the signed body; a StepError says whether trying again may help."""
+    """POST the signed body through an egress session (for ``tenant``'s allowlist); a
+    StepError says whether trying again may help (an egress refusal never does)."""
     try:
-        async with session.post(url, data=body, headers=headers) as resp:
+        async with session.post(
+            url, data=body, headers=headers, trace_request_ctx={"tenant": tenant}
+        ) as resp:
             if resp.status >= 500 or resp.status == 429:
                 after = resp.headers.get("retry-after")
                 raise StepError(

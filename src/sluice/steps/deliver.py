@@ -3,11 +3,12 @@
 The result is what the step returns (the store keeps it with the event). With ``options.url``
 the result is also POSTed there, signed with the Standard Webhooks scheme under the secret in
 ``options.secret_env`` (an ``SLUICE_*`` variable), with ``webhook-id`` set to the step's
-idempotency key so a receiver can drop the repeat of an at-least-once delivery. Outbound hosts
-must be on the app's egress allowlist::
+idempotency key so a receiver can drop the repeat of an at-least-once delivery. The URL must
+pass the app's egress policy (docs/security.md), for the event's tenant::
 
-    egress:
+    outbound:
       allow: ["hooks.example.com", "127.0.0.1:9000"]
+      allow_private: ["127.0.0.1/32"]     # a receiver on this machine, for development
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 from opentelemetry.trace import SpanKind
 
 from sluice.errors import StepError
-from sluice.outbound.egress import allowed
+from sluice.outbound.policy import EgressDeniedError
 from sluice.outbound.webhooks import post_signed, signed_headers
 from sluice.telemetry.tracing import fail, outbound_headers, span
 from sluice.workflow.context import StepContext
@@ -39,8 +40,10 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
     if not url:
         return result
     egress: Egress = ctx.service("egress")
-    if not allowed(str(url), egress.allow):
-        raise StepError(f"deliver: {url} is not on the egress allowlist", retryable=False)
+    try:  # the allowlist before signing anything; addresses are checked at connection
+        egress.policy.admit(str(url), ctx.tenant)
+    except EgressDeniedError as exc:
+        raise StepError(f"deliver: {exc}", retryable=False) from exc
     secret = egress.secrets.get(str(ctx.options.get("secret_env", "")))
     if not secret:
         raise StepError("deliver: options.secret_env names no configured secret", retryable=False)
@@ -59,12 +62,12 @@ async def deliver(ctx: StepContext, data: JSONObject) -> JSONObject:
         breakers: BreakerRegistry | None = ctx.services.get("breakers")
         try:
             if breakers is None:
-                status = await post_signed(session, str(url), body, headers)
+                status = await post_signed(session, str(url), body, headers, tenant=ctx.tenant)
             else:
                 # A receiver that keeps failing is not called until its breaker half-opens:
                 # the step fails fast with the breaker's retry-after instead.
                 async with breakers.get(f"webhook:{target.hostname}").guard():
-                    status = await post_signed(session, str(url), body, headers)
+                    status = await post_signed(session, str(url), body, headers, tenant=ctx.tenant)
         except StepError as exc:
             fail(current, exc)
             raise

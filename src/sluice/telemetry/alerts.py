@@ -9,7 +9,7 @@ Configured in ``sluice.yaml`` (the section is optional; without it nothing is wa
       factor: 2.0             # fire when a window's figure exceeds baseline x factor
       min_calls: 20           # windows with fewer calls (or requests) are not judged
       signals: [cost_per_request, output_tokens_per_call]
-      webhook: https://hooks.example.com/sluice   # optional; must be on egress.allow
+      webhook: https://hooks.example.com/sluice   # optional; must be on outbound.allow
       queue: 100              # alerts waiting to be posted; past it they are dropped, counted
 
 Two signals per (workflow, model), the pair being bounded by the app's own config:
@@ -51,6 +51,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sluice.errors import ConfigError
 from sluice.outbound.egress import Egress, allowed
+from sluice.outbound.policy import EgressDeniedError
 from sluice.telemetry.metrics import Metrics
 from sluice.telemetry.model_call import ModelCall
 
@@ -333,7 +334,7 @@ class Alerts:
         try:
             async with self._egress.session().post(url, json=body) as resp:
                 ok = resp.status < 300
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, EgressDeniedError) as exc:
             log.warning("alert webhook %s failed: %s", url, exc)
             ok = False
         else:
