@@ -383,11 +383,60 @@ APP_SECTIONS: dict[str, Schema] = {
             ),
         },
     ),
-    "egress": {
-        "type": "object",
-        "description": "Hosts outbound calls may reach, and named secrets for them.",
-        "examples": [{"allow": ["api.example.com"]}],
-    },
+    "egress": _obj(
+        "The older form of outbound.allow (its hosts are added to the allowlist).",
+        {
+            "allow": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Hosts (host or host:port) outbound calls may reach.",
+                "examples": [["api.example.com"]],
+            },
+            "timeout_s": _num("Seconds per outbound call (outbound.timeout_s wins).", 10),
+        },
+    ),
+    "outbound": _obj(
+        "The egress policy every outbound call passes (steps, webhooks, alerts, model "
+        "providers, gateway upstreams): the name is resolved once and the connection goes to "
+        "the checked address; private, loopback, link-local and IPv4-in-IPv6 ranges are "
+        "refused unless allow_private names them. `sluice egress check URL --app DIR`.",
+        {
+            "allow": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Allowed hosts: host, host:port, *.domain or [IPv6].",
+                "examples": [["hooks.example.com", "*.partner.example"]],
+            },
+            "tenants": _map(
+                "Hosts only one tenant's events may reach.",
+                _obj(
+                    "One tenant's extra hosts.",
+                    {
+                        "allow": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "The tenant's hosts.",
+                            "examples": [["hooks.acme.example"]],
+                        }
+                    },
+                ),
+                "acme",
+            ),
+            "allow_private": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Networks allowed although private or loopback (local development).",
+                "examples": [["127.0.0.1/32"]],
+            },
+            "proxy": _str(
+                "An HTTP CONNECT egress proxy for every outbound call.",
+                "http://egress-proxy.internal:3128",
+            ),
+            "timeout_s": _num("Seconds per outbound call.", 10),
+            "max_response_bytes": _int("Largest response body read.", 4_194_304),
+            "max_redirects": _int("Redirects followed, each admitted again.", 3, minimum=0),
+        },
+    ),
     "metrics": _obj(
         "Prometheus label bounds.",
         {

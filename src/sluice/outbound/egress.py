@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from sluice.config import AppSettings
+from sluice.config import AppSettings, unknown_problems
 from sluice.errors import ConfigError, StepError
 from sluice.outbound.policy import EgressDeniedError, EgressPolicy
 from sluice.outbound.sessions import client_session
@@ -51,6 +51,9 @@ def app_policy(settings: AppSettings) -> EgressPolicy:
     raw: Any = settings.extra.get("egress") or {}
     if not isinstance(raw, Mapping) or not isinstance(raw.get("allow", []), list):
         raise ConfigError("egress: expected {allow: [host or host:port, ...]}")
+    unknown = unknown_problems(raw, ("allow", "timeout_s"), "egress.", "setting")
+    if unknown:
+        raise ConfigError("invalid egress section", unknown)
     outbound: Any = settings.extra.get("outbound")
     if "timeout_s" in raw and isinstance(outbound, Mapping | None):
         outbound = {"timeout_s": raw["timeout_s"], **(outbound or {})}

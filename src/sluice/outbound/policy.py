@@ -339,8 +339,12 @@ class EgressPolicy:
         else:
             for tenant, entry in raw_tenants.items():
                 path = f"{where}.tenants.{tenant}"
-                if not isinstance(entry, Mapping) or set(entry) - {"allow"}:
+                if not isinstance(entry, Mapping):
                     problems.append(f"{path}: expected {{allow: [host or host:port, ...]}}")
+                    continue
+                extra = sorted(set(entry) - {"allow"})
+                if extra:
+                    problems += [f"{path}.{key}: unknown key (known: allow)" for key in extra]
                     continue
                 tenants[str(tenant)] = frozenset(
                     _patterns(entry.get("allow", []), f"{path}.allow", problems)
