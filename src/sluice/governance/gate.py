@@ -54,7 +54,7 @@ class Gate:
         try:
             authorize(principal, permission)
         except Forbidden:
-            log.warning("refused: %s lacks %s", principal.name, permission.value)
+            log.info("refused: %s lacks %s", principal.name, permission.value)
             raise
 
     async def change(
