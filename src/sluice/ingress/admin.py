@@ -267,7 +267,7 @@ async def create_principal(call: Call) -> tuple[int, Any]:
         "principal.create", f"principal/{name}",
         lambda: actions.new_principal(call.app, name, kind, roles),
     )  # fmt: skip
-    return 201, actions.principal_view(principal)
+    return 201, actions.principal_view(await call.app.store.get_principal(principal.name))
 
 
 async def disable_principal(call: Call) -> tuple[int, Any]:
