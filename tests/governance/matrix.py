@@ -84,6 +84,7 @@ class Targets:
     holder: str  # a principal holding the viewer role
     new_name: str
     seq: int
+    token_id: str  # a token of ``principal``
 
 
 async def targets(store: Store) -> Targets:
@@ -99,13 +100,13 @@ async def targets(store: Store) -> Targets:
     for job in await store.claim("cpu", 100, "matrix", 30):
         await store.bury(job, "failed for the test")
     name = "t" + secrets.token_hex(4)
-    await create_principal(store, name, "user", ())
+    token, _ = await issue_token(store, await create_principal(store, name, "user", ()))
     await create_principal(store, name + "-v", "user", ("viewer",))
     seq, _ = await store.audit_head()
     if seq == 0:  # an entry to show
         seq = (await AuditLog(store).append("matrix", "setup", "test")).seq
     return Targets(record.id, item_id, event_id, name, name + "-v", "n" + secrets.token_hex(4),
-                   seq)  # fmt: skip
+                   seq, token.id)  # fmt: skip
 
 
 def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
