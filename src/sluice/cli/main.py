@@ -17,6 +17,8 @@ _COMMAND_MODULES = (
     "runtime",
     "apikeys",
     "quarantine",
+    "principals",
+    "audit",
     "encryption",
     "simulate",
     "pii",
