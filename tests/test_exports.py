@@ -86,6 +86,19 @@ PACKAGES: dict[str, list[str] | None] = {
         "load_prompts",
         "parse_template",
     ],
+    "sluice.releases": [
+        "Change",
+        "MANIFEST_FORMAT",
+        "Release",
+        "ReleaseError",
+        "SECTIONS",
+        "build_manifest",
+        "build_release",
+        "canonical_json",
+        "diff_manifests",
+        "release_id",
+        "sluice_version",
+    ],
     "sluice.reliability": None,  # configured by the ``reliability:`` and ``spend:`` sections
     "sluice.retrieval": [
         "Embedder",
@@ -133,6 +146,8 @@ PACKAGES: dict[str, list[str] | None] = {
         "PayloadCodec",
         "QuarantineItem",
         "Receipt",
+        "ReleaseRecord",
+        "ReleaseStore",
         "SpanRecord",
         "StepRecord",
         "Store",
