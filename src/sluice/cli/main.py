@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "top",
     "trace",
     "costs",
+    "releases",
     "config_check",
 )
 

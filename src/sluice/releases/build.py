@@ -29,12 +29,14 @@ from sluice.workflow.model import Step, Workflow
 # Option keys whose values name models of the ``models:`` section, and prompt templates.
 _MODEL_KEYS = frozenset({"model", "degrade_to"})
 _TEMPLATE_KEYS = frozenset({"template", "prompt"})
+#: The name Sluice is installed under (pyproject.toml).
+DISTRIBUTION = "sluicegate"
 
 
 def sluice_version() -> str:
     """The installed Sluice's version: what the code of a built-in step is pinned to."""
     try:
-        return importlib.metadata.version("sluice")
+        return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
@@ -232,6 +234,8 @@ def build_manifest(app_dir: Path, workflow_name: str) -> dict[str, Any]:
             "file": _relative(path, app_dir) or path.name,
             "digest": _digest(path),
             "text": path.read_text(encoding="utf-8"),
+            # The steps in order (the ``steps`` section is keyed by name; JSON keeps no order).
+            "steps": [step.name for step in workflow.steps],
         },
         "steps": _steps(workflow, path, app_dir, version),
         "files": _files(workflow, app_dir),
