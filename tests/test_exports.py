@@ -95,6 +95,7 @@ PACKAGES: dict[str, list[str] | None] = {
         "build_manifest",
         "build_release",
         "canonical_json",
+        "current_releases",
         "diff_manifests",
         "release_id",
         "sluice_version",

@@ -3,10 +3,12 @@ newest first, by workflow, bounded."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sluice.errors import NotFoundError
-from sluice.releases import Release, release_id
+from sluice.releases import Release, build_release, current_releases, release_id
 from sluice.store.base import ReleaseRecord, Store
 from sluice.store.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from sluice.store.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
@@ -63,3 +65,22 @@ def test_both_stores_have_the_same_number_of_migrations() -> None:
     for migrations in (SQLITE_MIGRATIONS, PG_MIGRATIONS):
         (index,) = [i for i, m in enumerate(migrations) if "CREATE TABLE releases" in m]
         assert index == next(i for i, m in enumerate(SQLITE_MIGRATIONS) if "releases" in m)
+
+
+async def test_the_current_release_is_the_stored_one_matching_the_files(
+    store: Store, app: Path
+) -> None:
+    """None before any release; the stored id once created; None again after an edit that no
+    release covers, and None for a workflow whose model artifact is missing."""
+    assert await current_releases(store, app, ["triage"]) == {"triage": None}
+    release = build_release(app, "triage", created_at=1.0)
+    await store.put_release(release.to_record())
+    assert await current_releases(store, app, ["triage"]) == {"triage": release.id}
+    routing = app / "routing.yaml"
+    routing.write_text(routing.read_text() + "# edited after the release\n")
+    assert await current_releases(store, app, ["triage"]) == {"triage": None}
+    routing.write_text(routing.read_text().replace("# edited after the release\n", ""))
+    assert await current_releases(store, app, ["triage"]) == {"triage": release.id}
+    for artifact in (app / ".sluice" / "models").iterdir():
+        (artifact / "meta.json").unlink()
+    assert await current_releases(store, app, ["triage"]) == {"triage": None}

@@ -8,6 +8,7 @@ what is built and what is not yet.
 """
 
 from sluice.releases.build import build_manifest, build_release, sluice_version
+from sluice.releases.current import current_releases
 from sluice.releases.diff import SECTIONS, Change, diff_manifests
 from sluice.releases.release import (
     MANIFEST_FORMAT,
@@ -26,6 +27,7 @@ __all__ = [
     "build_manifest",
     "build_release",
     "canonical_json",
+    "current_releases",
     "diff_manifests",
     "release_id",
     "sluice_version",
