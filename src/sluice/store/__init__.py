@@ -3,9 +3,9 @@ payload codec hook.
 
 :class:`Store` is the whole database, the union of :class:`JobStore` (the runtime's events,
 jobs and results), :class:`IngressStore` (quarantine, idempotency keys, API keys) and
-:class:`TelemetryStore` (spans and the cost ledger). The implementations,
-:mod:`sluice.store.sqlite` and :mod:`sluice.store.postgres`, are chosen by the ``store:`` URL
-and imported only when used.
+:class:`TelemetryStore` (spans and the cost ledger), with :class:`ReleaseStore` (immutable
+workflow releases). The implementations, :mod:`sluice.store.sqlite` and
+:mod:`sluice.store.postgres`, are chosen by the ``store:`` URL and imported only when used.
 """
 
 from sluice.store.base import (
