@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "top",
     "trace",
     "costs",
+    "releases",
     "config_check",
     "egress",
 )

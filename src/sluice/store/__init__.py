@@ -3,10 +3,10 @@ payload codec hook.
 
 :class:`Store` is the whole database, the union of :class:`JobStore` (the runtime's events,
 jobs and results), :class:`IngressStore` (quarantine, idempotency keys, API keys),
-:class:`TelemetryStore` (spans and the cost ledger) and ``GovernanceStore`` (principals,
-roles, tokens and the audit trail, in :mod:`sluice.store.base`). The implementations,
-:mod:`sluice.store.sqlite` and :mod:`sluice.store.postgres`, are chosen by the ``store:`` URL
-and imported only when used.
+:class:`TelemetryStore` (spans and the cost ledger), ``GovernanceStore`` (principals, roles,
+tokens and the audit trail, in :mod:`sluice.store.base`) and :class:`ReleaseStore` (immutable
+workflow releases). The implementations, :mod:`sluice.store.sqlite` and
+:mod:`sluice.store.postgres`, are chosen by the ``store:`` URL and imported only when used.
 """
 
 from sluice.store.base import (
@@ -24,6 +24,8 @@ from sluice.store.base import (
     NewEvent,
     QuarantineItem,
     Receipt,
+    ReleaseRecord,
+    ReleaseStore,
     SpanRecord,
     StepRecord,
     Store,
@@ -47,6 +49,8 @@ __all__ = [
     "PayloadCodec",
     "QuarantineItem",
     "Receipt",
+    "ReleaseRecord",
+    "ReleaseStore",
     "SpanRecord",
     "StepRecord",
     "Store",

@@ -285,6 +285,22 @@ class CostTotal:
     cost: float
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    """One stored release: an immutable, content-addressed bundle of a workflow version.
+
+    ``manifest`` is the JSON object :mod:`sluice.releases` builds (and hashes into ``id``); the
+    store keeps it as it is and never updates a row.
+    """
+
+    id: str
+    workflow: str
+    manifest: Mapping[str, Any]
+    created_at: float
+    created_by: str = ""
+    note: str = ""
+
+
 #: The column order :func:`event_from_row` reads, shared by every SQL store.
 EVENT_COLUMNS = (
     "id, workflow, version, tenant, state, created_at, deadline, finished_at, error, input,"
@@ -572,8 +588,27 @@ class GovernanceStore(Protocol):
         ...
 
 
-class Store(JobStore, IngressStore, TelemetryStore, GovernanceStore, Protocol):
-    """The whole database: the four concerns, plus what spans them (its lifecycle, the payload
+class ReleaseStore(Protocol):
+    """Releases: immutable rows, keyed by their content digest (``tests/releases``)."""
+
+    async def put_release(self, record: ReleaseRecord) -> bool:
+        """Store ``record`` unless its id is stored already (then nothing changes: a release
+        is never updated). Returns whether it was new."""
+        ...
+
+    async def get_release(self, release_id: str) -> ReleaseRecord:
+        """The release with this id; :class:`~sluice.errors.NotFoundError` if there is none."""
+        ...
+
+    async def list_releases(
+        self, workflow: str | None = None, limit: int = 100
+    ) -> list[ReleaseRecord]:
+        """Releases (of one workflow, or all), newest first, at most ``limit``."""
+        ...
+
+
+class Store(JobStore, IngressStore, TelemetryStore, GovernanceStore, ReleaseStore, Protocol):
+    """The whole database: the five concerns, plus what spans them (its lifecycle, the payload
     codec every table's payloads pass through, and re-encoding them all). Every implementation
     passes all four contract suites and ``tests/store/test_at_rest.py``.
 

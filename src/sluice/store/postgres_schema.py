@@ -222,6 +222,18 @@ MIGRATIONS: tuple[str, ...] = (
         signature text NOT NULL
     );
     """,
+    # Releases: immutable, content-addressed bundles of one workflow version (sluice.releases).
+    """
+    CREATE TABLE releases (
+        id text PRIMARY KEY,
+        workflow text NOT NULL,
+        manifest jsonb NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL DEFAULT '',
+        note text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX releases_by_workflow ON releases(workflow, created_at);
+    """,
 )
 
 

@@ -33,6 +33,7 @@ from sluice.store.base import (
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_governance import SqliteGovernanceMixin
 from sluice.store.sqlite_ingress import SqliteIngressMixin
+from sluice.store.sqlite_releases import SqliteReleasesMixin
 from sluice.store.sqlite_schema import migrate
 from sluice.store.sqlite_telemetry import SqliteTelemetryMixin
 from sluice.store.sqlite_writer import Delta, SqliteWriter
@@ -50,7 +51,9 @@ _JOB_COLUMNS = (
 )
 
 
-class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin, SqliteGovernanceMixin):
+class SqliteStore(
+    SqliteIngressMixin, SqliteTelemetryMixin, SqliteGovernanceMixin, SqliteReleasesMixin
+):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(

@@ -208,6 +208,18 @@ MIGRATIONS: tuple[str, ...] = (
         signature TEXT NOT NULL
     );
     """,
+    # Releases: immutable, content-addressed bundles of one workflow version (sluice.releases).
+    """
+    CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX releases_by_workflow ON releases(workflow, created_at);
+    """,
 )
 
 
