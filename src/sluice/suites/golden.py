@@ -46,7 +46,7 @@ from sluice.config import did_you_mean
 from sluice.suites.gate import Gate, GateSpec
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
-from sluice.suites.target import RunOutput, Target
+from sluice.suites.target import DEFAULT_IN_FLIGHT, RunOutput, Target
 from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, unknown, where
 
 GOLDEN_DIR = "golden"
@@ -440,7 +440,7 @@ class GoldenGate:
 def golden_gate(spec: GateSpec) -> Gate:
     """Build the golden gate from ``golden: {suites: [...], in_flight: N}``."""
     check_keys(spec, ("suites", "in_flight"), required=("suites",))
-    in_flight = spec.options.get("in_flight", 32)
+    in_flight = spec.options.get("in_flight", DEFAULT_IN_FLIGHT)
     if not isinstance(in_flight, int) or isinstance(in_flight, bool) or not 1 <= in_flight <= 256:
         raise spec.problem("in_flight", f"must be an integer in 1..256, got {in_flight!r}")
     return GoldenGate(tuple(spec.names("suites")), spec.tests_dir, in_flight, spec.name)
