@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "releases",
     "config_check",
     "egress",
+    "test_cmd",
 )
 
 
