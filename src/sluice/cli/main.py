@@ -28,6 +28,8 @@ _COMMAND_MODULES = (
     "trace",
     "costs",
     "config_check",
+    "env",
+    "fixtures",
 )
 
 
