@@ -78,6 +78,25 @@ async def reply(ctx: StepContext, data: JSONObject) -> JSONObject:
 """
 
 
+SUITES = """
+golden:
+  suites: [echo]
+"""
+
+GOLDEN = """
+suite: echo
+version: 1
+workflow: echo
+cases:
+  - name: short
+    input: {text: "hi there"}
+    expect: {text: "hi there", len: 8}
+  - name: with-address
+    input: {text: "write to me", email: "someone@example.com"}
+    expect: {to: {pattern: "@example\\\\.com$"}, len: {min: 1, max: 100}}
+"""
+
+
 def environments_yaml(**extra: str) -> str:
     """An environments file with ``pg`` (a schema), ``pgdb`` (a database), ``lite`` (SQLite +
     memory) and ``pg2`` (a second schema on the same servers)."""
@@ -125,6 +144,9 @@ def echo_app(make_app: MakeApp) -> Iterator[EchoApp]:
     """
     app_dir = make_app(CONFIG, {"echo.yaml": WORKFLOW}, {"echo_steps.py": STEPS})
     (app_dir / "environments.yaml").write_text(environments_yaml())
+    (app_dir / "tests" / "golden").mkdir(parents=True)
+    (app_dir / "tests" / "suites.yaml").write_text(SUITES)
+    (app_dir / "tests" / "golden" / "echo.v1.yaml").write_text(GOLDEN)
     schema = new_schema()
     try:
         yield EchoApp(app_dir, postgres_schema_url(schema), schema)

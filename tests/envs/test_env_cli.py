@@ -163,6 +163,26 @@ def test_env_up_seed_down_end_to_end(echo_app: EchoApp, tmp_path: Path) -> None:
     assert "@example." in fake_email
     assert fake_email not in asyncio.run(schema_text(record["schema"]))
 
+    # The app's suites run against the environment: their runs land in its store.
+    tested = sluice("env", "test", str(app_dir), "pg", "--json")
+    assert tested.exit_code == 0, tested.output
+    verdict = orjson.loads(tested.stdout)
+    assert verdict["passed"] is True
+    assert verdict["release"] == "r1"
+    assert [g["cases"] for g in verdict["groups"]] == [2]
+    after, _ = asyncio.run(_env_rows(app_dir, "pg"))
+    assert len(after) == len(events) + 2
+    # A golden expectation the app does not meet fails the command, naming the case.
+    golden = app_dir / "tests" / "golden"
+    (golden / "echo.v2.yaml").write_text(
+        (golden / "echo.v1.yaml").read_text().replace("version: 1", "version: 2")
+        .replace("len: 8", "len: 9")
+    )  # fmt: skip
+    failed = sluice("env", "test", str(app_dir), "pg")
+    assert failed.exit_code == 1, failed.output
+    assert "short" in failed.stdout
+    assert "len" in failed.stdout
+
     listed = orjson.loads(sluice("env", "list", str(app_dir), "--json").stdout)
     status = {row["name"]: row["status"] for row in listed}
     assert status == {"pg": "ready", "pg2": "down", "pgdb": "down", "lite": "down"}

@@ -8,6 +8,7 @@ one (its own schema or database, key prefix or file), ``seed`` loads fixture fil
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,10 @@ from sluice.envs.fixtures import seed_environment
 from sluice.envs.lifecycle import environment_down, environment_up
 from sluice.envs.records import EnvironmentRecord
 from sluice.envs.spec import load_environments
+from sluice.envs.suite_run import run_environment_suites
 from sluice.errors import SluiceError
+from sluice.suites import summarize, write_junit
+from sluice.suites.results import as_json as case_json
 
 T = TypeVar("T")
 env_app = typer.Typer(help="Ephemeral environments: up, list, show, seed, test, down.",
@@ -147,6 +151,48 @@ def _rows(files: list[Path]) -> int:
         except OSError:
             pass  # reading it for real reports the problem with its path
     return total
+
+
+@env_app.command("test")
+def run_tests(
+    app_dir: AppArg,
+    name: NameArg,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML to this file.")
+    ] = None,
+    gate: Annotated[str | None, typer.Option("--gate", help="Run only this gate.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the app's suites (`sluice test`) against the environment's store and KV."""
+    record = _record(app_dir, name)
+    started = time.perf_counter()
+    try:
+        run = run_environment_suites(record, only=gate)
+        if junit is not None:
+            write_junit(junit, run.results, run.release)
+    except (SluiceError, OSError) as exc:
+        raise fail(exc) from None
+    seconds = time.perf_counter() - started
+    groups = summarize(run.results)
+    if as_json:
+        print_json({
+            "environment": name, "passed": run.passed, "release": run.release,
+            "seconds": round(seconds, 3),
+            "groups": [{"gate": g.gate, "suite": g.suite, "cases": g.cases, "failed": g.failed,
+                        "flaky": g.flaky} for g in groups],
+            "cases": [case_json(r) for r in run.results],
+        })  # fmt: skip
+    else:
+        for g in groups:
+            verdict = "pass" if g.passed else "FAIL"
+            typer.echo(f"{g.gate:<10} {g.suite:<24} {g.cases:>6} cases {g.failed:>4} failed  "
+                       f"{verdict}")  # fmt: skip
+        for result in [r for r in run.results if not r.passed][:20]:
+            typer.echo(f"FAIL {result.gate} {result.suite}: {result.message}")
+        verdict = "passed" if run.passed else "FAILED"
+        typer.echo(f"{verdict} in environment {name}: {len(run.results)} cases in {seconds:.1f}s")
+    if not run.passed:
+        raise typer.Exit(1)
 
 
 @env_app.command("down")
