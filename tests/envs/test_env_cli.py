@@ -25,6 +25,7 @@ from sluice.envs.records import record_path
 from sluice.guard.pii import PiiMasker
 from sluice.guard.recognizers import PiiType
 from sluice.kv.settings import build_kv
+from sluice.models.splits import read_examples
 from sluice.store.base import EventRecord, QuarantineItem
 from sluice.store.postgres_schema import MIGRATIONS
 from tests.envs.conftest import WEBHOOK_SECRET, EchoApp, run_events
@@ -40,9 +41,22 @@ SSN = "078-05-1120"
 API_KEY = "sk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 BEARER = "Bearer eyJhbGciOi.J9.kZXJpdmVkLWZyb20tYS1zZWNyZXQ"
 INPUTS = [
-    {"text": f"Please write to {EMAIL} or call {PHONE}", "email": EMAIL, "api_key": API_KEY},
-    {"text": f"card {CARD} was charged twice, refund to {IBAN}", "email": EMAIL},
-    {"text": f"my SSN is {SSN}; auth header was {BEARER}", "email": "grace@hopper.example.net"},
+    {
+        "text": f"Please write to {EMAIL} or call {PHONE}",
+        "email": EMAIL,
+        "api_key": API_KEY,
+        "category": "contact",
+    },
+    {
+        "text": f"card {CARD} was charged twice, refund to {IBAN}",
+        "email": EMAIL,
+        "category": "refund",
+    },
+    {
+        "text": f"my SSN is {SSN}; auth header was {BEARER}",
+        "email": "grace@hopper.example.net",
+        "category": "identity",
+    },
 ]
 PII = (EMAIL, PHONE, CARD, IBAN, SSN, "grace@hopper.example.net", "4111111111111111",
        "GB82WEST12345698765432", "4155552671")  # fmt: skip
@@ -182,6 +196,16 @@ def test_env_up_seed_down_end_to_end(echo_app: EchoApp, tmp_path: Path) -> None:
     assert failed.exit_code == 1, failed.output
     assert "short" in failed.stdout
     assert "len" in failed.stdout
+
+    # The seeded events as a labelled data set (the four runs of the two suite runs carry
+    # no label).
+    csv_path = tmp_path / "labelled.csv"
+    labelled = sluice("env", "labelled", str(app_dir), "pg", "--out", str(csv_path))
+    assert labelled.exit_code == 0, labelled.output
+    assert "3 rows; 4 events skipped" in labelled.stdout
+    examples = read_examples(csv_path)
+    assert sorted(e.label for e in examples) == ["contact", "identity", "refund"]
+    assert not any(value in e.text for e in examples for value in PII + SECRETS)
 
     listed = orjson.loads(sluice("env", "list", str(app_dir), "--json").stdout)
     status = {row["name"]: row["status"] for row in listed}

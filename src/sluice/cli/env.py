@@ -20,6 +20,7 @@ from sluice.cli.common import JsonAlways, JsonFlag, fail, print_json
 from sluice.cli.progress import Progress, QuietFlag
 from sluice.envs import records
 from sluice.envs.fixtures import seed_environment
+from sluice.envs.labelled import write_labelled
 from sluice.envs.lifecycle import environment_down, environment_up
 from sluice.envs.records import EnvironmentRecord
 from sluice.envs.spec import load_environments
@@ -193,6 +194,24 @@ def run_tests(
         typer.echo(f"{verdict} in environment {name}: {len(run.results)} cases in {seconds:.1f}s")
     if not run.passed:
         raise typer.Exit(1)
+
+
+@env_app.command("labelled")
+def labelled(
+    app_dir: AppArg,
+    name: NameArg,
+    out: Annotated[Path, typer.Option("--out", help="The text,category CSV to write.")],
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow's events.")] = None,
+    text_field: Annotated[str, typer.Option(help="The input field holding the text.")] = "text",
+    label_field: Annotated[
+        str, typer.Option(help="The input field holding the label.")
+    ] = "category",
+) -> None:
+    """Write the environment's done events as a labelled CSV (for eval and snapshots)."""
+    record = _record(app_dir, name)
+    report = _run(write_labelled(record, out, workflow=workflow, text_field=text_field,
+                                 label_field=label_field))  # fmt: skip
+    typer.echo(f"wrote {report.path}: {report.rows} rows; {report.skipped} events skipped")
 
 
 @env_app.command("down")
