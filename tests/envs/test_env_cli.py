@@ -28,7 +28,8 @@ from sluice.kv.settings import build_kv
 from sluice.models.splits import read_examples
 from sluice.store.base import EventRecord, QuarantineItem
 from sluice.store.postgres_schema import MIGRATIONS
-from tests.envs.conftest import WEBHOOK_SECRET, EchoApp, run_events
+from sluice.testing import free_port
+from tests.envs.conftest import WEBHOOK_SECRET, EchoApp, environments_yaml, run_events
 from tests.kv.conftest import REDIS_URL
 from tests.store.conftest import POSTGRES_URL, schema_text
 
@@ -329,3 +330,34 @@ def test_database_isolation_and_sqlite_leave_nothing_behind(echo_app: EchoApp) -
         "schema_version": None, "database": False, "keys": []
     }  # fmt: skip
     assert not any(Path(f).exists() for f in made["lite"]["files"])
+
+
+def test_a_failed_up_takes_back_what_it_made(echo_app: EchoApp) -> None:
+    """The store is made and migrated, then Redis cannot be reached: the schema is dropped
+    again, no record stays, and the name can be used once the server is fixed."""
+    app_dir = echo_app.app_dir
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    (app_dir / "environments.yaml").write_text(
+        environments_yaml(broken=f"    store: {POSTGRES_URL}\n    kv: {closed}\n")
+    )
+    failed = sluice("env", "up", str(app_dir), "broken")
+    assert failed.exit_code != 0
+    assert "Redis" in failed.stderr
+    assert not record_path(app_dir, "broken").exists()
+    assert asyncio.run(_schemas_like("env_broken_")) == []
+    (app_dir / "environments.yaml").write_text(
+        environments_yaml(broken=f"    store: {POSTGRES_URL}\n    kv: {REDIS_URL}\n")
+    )
+    assert sluice("env", "up", str(app_dir), "broken").exit_code == 0
+    assert sluice("env", "down", str(app_dir), "broken").exit_code == 0
+
+
+async def _schemas_like(prefix: str) -> list[str]:
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", prefix
+        )
+        return [row[0] for row in rows]
+    finally:
+        await conn.close()

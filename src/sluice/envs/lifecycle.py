@@ -106,7 +106,8 @@ def _plan(app_dir: Path, spec: EnvironmentSpec, token: str) -> EnvironmentRecord
     return record
 
 
-async def _make(record: EnvironmentRecord, spec: EnvironmentSpec) -> None:
+async def _make(record: EnvironmentRecord, spec: EnvironmentSpec, made: set[str]) -> None:
+    """Make each resource, adding its kind to ``made`` just before (a half-made one counts)."""
     if record.schema is not None:
         conn = await _pg(spec.store)
         try:
@@ -117,6 +118,7 @@ async def _make(record: EnvironmentRecord, spec: EnvironmentSpec) -> None:
     if record.database is not None:
         conn = await _pg(spec.store)
         try:
+            made.add("database")
             await conn.execute(f"CREATE DATABASE {quote_ident(record.database)}")
         except _PG_ERRORS as exc:
             raise EnvironmentStateError(f"cannot create database {record.database}: {exc}") from exc
@@ -124,6 +126,7 @@ async def _make(record: EnvironmentRecord, spec: EnvironmentSpec) -> None:
             await conn.close()
     settings = environment_settings(record)
     store = build_store(settings, encryption_codec(settings))
+    made.update(("schema", "files"))
     await store.open()  # creates the schema or file and applies every migration
     await store.aclose()
     if record.kv_prefix is not None:
@@ -132,7 +135,10 @@ async def _make(record: EnvironmentRecord, spec: EnvironmentSpec) -> None:
             # A marker under the prefix: the environment's keys exist from the start, so a
             # leftover prefix is visible (and `env down` has something to prove it removed).
             await client.set(f"{record.kv_prefix}environment", record.name.encode())
-        except aioredis.RedisError as exc:
+        except aioredis.ConnectionError as exc:  # refused: nothing of ours is there
+            raise EnvironmentStateError(f"Redis: {type(exc).__name__}: {exc}") from exc
+        except aioredis.RedisError as exc:  # a timeout, say: the marker may have landed
+            made.add("keys")
             raise EnvironmentStateError(f"Redis: {type(exc).__name__}: {exc}") from exc
         finally:
             await client.aclose()
@@ -165,13 +171,22 @@ async def environment_up(
         )
     record = _plan(app_dir, spec, secrets.token_hex(4))
     records.reserve(app_dir, record)
+    made: set[str] = set()
     try:
-        await _make(record, spec)
+        await _make(record, spec, made)
     except BaseException:
-        # Take back whatever was made. If that fails too, the record stays (status "making")
-        # so that `env down` can finish the job; the first error is the one reported.
+        # Take back what was made (only that: a server that refused us has nothing of ours).
+        # If that fails too, the record stays (status "making") so that `env down` can finish
+        # the job; the first error is the one reported.
+        partial = replace(
+            record,
+            schema=record.schema if "schema" in made else None,
+            database=record.database if "database" in made else None,
+            files=record.files if "files" in made else (),
+            kv_prefix=record.kv_prefix if "keys" in made else None,
+        )
         with contextlib.suppress(Exception):
-            await _remove(record)
+            await _remove(partial)
             records.forget(app_dir, name)
         raise
     ready = replace(record, status="ready")
