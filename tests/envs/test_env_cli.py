@@ -283,9 +283,15 @@ def test_two_environments_on_one_server_do_not_see_each_other(
         assert len(seen_pg) == 2
         assert seen_pg2 == []
         assert asyncio.run(_kv_isolated(app_dir))
+        shown = [orjson.loads(sluice("env", "show", str(app_dir), n).stdout) for n in ("pg", "pg2")]
+        assert len(asyncio.run(_on_servers(shown[0]))["keys"]) == 2  # the marker and ours
     finally:
         for name in ("pg", "pg2"):
             assert sluice("env", "down", str(app_dir), name).exit_code == 0
+    for record in shown:  # the key the app wrote went with its environment
+        assert asyncio.run(_on_servers(record)) == {
+            "schema_version": None, "database": False, "keys": []
+        }  # fmt: skip
 
 
 async def _kv_isolated(app_dir: Path) -> bool:
