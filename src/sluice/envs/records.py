@@ -90,6 +90,7 @@ def reserve(app_dir: Path, record: EnvironmentRecord) -> None:
 def save(app_dir: Path, record: EnvironmentRecord) -> None:
     """Replace the record atomically."""
     path = record_path(app_dir, record.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_bytes(orjson.dumps(asdict(record), option=orjson.OPT_INDENT_2))
     os.chmod(tmp, 0o600)  # it may hold a server password
