@@ -29,6 +29,8 @@ from sluice.envs.pseudonyms import Pseudonymizer
 from sluice.guard.crypto import MAGIC
 from sluice.guard.pii import PiiMasker
 
+#: Distinct texts remembered with what they masked to.
+_MEMO_ENTRIES = 4096
 #: What a removed secret reads as in a fixture.
 REMOVED = "[removed]"
 # Words of a field name that mark its value as a secret ("clientSecret", "X-Api-Key",
@@ -122,9 +124,25 @@ class FixtureMasker:
         self._secrets = [s for s in secrets if s]
         self.replaced = 0  # PII values pseudonymized
         self.removed = 0  # secrets and sealed values removed
+        # An event's text recurs in its input, its steps' outputs and its result: each
+        # distinct text is masked once (what it masked to, and the counts it added).
+        self._memo: dict[str, tuple[str, int, int]] = {}
 
     def text(self, value: str) -> str:
         """One text with its secrets removed and its PII pseudonymized."""
+        found = self._memo.get(value)
+        if found is not None:
+            self.replaced += found[1]
+            self.removed += found[2]
+            return found[0]
+        replaced, removed = self.replaced, self.removed
+        masked = self._mask_text(value)
+        if len(self._memo) >= _MEMO_ENTRIES:
+            self._memo.clear()  # bounded; a new page of events brings new texts anyway
+        self._memo[value] = (masked, self.replaced - replaced, self.removed - removed)
+        return masked
+
+    def _mask_text(self, value: str) -> str:
         for secret in self._secrets:
             if secret in value:
                 self.removed += value.count(secret)
