@@ -142,6 +142,7 @@ def test_env_up_seed_down_end_to_end(echo_app: EchoApp, tmp_path: Path) -> None:
     exported = _export(echo_app, out)
     assert exported.exit_code == 0, exported.output
     assert "3 events, 1 quarantine entries" in exported.stdout
+    assert "exporting 4/4" in exported.stderr  # progress on standard error
 
     up = sluice("env", "up", str(app_dir), "pg", "--json")
     assert up.exit_code == 0, up.output
@@ -260,6 +261,16 @@ def test_masked_export_keeps_no_pii_no_secret_no_ciphertext(
     assert [e.type for e in masker.detect(inputs[1]["text"])] == [PiiType.CARD, PiiType.IBAN]
     # The e-mail in the text and in the field are one value: one fake for both.
     assert inputs[0]["email"] in inputs[0]["text"]
+    # Unmasked, the PII stays (with a warning), but secrets and ciphertext still go.
+    plain = tmp_path / "plain.jsonl"
+    args = ["fixtures", "export", "--app", str(echo_app.app_dir), "--since", "1h"]
+    unmasked = sluice(*args, "--out", str(plain), env=echo_app.environ)
+    assert unmasked.exit_code == 0, unmasked.output
+    assert "not masked" in unmasked.stderr
+    plain_data = plain.read_bytes()
+    assert EMAIL.encode() in plain_data
+    assert not any(secret.encode() in plain_data for secret in SECRETS)
+    assert b"SLE" not in plain_data
     # Line 1, the header, says when each was made; every row after it is the same.
     assert first.read_bytes().split(b"\n")[1:] == second.read_bytes().split(b"\n")[1:]
 
