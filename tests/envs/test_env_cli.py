@@ -149,6 +149,7 @@ def test_env_up_seed_down_end_to_end(echo_app: EchoApp, tmp_path: Path) -> None:
     record = orjson.loads(up.stdout)
     assert record["status"] == "ready"
     assert record["release"] == "r1"
+    assert record["mocks"] == {"payments": {"status": 200}}
     assert record["schema"].startswith("env_pg_")
     assert record["kv_prefix"].startswith("env:pg:")
     servers = asyncio.run(_on_servers(record))

@@ -10,6 +10,7 @@ from sluice.config import parse_settings
 from sluice.envs.masking import REMOVED, FixtureMasker, configured_secrets, is_secret_field
 from sluice.envs.pseudonyms import Pseudonymizer
 from sluice.guard.crypto import AesGcmCodec, Keyring
+from sluice.guard.pii import PiiMasker
 
 KEY = bytes(range(32))
 
@@ -71,3 +72,16 @@ def test_configured_secrets_come_from_the_app(tmp_path: Path) -> None:
     found = configured_secrets(parse_settings(raw, tmp_path, environ))
     assert set(found) == {"whsec_abcdefghijklmnopqrstu", "c2VjcmV0LWtleS1ieXRlcy0xMjM0NQ==",
                           "sk-live-0123456789abcdef"}  # fmt: skip
+
+
+def test_pii_kept_as_json_numbers() -> None:
+    """A card or phone number stored as a number is replaced by a fake number of its kind;
+    ordinary numbers stay."""
+    masker = FixtureMasker(Pseudonymizer(KEY))
+    out = masker.value({"card": 4111111111111111, "amount": 1250, "phone": 4155552671})
+    assert out["amount"] == 1250
+    assert isinstance(out["card"], int)
+    assert out["card"] != 4111111111111111
+    assert isinstance(out["phone"], int)
+    assert out["phone"] != 4155552671
+    assert [e.type.value for e in PiiMasker().detect(str(out["card"]))] == ["CARD"]

@@ -31,6 +31,8 @@ from sluice.guard.pii import PiiMasker
 
 #: Distinct texts remembered with what they masked to.
 _MEMO_ENTRIES = 4096
+# The smallest integer worth scanning: shorter numbers hold no built-in PII type.
+_MIN_PII_INT = 10**6
 #: What a removed secret reads as in a fixture.
 REMOVED = "[removed]"
 # Words of a field name that mark its value as a secret ("clientSecret", "X-Api-Key",
@@ -172,6 +174,15 @@ class FixtureMasker:
         """A decoded JSON value, masked throughout (secret fields' values removed)."""
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MIN_PII_INT:
+            # A phone or card number kept as a JSON number: masked as its digits, and kept a
+            # number (the fake's digits) so the payload keeps its shape.
+            digits = str(value)
+            masked = self.text(digits)
+            if masked != digits:
+                fake = "".join(char for char in masked if char.isdigit())
+                return int(fake) if fake else masked
+            return value
         if isinstance(value, list):
             return [self.value(item) for item in value]
         if isinstance(value, dict):
