@@ -285,10 +285,22 @@ def test_two_environments_on_one_server_do_not_see_each_other(
     asyncio.run(run_events(echo_app, INPUTS[:2]))
     out = tmp_path / "f.jsonl"
     assert _export(echo_app, out).exit_code == 0
+    # --limit bounds the export, and says it did.
+    args = ["fixtures", "export", "--app", str(app_dir), "--since", "1h", "--limit", "1"]
+    limited = sluice(*args, "--out", str(tmp_path / "one.jsonl"), env=echo_app.environ)
+    assert "1 events" in limited.stdout
+    assert "stopped at --limit 1" in limited.stderr
     try:
         for name in ("pg", "pg2"):
             made = sluice("env", "up", str(app_dir), name)
             assert made.exit_code == 0, made.output
+        # A file cut short seeds nothing, and says where.
+        cut = tmp_path / "cut.jsonl"
+        cut.write_bytes(b"".join(out.read_bytes().splitlines(keepends=True)[:-1]))
+        refused = sluice("env", "seed", str(app_dir), "pg", "--fixtures", str(cut))
+        assert refused.exit_code == 2
+        assert f"{cut}: no trailer line" in refused.stderr
+        assert asyncio.run(_env_rows(app_dir, "pg")) == ([], [])
         assert sluice("env", "seed", str(app_dir), "pg", "--fixtures", str(out)).exit_code == 0
         seen_pg, _ = asyncio.run(_env_rows(app_dir, "pg"))
         seen_pg2, _ = asyncio.run(_env_rows(app_dir, "pg2"))

@@ -141,7 +141,13 @@ async def seed_environment(
     settings = environment_settings(record)
     store = build_store(settings, encryption_codec(settings))
     total = SeedCounts()
-    opened = [(path, *read_fixtures(path)) for path in files]  # every header checked first
+    # Every file is read through once before anything is written: a bad line, or a file cut
+    # short, is reported with nothing seeded rather than after part of it went in.
+    for path in files:
+        _, rows = read_fixtures(path)
+        for _ in rows:
+            pass
+    opened = [(path, *read_fixtures(path)) for path in files]
     await store.open()
     try:
         done = 0
