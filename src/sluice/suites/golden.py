@@ -45,7 +45,7 @@ from sluice.suites.gate import Gate, GateSpec
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
 from sluice.suites.target import RunOutput, Target
-from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, where
+from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, unknown, where
 
 GOLDEN_DIR = "golden"
 _FILE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)\.v(?P<version>[0-9]+)\.ya?ml$")
@@ -225,9 +225,7 @@ def load_suite(path: Path) -> GoldenSuite:
 
     for key in raw:
         if key not in _SUITE_KEYS:
-            raise at(
-                raw.line_of(key), str(key), f"unknown key{did_you_mean(str(key), _SUITE_KEYS)}"
-            )
+            raise at(raw.line_of(key), str(key), unknown(key, _SUITE_KEYS))
     for key in ("suite", "version", "workflow", "cases"):
         if key not in raw:
             raise at(raw.line, key, "missing")
@@ -274,7 +272,7 @@ def load_suite(path: Path) -> GoldenSuite:
                 raise at(
                     case.line_of(key),
                     f"{prefix}.{key}",
-                    f"unknown key{did_you_mean(str(key), _CASE_KEYS)}",
+                    unknown(key, _CASE_KEYS),
                 )
         for key in ("name", "input", "expect"):
             if key not in case:
