@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from pathlib import Path
 
 import orjson
 import pytest
 
-from sluice.envs import EnvironmentSpecError, FixtureError, load_environments, read_fixtures
+from sluice.config import parse_settings
+from sluice.envs import (
+    EnvironmentSpecError,
+    EnvironmentStateError,
+    FixtureError,
+    environment_up,
+    load_environments,
+    read_fixtures,
+)
 from sluice.envs.fixture_file import FORMAT
+from sluice.envs.fixtures import pseudonym_key
 from sluice.store.base import EventRecord, QuarantineItem
 
 
@@ -106,3 +117,33 @@ def test_bad_fixture_files_name_the_line_and_field(
         _read_all(path)
     assert str(path) in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_an_undeclared_environment_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    """``env up`` of a name the file does not declare names the ones it does."""
+    (tmp_path / "environments.yaml").write_text("environments:\n  laptop: {store: sqlite}\n")
+    with pytest.raises(
+        EnvironmentStateError, match=r"no environment 'ci' declared \(declared: laptop\)"
+    ):
+        asyncio.run(environment_up(tmp_path, "ci", {}))
+    assert not (tmp_path / ".sluice").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("zz-not-a-key", "expected hex or base64"), ("abcd", "at least 32 bytes")],
+)
+def test_a_bad_pseudonym_key_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    """SLUICE_FIXTURES_KEY must be hex or base64 of at least 32 bytes."""
+    settings = parse_settings({}, tmp_path, {"SLUICE_FIXTURES_KEY": value})
+    with pytest.raises(FixtureError, match=message):
+        pseudonym_key(settings)
+
+
+def test_a_pseudonym_key_in_hex_or_base64(tmp_path: Path) -> None:
+    """The same 32 bytes in hex and in base64 are the same key."""
+    raw = bytes(range(32))
+    keys = [pseudonym_key(parse_settings({}, tmp_path, {"SLUICE_FIXTURES_KEY": text}))
+            for text in (raw.hex(), base64.b64encode(raw).decode())]  # fmt: skip
+    assert keys == [(raw, True), (raw, True)]
+    assert pseudonym_key(parse_settings({}, tmp_path, {}))[1] is False
