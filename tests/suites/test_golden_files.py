@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sluice.suites import RunOutput, SuiteError
 from sluice.suites.golden import judge, load_suite, propose
@@ -167,3 +169,30 @@ def test_record_proposes_the_next_version_field_by_field(tmp_path: Path) -> None
         done({"intent": "extra_charge", "route": {"team": "payments"}}),
     ]  # fmt: skip
     assert all(r.passed for r in judge(again, outputs))
+
+
+def test_a_jsonl_suite_is_a_header_line_then_one_case_a_line(tmp_path: Path) -> None:
+    """The same suite as JSON lines loads to the same cases and verdicts; its errors name the
+    case's line; record proposes the next version as JSON lines too."""
+    content = yaml.safe_load(SUITE)
+    header = {k: v for k, v in content.items() if k != "cases"}
+    rows = [header, *content["cases"]]
+    path = tmp_path / "tickets.v1.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    suite = load_suite(path)
+    assert [c.name for c in suite.cases] == ["exact", "ranges", "either"]
+    assert [c.line for c in suite.cases] == [2, 3, 4]
+    results = judge(suite, [done({"intent": "lost_card", "route": {"team": "cards"}})] * 3)
+    assert results[0].message == "exact (line 2): route.team: expected 'security', got 'cards'"
+    proposal = propose(suite, [done({"intent": "lost_card", "route": {"team": "security"}})] * 3)
+    assert proposal.path.name == "tickets.v2.jsonl"
+    proposal.path.write_text(proposal.text)
+    assert load_suite(proposal.path).version == 2
+
+    rows[2] = {**rows[2], "inptu": {}}
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.raises(SuiteError, match=r"tickets.v1.jsonl:3: cases\[1\].inptu: unknown key"):
+        load_suite(path)
+    path.write_text(json.dumps(header) + "\n{not json\n")
+    with pytest.raises(SuiteError, match=r"tickets.v1.jsonl:2: invalid JSON"):
+        load_suite(path)

@@ -36,8 +36,9 @@ DEFAULT_IN_FLIGHT = 32
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
-    """One input's run: ``status`` (``done`` or ``dead``), the ``result`` of a done run,
-    the ``error`` of a dead one, and the seconds from submit to its end."""
+    """One input's run: ``status`` (``done``, ``dead``, or ``refused`` when the app did not
+    accept it or it did not finish in time), the ``result`` of a done run, the ``error``
+    otherwise, and the seconds from submit to its end."""
 
     status: str
     result: Mapping[str, Any] | None
@@ -133,7 +134,10 @@ class Target:
             async def one(data: Any) -> RunOutput:
                 async with gate:
                     started = time.perf_counter()
-                    view = await app.run(workflow, data)
+                    try:
+                        view = await app.run(workflow, data)
+                    except AssertionError as exc:  # refused at the door, or never finished
+                        return RunOutput("refused", None, str(exc), time.perf_counter() - started)
                     seconds = time.perf_counter() - started
                 if on_done is not None:
                     on_done()
