@@ -34,6 +34,8 @@ _COMMAND_MODULES = (
     "config_check",
     "egress",
     "test_cmd",
+    "env",
+    "fixtures",
 )
 
 
