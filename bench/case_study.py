@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,13 @@ def figures(
             [bool((r.get("draft") or {}).get("needs_review")) for r in results]
         ),
         "llm_draft_share": share([bool(_drafted(r).get("model")) for r in results]),
+        # Why drafts fell back to the local one: slo, error (a failing or throttled LLM),
+        # spend, no_model (no LLM in the drafter group).
+        "draft_fallbacks": dict(
+            Counter(
+                str(_drafted(r).get("degraded")) for r in results if _drafted(r).get("fallback")
+            )
+        ),
         "llm_draft_cost_per_1k": round(
             sum(float(_drafted(r).get("cost", 0.0)) for r in results) / len(done) * 1000, 6
         )

@@ -21,9 +21,11 @@ from sluice.models.chat_model import ChatModel
 from sluice.models.openai_client import ClientSettings, OpenAIClient
 from sluice.models.prices import PriceTable
 from sluice.prompts import load_prompts
+from sluice.reliability.slo_guards import SloGuards
 from sluice.steps.files import AppFiles
 from sluice.steps.generate import Generation, generate
 from sluice.testing import step_context
+from sluice.workflow.loader import load_workflow_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 NEIGHBOUR = {"id": "t1", "text": "card not here yet", "intent": "card_arrival",
@@ -35,6 +37,14 @@ DATA = {
     "neighbours": [NEIGHBOUR],
 }
 SCHEMA: Mapping[str, Any] = load_prompts(EXAMPLE)["draft_reply"].output_schema or {}
+
+
+SLOW_FLOW = """
+name: slow
+slo: {p95_ms: 300, error_rate: 0.01, window_s: 30, policy: degrade}
+steps:
+  - {name: draft, pool: post, uses: generate, options: {template: draft_reply}}
+"""
 
 
 class FixedLabel:
@@ -136,6 +146,29 @@ async def test_a_degraded_llm_path_falls_back_to_the_local_draft(llm: ChatModel)
     assert failed["generated"]["draft"]["degraded"] == "error"
     assert failed["draft"]["reply"].startswith("Cards usually arrive")
     assert "degraded" not in failed  # the draft's fallback is not the classifier's degrade
+
+
+async def test_while_the_slo_guard_degrades_the_fallback_drafts(
+    llm: ChatModel, tmp_path: Path
+) -> None:
+    """The workflow's SLO slipped under a ``degrade`` policy: the step takes its declared
+    cheap path (the fallback) without asking the model, as a cascade keeps its cheap tier."""
+    flow = tmp_path / "slow.yaml"
+    flow.write_text(SLOW_FLOW)
+    guards = SloGuards([load_workflow_file(flow, ["post"])])
+    for _ in range(20):  # min_events, each far past the p95 target
+        guards.record("slow", 5000.0, True)
+    assert guards.degraded("slow")
+    ctx = step_context(step="draft", options=_options(), workflow="slow",
+                       services={**_services(("llm",), llm), "slo_guards": guards})  # fmt: skip
+    result = await generate(ctx, dict(DATA))
+    jsonschema.validate(result["draft"], SCHEMA)
+    made = result["generated"]["draft"]
+    assert made["degraded"] == "slo"
+    assert made["calls"] == 0
+    assert made["fallback"] == "triage_steps:local_draft"
+    normal = await _draft(_services(("llm",), llm, slo_guards=SloGuards([])))
+    assert normal["generated"]["draft"]["model"] == "llm"
 
 
 def test_the_demo_report_shows_drafts_needing_review_and_llm_cost() -> None:

@@ -83,7 +83,8 @@ _REPAIR = (
 _masker = PiiMasker()
 #: Why a generation has no model answer (``Generated.degraded``): a degrade budget held no
 #: call; the model names only empty groups (no model configured); every model failed.
-SPEND, NO_MODEL, ERROR = "spend", "no_model", "error"
+#: And the workflow's SLO guard degrades: a step with a fallback takes it without a call.
+SPEND, NO_MODEL, ERROR, SLO = "spend", "no_model", "error", "slo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +492,13 @@ async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
                         retryable=False)  # fmt: skip
     values = template_values(ctx, template, data)
     fallback = options.get("fallback")
+    if fallback is not None and _slo_degraded(ctx):
+        # The guard's degrade policy: the declared cheap path while the SLO has slipped, as a
+        # cascade keeps its cheap tier's answer; a model call here is the slow part.
+        value = await _fallback(ctx, service, str(fallback), template, data, values)
+        outcome = Generated(None, template.id, None, degraded=SLO)
+        return {**data, ctx.step: value,
+                "generated": _provenance(data, ctx.step, outcome, str(fallback))}  # fmt: skip
     try:
         outcome = await service.for_step(ctx)(
             str(options["template"]),
@@ -518,6 +526,13 @@ async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
     value = await _fallback(ctx, service, str(fallback), template, data, values)
     return {**data, ctx.step: value,
             "generated": _provenance(data, ctx.step, outcome, str(fallback))}  # fmt: skip
+
+
+def _slo_degraded(ctx: StepContext) -> bool:
+    """Whether the workflow's SLO guard degrades now (policy ``degrade``, the SLO slipped)."""
+    guards = ctx.services.get("slo_guards")
+    degraded = getattr(guards, "degraded", None)
+    return callable(degraded) and bool(degraded(ctx.workflow))
 
 
 async def _fallback(
