@@ -169,6 +169,10 @@ async def test_while_the_slo_guard_degrades_the_fallback_drafts(
     assert made["fallback"] == "triage_steps:local_draft"
     normal = await _draft(_services(("llm",), llm, slo_guards=SloGuards([])))
     assert normal["generated"]["draft"]["model"] == "llm"
+    ctx = step_context(step="draft", options=_options(), workflow="slow",
+                       services={**_services(()), "slo_guards": guards})  # fmt: skip
+    unconfigured = await generate(ctx, dict(DATA))
+    assert unconfigured["generated"]["draft"]["degraded"] == "no_model"  # no model to shed
 
 
 def test_the_demo_report_shows_drafts_needing_review_and_llm_cost() -> None:

@@ -492,7 +492,9 @@ async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
                         retryable=False)  # fmt: skip
     values = template_values(ctx, template, data)
     fallback = options.get("fallback")
-    if fallback is not None and _slo_degraded(ctx):
+    asked = options.get("model", template.model)
+    configured = asked is not None and bool(service.models(asked))  # not only empty groups
+    if fallback is not None and configured and _slo_degraded(ctx):
         # The guard's degrade policy: the declared cheap path while the SLO has slipped, as a
         # cascade keeps its cheap tier's answer; a model call here is the slow part.
         value = await _fallback(ctx, service, str(fallback), template, data, values)
