@@ -31,6 +31,12 @@ and no result, so a later step can take a local path), the cost ledger and the m
 (:mod:`sluice.models.metered`), and a model span carrying ``sluice.prompt.template``
 (``name@version``).
 
+With ``fallback``, that app function answers (in the output schema's shape) when no model
+does: the models are only empty groups, a degrade budget holds no call, every model failed
+retryably, or the workflow's SLO guard degrades. While a caller waits on the run with
+``Accept: text/event-stream``, the text is streamed to it as the model writes it
+(:mod:`sluice.steps.generate_stream`).
+
 An answer that is not JSON or misses the schema is sent back once (``max_repairs``) with the
 problems appended; still wrong, the step fails, not retried, with the problems (paths and
 rules, never values): the event is dead-lettered and replayable. Tool calls are validated
