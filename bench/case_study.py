@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +150,19 @@ def figures(
         "llm_429s": int(sim.get("throttled", 0)),
         "llm_answered_share": share([r.get("model") == "llm" for r in results]),
         "degraded_share": share([bool(r.get("degraded")) for r in results]),
-        "draft_review_share": share([bool((r.get("draft") or {}).get("review")) for r in results]),
+        "draft_review_share": share(
+            [bool((r.get("draft") or {}).get("needs_review")) for r in results]
+        ),
+        "llm_draft_share": share([bool(_drafted(r).get("model")) for r in results]),
+        # Why drafts fell back to the local one: slo, error (a failing or throttled LLM),
+        # spend, no_model (no LLM in the drafter group).
+        "draft_fallbacks": dict(
+            Counter(
+                str(_drafted(r).get("degraded")) for r in results if _drafted(r).get("fallback")
+            )
+        ),
         "llm_draft_cost_per_1k": round(
-            sum(float((r.get("draft") or {}).get("cost", 0.0)) for r in results) / len(done) * 1000,
-            6,
+            sum(float(_drafted(r).get("cost", 0.0)) for r in results) / len(done) * 1000, 6
         )
         if done
         else None,
@@ -164,6 +174,12 @@ def figures(
         # Each finished ticket's answer by stream index, for accuracy on the same tickets.
         "answers": {i: r.get("intent") for (i, _), r in zip(done, results, strict=True)},
     }
+
+
+def _drafted(result: dict[str, Any]) -> dict[str, Any]:
+    """How the run's draft was made (the generate step's ``generated.draft``), or empty."""
+    made = (result.get("generated") or {}).get("draft")
+    return made if isinstance(made, dict) else {}
 
 
 async def run_side(
@@ -225,6 +241,9 @@ def table(naive: dict[str, Any], sluice: dict[str, Any]) -> str:
         ("cost per finished ticket (USD)", "cost_per_ticket"),
         ("escalated to the large model", "escalated_share"),
         ("accuracy of finished tickets", "accuracy"),
+        ("drafts needing review", "draft_review_share"),
+        ("drafts written by the LLM", "llm_draft_share"),
+        ("LLM draft cost per 1,000 (USD)", "llm_draft_cost_per_1k"),
         ("right answers / tickets offered", "accuracy_of_offered"),
         ("offered / done / refused / dead", None),
     ]

@@ -17,6 +17,8 @@ Example::
       heartbeat_ms: 1000
       poll_ms: 50            # how often idle workers look for work written by other processes
       synchronous: full      # SQLite durability: full (survives power loss) or normal
+    model_groups:            # named, ordered lists of models of the models: section
+      drafter: [llm, backup] # `model: drafter` in a generate step: llm first, backup next
 
 The sections this module does not parse itself (``models``, ``prices``, ...) are kept in
 ``extra`` for the subsystems that own them; :data:`SECTIONS` lists every section there is, so a
@@ -42,7 +44,7 @@ CONFIG_FILE = "sluice.yaml"
 DEFAULT_STORE = "sqlite:///.sluice/sluice.db"
 DEFAULT_KV = "memory://"
 # The sections parsed here; every other known section is kept in ``AppSettings.extra``.
-_OWN_SECTIONS = frozenset({"store", "kv", "workflows", "pools", "runtime"})
+_OWN_SECTIONS = frozenset({"store", "kv", "workflows", "pools", "runtime", "model_groups"})
 # Every top-level section of sluice.yaml and what it configures: the one list of them (the
 # command ``sluice config check`` holds the parser of each, and a test keeps the two equal).
 SECTIONS: Mapping[str, str] = {
@@ -52,6 +54,7 @@ SECTIONS: Mapping[str, str] = {
     "pools": "worker pools: concurrency and queue limit",
     "runtime": "dispatcher and store timing",
     "models": "models by name: local classifiers, remote endpoints, simulators",
+    "model_groups": "named, ordered lists of models (fallbacks across providers)",
     "prices": "price of each model or deployment",
     "spend": "spend budgets per tenant and workflow",
     "reliability": "breakers, retry budget, tier guards",
@@ -101,6 +104,8 @@ class AppSettings:
     pools: Mapping[str, PoolSettings] = field(default_factory=dict)
     runtime: RuntimeSettings = RuntimeSettings()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Group name -> its models in the order they are tried (``model_groups:``).
+    model_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # The SLUICE_* environment variables as read at load: secrets and keys come from here.
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -136,6 +141,41 @@ def unknown_problems(
         for key in raw
         if key not in names
     ]
+
+
+def parse_model_groups(raw: Any, models: Any, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """The ``model_groups:`` section: group name -> the models it tries, in order.
+
+    A group is an ordered list of names of the ``models:`` section (fallbacks, possibly across
+    providers); an empty list is a group with no model (a path switched off, e.g. an LLM not
+    configured here). A member that is not a model, a repeated member, or a group named like a
+    model is a problem appended to ``problems`` with its path.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append("model_groups: must be a mapping of group name to a list of models")
+        return {}
+    known = [str(name) for name in models] if isinstance(models, Mapping) else []
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, members in raw.items():
+        where = f"model_groups.{name}"
+        if str(name) in known:
+            problems.append(f"{where}: a model of the models: section has this name already")
+            continue
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            problems.append(f"{where}: must be a list of model names, tried in order")
+            continue
+        for index, member in enumerate(members):
+            if member not in known:
+                problems.append(
+                    f"{where}[{index}]: {member!r} is not a model of the models: section"
+                    f"{did_you_mean(member, known)} (models: {', '.join(known) or 'none'})"
+                )
+            elif members.index(member) != index:
+                problems.append(f"{where}[{index}]: {member!r} is listed twice")
+        groups[str(name)] = tuple(members)
+    return groups
 
 
 def parse_settings(
@@ -191,6 +231,7 @@ def parse_settings(
     if not isinstance(workflows, str):
         problems.append("workflows: must be a directory path")
         workflows = "workflows"
+    groups = parse_model_groups(raw.get("model_groups"), raw.get("models"), problems)
     if problems:
         raise ConfigError(
             f"invalid app config in {app_dir / CONFIG_FILE}",
@@ -205,6 +246,7 @@ def parse_settings(
         pools=pools,
         runtime=runtime,
         extra={k: v for k, v in raw.items() if k not in _OWN_SECTIONS},
+        model_groups=groups,
         env={k: v for k, v in env.items() if k.startswith("SLUICE_")},
     )
 

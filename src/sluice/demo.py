@@ -126,7 +126,7 @@ def report(
         print(f"  latency ms     p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f} (accept to delivered)")
         print(f"  cost           {cost / len(done) * 1000:.4f} per 1,000 tickets")
         print(f"  routing        {dict(routes)}")
-        for line in draft_lines([r["result"].get("draft") or {} for _, r in done]):
+        for line in draft_lines([r["result"] for _, r in done]):
             print(f"  {line}")
         ticket, run = done[0]
         print(f"  example        {ticket['text']!r} -> {run['result']['intent']}"
@@ -134,18 +134,20 @@ def report(
     return len(done) == len(runs)
 
 
-def draft_lines(drafts: list[dict[str, Any]]) -> list[str]:
-    """The report's lines on drafted replies: the share needing an agent's review and, when
-    the LLM draft is on (drafts name their model), the share it wrote and its cost per 1,000
-    tickets (the local fallback's drafts cost nothing)."""
+def draft_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The report's lines on drafted replies, from finished runs' results: the share needing an
+    agent's review and, when a model wrote drafts (``generated.draft.model``), the share it
+    wrote and its cost per 1,000 tickets (the local fallback's drafts cost nothing)."""
+    drafts: list[dict[str, Any]] = [r["draft"] for r in results if isinstance(r.get("draft"), dict)]
     if not drafts:
         return []
-    review = sum(bool(d.get("review")) for d in drafts) / len(drafts)
+    review = sum(bool(d.get("needs_review")) for d in drafts) / len(drafts)
     lines = [f"drafts         {review:.3f} need review"]
-    generated = [d for d in drafts if d.get("model")]
+    made = [(r.get("generated") or {}).get("draft") or {} for r in results if r.get("draft")]
+    generated = [m for m in made if m.get("model")]
     if generated:
-        cost = sum(float(d.get("cost", 0.0)) for d in generated)
-        fallback = sum(bool(d.get("degraded")) for d in drafts)
+        cost = sum(float(m.get("cost", 0.0)) for m in made)
+        fallback = sum(bool(m.get("fallback")) for m in made)
         lines.append(
             f"LLM drafts     {len(generated) / len(drafts):.3f} written by the LLM"
             f" ({fallback} local fallbacks), {cost / len(drafts) * 1000:.4f} per 1,000 tickets"

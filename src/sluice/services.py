@@ -243,8 +243,13 @@ def build_services(
     ai = _with_prompts(settings, workflows, ai)
     if "cascades" not in custom:  # a test's own cascades may name models the file does not
         from sluice.steps.classify_checks import check_classify_steps
+        from sluice.steps.generate_checks import workflow_files
 
-        check_classify_steps(workflows, extra.get("models"), files=workflow_files(settings))
+        check_classify_steps(
+            workflows,
+            extra.get("models"),
+            files=workflow_files(settings.workflows_dir, settings.app_dir),
+        )
     guards = build_reliability_services(settings, workflows, kv)
     alerts = None
     if extra.get("alerts") is not None and "alerts" not in custom:
@@ -266,39 +271,19 @@ def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServic
     step's options are checked against them."""
     from sluice.prompts import PROMPTS_DIR, load_prompts
     from sluice.steps.generate import Generation
-    from sluice.steps.generate_checks import check_generate_steps
+    from sluice.steps.generate_checks import check_generate_steps, workflow_files
 
     search = settings.workflows_dir
+    groups = settings.model_groups
     if (settings.app_dir / PROMPTS_DIR).is_dir():
         prompts = load_prompts(settings.app_dir)
-        ai = replace(ai, prompts=prompts, generate=Generation(prompts, search))
+        ai = replace(ai, prompts=prompts, generate=Generation(prompts, search, groups))
     if any(step.uses == "generate" for workflow in workflows for step in workflow.steps):
         models = list(settings.extra.get("models") or {})
-        check_generate_steps(workflows, ai.prompts, models, files=workflow_files(settings),
-                             search_path=search)  # fmt: skip
+        files = workflow_files(search, settings.app_dir)
+        check_generate_steps(workflows, ai.prompts, models, groups=groups, files=files,
+                             search_path=search, app_dir=settings.app_dir)  # fmt: skip
     return ai
-
-
-def workflow_files(settings: AppSettings) -> dict[str, str]:
-    """Workflow name -> its file, relative to the app (for load-time problems)."""
-    import yaml
-
-    folder = settings.workflows_dir
-    found: dict[str, str] = {}
-    if folder is None or not folder.is_dir():
-        return found
-    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            try:
-                shown = str(path.relative_to(settings.app_dir))
-            except ValueError:
-                shown = str(path)
-            found.setdefault(raw["name"], shown)
-    return found
 
 
 def _reliability_gauges(services: Services) -> Iterator[Metric]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sluice.ai_gateway.streaming import StreamAssembler, StreamTooLargeError, completion_events
+from sluice.ai_gateway.streaming import completion_events
+from sluice.models.sse import StreamAssembler, StreamTooLargeError
 
 HEAD = {"id": "c1", "created": 1, "model": "m", "system_fingerprint": None}
 

@@ -94,15 +94,17 @@ def test_variants_refuse_bad_settings_with_a_clear_error(tmp_path: Path) -> None
 
 
 def test_llm_app_can_draft_replies_with_the_llm(tmp_path: Path) -> None:
-    """``llm_draft``: the draft step asks the LLM through the draft_reply template, which the
-    variant carries; without it the draft stays local."""
+    """``llm_draft``: the LLM joins the ``drafter`` group the draft step (a generate step on
+    the draft_reply template, which the variant carries) asks; without it the group stays
+    empty and the draft local."""
     app = llm_triage_app(tmp_path / "draft", URL, llm_draft=True)
     workflow, _ = _validated(app)
     draft = next(s for s in workflow.steps if s.name == "draft")
-    assert draft.options["prompt"] == "draft_reply"
-    assert draft.options["model"] == "llm"
+    assert draft.uses == "generate"
+    assert draft.options["template"] == "draft_reply"
+    assert draft.options["model"] == "drafter"
     assert draft.budget_ms >= 15_000
+    assert load_settings(app).model_groups == {"drafter": ("llm",)}
     assert "draft_reply" in load_prompts(app)
     plain = llm_triage_app(tmp_path / "plain", URL)
-    workflow, _ = _validated(plain)
-    assert "prompt" not in next(s for s in workflow.steps if s.name == "draft").options
+    assert load_settings(plain).model_groups == {"drafter": ()}

@@ -42,6 +42,7 @@ pools:
 models:
   small: {kind: tfidf, train: data/train.csv, price_per_call: 0.000002}
   large: {kind: stacked, train: data/train.csv, price_per_call: 0.0002}
+model_groups: {drafter: []}  # the draft step's models: none, its local fallback drafts
 indexes:
   tickets: {embedder: wordllama, data: data/train.csv, templates: kb/templates.yaml}
 caches:
@@ -64,7 +65,7 @@ def build_small_triage_app(
 ) -> Path:
     """The triage app in ``root`` on 12 training tickets a label, its index built and its
     models trained; ``config`` is its ``sluice.yaml``, ``edit_workflow`` rewrites the workflow."""
-    for part in ("workflows", "kb"):
+    for part in ("workflows", "kb", "prompts"):
         shutil.copytree(EXAMPLE / part, root / part)
     shutil.copy(EXAMPLE / "routing.yaml", root / "routing.yaml")
     train = per_label(read_examples(EXAMPLE / "data" / "train.csv"), 12)

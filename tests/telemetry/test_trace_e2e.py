@@ -60,6 +60,7 @@ pools:
 models:
   small: {kind: tfidf, train: data/train.csv, price_per_call: 0.000002}
   large: {kind: stacked, train: data/train.csv, price_per_call: 0.0002}
+model_groups: {drafter: []}  # the draft step's models: none, its local fallback drafts
 indexes:
   tickets: {embedder: wordllama, data: data/train.csv, templates: kb/templates.yaml}
 caches:

@@ -35,7 +35,7 @@ import orjson
 from sluice.ai_gateway.config import Deployment, GatewaySettings
 from sluice.ai_gateway.idempotency import IdempotencyKeys, Lead
 from sluice.ai_gateway.metrics import GatewayMetrics
-from sluice.ai_gateway.streaming import StreamAssembler, completion_events
+from sluice.ai_gateway.streaming import completion_events
 from sluice.cache.completions import CompletionCache
 from sluice.cache.config import build_backend
 from sluice.cache.keys import stable_hash
@@ -47,6 +47,7 @@ from sluice.kv.limiter import KVRateLimiter
 from sluice.models.base import Usage
 from sluice.models.estimate import prompt_tokens
 from sluice.models.prices import Price
+from sluice.models.sse import StreamAssembler
 from sluice.outbound.policy import EgressPolicy
 from sluice.outbound.upstream import Upstream, UpstreamError
 from sluice.reliability.breaker import BreakerOpenError, BreakerRegistry

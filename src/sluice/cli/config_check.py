@@ -15,7 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from sluice.cli.common import print_json
-from sluice.config import CONFIG_FILE, SECTIONS, AppSettings, load_settings, parse_settings
+from sluice.config import (
+    CONFIG_FILE,
+    SECTIONS,
+    AppSettings,
+    load_settings,
+    parse_model_groups,
+    parse_settings,
+)
 from sluice.errors import ConfigError, SluiceError
 
 Check = Callable[[AppSettings], list[str]]
@@ -154,8 +161,8 @@ def _gateway(settings: AppSettings) -> list[str]:
 
 
 def _nothing(settings: AppSettings) -> list[str]:
-    # Checked by load_settings itself (pools, runtime, workflows) or by another section's
-    # parser (sources and rate_limits by the ingress parser).
+    # Checked by load_settings itself (pools, runtime, workflows, model_groups) or by another
+    # section's parser (sources and rate_limits by the ingress parser).
     return []
 
 
@@ -167,6 +174,7 @@ SECTION_CHECKS: Mapping[str, Check] = {
     "pools": _nothing,
     "runtime": _nothing,
     "models": _models,
+    "model_groups": _nothing,
     "prices": _prices,
     "spend": _spend,
     "reliability": _reliability,
@@ -186,17 +194,26 @@ SECTION_CHECKS: Mapping[str, Check] = {
 
 
 def _files(settings: AppSettings) -> tuple[list[str], int]:
-    """Problems of the workflow files (checked against the models and the spend section)
-    and of the prompt templates; and how many workflows loaded."""
-    from sluice.prompts.prompt_set import load_prompts
+    """Problems of the workflow files (checked against the models, the model groups, the
+    prompt templates and the spend section) and of the prompt templates; and how many
+    workflows loaded."""
+    from sluice.prompts import PROMPTS_DIR, PromptSet, load_prompts
     from sluice.reliability.config import parse_spend
     from sluice.reliability.services import check_degrade_paths
-    from sluice.services import workflow_files
     from sluice.steps.classify_checks import check_classify_steps
+    from sluice.steps.generate_checks import check_generate_steps, workflow_files
     from sluice.workflow.registry import WorkflowRegistry
 
     assert settings.workflows_dir is not None  # load_settings always sets it
-    problems = _raised(lambda: load_prompts(settings.app_dir))
+    prompts: PromptSet | None = None
+
+    def load() -> None:
+        nonlocal prompts
+        if (settings.app_dir / PROMPTS_DIR).is_dir():
+            prompts = load_prompts(settings.app_dir)
+
+    unloaded = _raised(load)
+    problems = list(unloaded)
     try:
         registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
     except ConfigError as exc:
@@ -207,9 +224,17 @@ def _files(settings: AppSettings) -> tuple[list[str], int]:
     except ConfigError:
         spend = None  # reported with the spend section
     models = settings.extra.get("models")
-    files = workflow_files(settings)
+    files = workflow_files(settings.workflows_dir, settings.app_dir)
     problems += _raised(lambda: check_degrade_paths(spend, registry, models))
     problems += _raised(lambda: check_classify_steps(list(registry), models, files=files))
+    if unloaded:  # the templates did not load: the generate steps cannot be checked
+        return problems, len(registry)
+    problems += _raised(
+        lambda: check_generate_steps(
+            list(registry), prompts, list(models or {}), groups=settings.model_groups,
+            files=files, search_path=settings.workflows_dir, app_dir=settings.app_dir,
+        )
+    )  # fmt: skip
     return problems, len(registry)
 
 
@@ -222,8 +247,13 @@ def check_app(app_dir: Path) -> dict[str, Any]:
         settings = load_settings(app_dir)
     except ConfigError as exc:
         problems = exc.problems or [str(exc)]
-        # Unknown sections stop the load; without them the rest can still be checked.
+        # Unknown sections (or unusable model groups) stop the load; without them the rest
+        # can still be checked.
         known = {k: v for k, v in raw.items() if k in SECTIONS}
+        unusable: list[str] = []
+        parse_model_groups(known.get("model_groups"), known.get("models"), unusable)
+        if unusable:
+            known.pop("model_groups")
         try:
             settings = parse_settings(known, app_dir.resolve())
         except ConfigError:

@@ -235,6 +235,14 @@ APP_SECTIONS: dict[str, Schema] = {
         {"oneOf": [_LOCAL_MODEL, _REMOTE_MODEL]},
         "small",
     ),
+    "model_groups": {
+        "type": "object",
+        "description": "Named groups of models, tried in order (fallback across providers); "
+        "a generate step's model may name one. An empty list: no model configured (the "
+        "step's fallback answers).",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        "examples": [{"drafter": ["llm", "backup"]}],
+    },
     "prices": {
         "type": "object",
         "description": "Price of each model or deployment, by its name (currency: informational).",

@@ -44,8 +44,8 @@ EXAMPLE_TRIAGE = example_dir("triage")
 LLM_PRICES: Mapping[str, float] = {"input_per_1k": 0.00015, "output_per_1k": 0.0006}
 
 LLM_MODEL = "llm"
-#: The draft step's options with ``llm_draft``: the reply template and the model it asks.
-LLM_DRAFT_OPTIONS = {"prompt": "draft_reply", "model": LLM_MODEL}
+#: The model group the triage draft step asks (``model_groups:``); ``llm_draft`` fills it.
+DRAFT_GROUP = "drafter"
 #: The draft step's budget with ``llm_draft``: a generation, and one repair, take longer.
 LLM_DRAFT_BUDGET_MS = 15_000
 _WORKFLOW_FILE = "triage.yaml"
@@ -84,9 +84,10 @@ def llm_triage_app(
     ``slo`` adds the workflow's ``slo:`` section (e.g. ``{"p95_ms": 300, "error_rate": 0.01,
     "window_s": 30, "policy": "degrade"}``); ``guard_tiers=False`` calls the costly tiers bare
     (``reliability.guard_tiers: false``); ``caches=False`` removes the ``caches:`` section.
-    ``llm_draft=True`` has the ``draft`` step write its reply with the LLM through the
-    ``draft_reply`` prompt template (the local knowledge-base draft stays its fallback); the
-    simulator then plays a generative model (``--mode generate``). Returns ``dest``.
+    ``llm_draft=True`` puts the LLM in the ``drafter`` model group, so the ``draft`` step
+    (a ``generate`` step on the ``draft_reply`` template) has it write the reply (the local
+    knowledge-base draft stays its fallback); the simulator then plays a generative model
+    (``--mode generate``). Returns ``dest``.
     """
     if not 0.0 <= llm_threshold <= 1.0:
         raise ConfigError(f"llm_threshold must be within 0..1, got {llm_threshold!r}")
@@ -112,7 +113,8 @@ def llm_triage_app(
         flow["slo"] = dict(slo)
     if llm_draft:
         draft = _draft_step(flow, source)
-        draft["options"] = {**draft.get("options", {}), **LLM_DRAFT_OPTIONS}
+        groups = config.get("model_groups") or {}
+        config["model_groups"] = {**groups, DRAFT_GROUP: [LLM_MODEL]}
         draft["budget_ms"] = max(int(draft.get("budget_ms", 0)), LLM_DRAFT_BUDGET_MS)
     return _write(dest, config, flow)
 

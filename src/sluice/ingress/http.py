@@ -45,6 +45,7 @@ from sluice.ingress.limits import (
 )
 from sluice.ingress.problems import problem
 from sluice.ingress.router_errors import CLIENT_CLOSED
+from sluice.ingress.run_events import run_events, wants_events
 from sluice.ingress.status import status_document
 from sluice.store.base import EventRecord, EventState, Receipt
 from sluice.telemetry.metrics import Metrics, route_label
@@ -251,7 +252,7 @@ async def hook(scope: Scope, receive: Receive, send: Send) -> None:
 
     A bare ASGI endpoint (the chat route's way): webhooks are the busiest way in, and request
     and response objects were a tenth of their time in the server. The answers are the ones
-    :func:`read_body`, :func:`_refusal` and :func:`receipt_response` give.
+    :func:`read_body`, :func:`refusal` and :func:`receipt_response` give.
     """
     ingress: Ingress = scope["app"].state.ingress
     cid = scope["state"]["cid"]
@@ -323,7 +324,8 @@ class _Bare:
 
 
 async def start_run(request: Request) -> Response:
-    """``POST /v1/workflows/{name}/runs``: an API run, answered at once or after ``?wait=``."""
+    """``POST /v1/workflows/{name}/runs``: an API run, answered at once or after ``?wait=``
+    (as server-sent events with ``Accept: text/event-stream``, :mod:`.run_events`)."""
     app, ingress = _parts(request)
     cid = request.state.cid
     try:
@@ -345,6 +347,9 @@ async def start_run(request: Request) -> Response:
         )  # fmt: skip
     except SluiceError as exc:
         return refusal(exc, cid)
+    if wait_s > 0 and wants_events(request.headers.get("accept")):  # text as it is generated
+        where = {"Location": f"/v1/runs/{receipt.event_id}"}
+        return run_events(app, receipt, wait_s, run_view, where)
     if wait_s > 0 and receipt.status == "accepted":
         record = await app.runtime.wait(receipt.event_id, wait_s)
         if record.state is not EventState.ACCEPTED:

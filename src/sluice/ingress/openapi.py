@@ -191,6 +191,21 @@ def _gateway_paths() -> dict[str, Any]:
     }
 
 
+# A waited-on run: its view as JSON, or with Accept: text/event-stream the run as events.
+_WAITED = {
+    "description": (
+        "finished within ?wait (JSON); with Accept: text/event-stream and ?wait, server-sent"
+        " events: accepted {event_id, status}, text {step, call, text} for each piece a"
+        " generate step's model produces, then result (the run as GET /v1/runs/{event_id}"
+        " shows it, whether finished or not)"
+    ),
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/event-stream": {"schema": {"type": "string"}},
+    },
+}
+
+
 def openapi_document(
     registry: WorkflowRegistry, settings: IngressSettings, *, ai_gateway: bool = False
 ) -> dict[str, Any]:
@@ -239,7 +254,7 @@ def openapi_document(
                     422,
                     429,
                     503,
-                    ok={**receipt, "200": {"description": "finished within ?wait"}},
+                    ok={**receipt, "200": _WAITED},
                 ),
             }
         }

@@ -32,10 +32,11 @@ import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from sluice.errors import ConfigError, StepError
@@ -65,6 +66,23 @@ _SYSTEM_PROMPT = (
     'Answer with a JSON object only: {{"label": <one label from the list>, '
     '"confidence": <your probability, between 0 and 1, that the label is right>}}.'
 )
+
+
+class TextSink(Protocol):
+    """Takes a generative call's text as it is produced (see :data:`TEXT_SINK`)."""
+
+    def begin(self) -> None:
+        """An attempt of the call starts: text written before it is superseded."""
+
+    def write(self, text: str) -> None:
+        """The next piece of the answer's text."""
+
+
+#: Set by a caller that wants the text of the generative calls it makes (in this task) as it
+#: is produced: such a call without tools is then streamed from the provider. Unset, calls
+#: are not streamed. A context variable, so the models and wrappers in between (cache,
+#: breaker, retries, metering) need not know about it.
+TEXT_SINK: ContextVar[TextSink | None] = ContextVar("sluice_text_sink", default=None)
 
 
 def label_schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -195,6 +213,10 @@ class ChatModel:
         """
         schema = request.output_schema
         output = None if schema is None else self._schema_output(schema)
+        sink = TEXT_SINK.get()
+        streamed = sink is not None and not request.tools
+        if sink is not None and streamed:
+            sink.begin()
         response = await self._client.chat(
             self._remote,
             request.messages,
@@ -204,6 +226,7 @@ class ChatModel:
             timeout_s=self._timeout_s,
             tools=request.tools,
             check=False,
+            on_text=sink.write if sink is not None and streamed else None,
         )
         return ModelResult(
             model=self._name,

@@ -29,7 +29,7 @@ than ``max_response_bytes``
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,7 @@ import orjson
 from sluice.errors import ConfigError, StepError
 from sluice.models.base import Usage
 from sluice.models.prices import PriceTable
+from sluice.models.sse import StreamAssembler, StreamTooLargeError
 from sluice.outbound.policy import EgressPolicy
 from sluice.outbound.retry_after import parse_retry_after
 from sluice.outbound.sessions import client_session
@@ -176,8 +177,13 @@ class OpenAIClient:
         timeout_s: float | None = None,
         tools: Sequence[Mapping[str, Any]] = (),
         check: bool = True,
+        on_text: Callable[[str], None] | None = None,
     ) -> ChatResponse:
         """Ask for one chat completion.
+
+        With ``on_text`` (and no ``tools``) the answer is asked for streamed (``stream: true``
+        with the usage chunk) and each text delta is passed to ``on_text`` as it is read; the
+        response is the same as unstreamed, read through the same bounds and checks.
 
         ``output`` asks for and validates structured output (``check=False`` only asks: the
         caller validates, as the ``generate`` step does to repair); ``params``
@@ -191,7 +197,12 @@ class OpenAIClient:
         if tools:
             body["tools"] = [dict(tool) for tool in tools]
         started = time.perf_counter()
-        answer = await self._request("POST", "/chat/completions", body, timeout_s)
+        if on_text is not None and not tools:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+            answer = await self._request("POST", "/chat/completions", body, timeout_s, on_text)
+        else:
+            answer = await self._request("POST", "/chat/completions", body, timeout_s)
         latency_ms = (time.perf_counter() - started) * 1000.0
         content, usage, calls = _read_completion(answer, tools=bool(tools))
         parsed = output.parse(content) if output is not None and check and not calls else None
@@ -227,7 +238,12 @@ class OpenAIClient:
         return self._session
 
     async def _request(
-        self, method: str, path: str, body: Mapping[str, Any] | None, timeout_s: float | None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        timeout_s: float | None,
+        on_text: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         session = self._ensure_session()
         url = self._base + path
@@ -240,8 +256,11 @@ class OpenAIClient:
             async with session.request(
                 method, url, data=data, timeout=timeout, headers=traced
             ) as response:
-                raw = await _read_bounded(response, self.settings.max_response_bytes)
                 status, headers = response.status, response.headers
+                limit = self.settings.max_response_bytes
+                if on_text is not None and status < 400 and _is_event_stream(headers):
+                    return await _read_stream(response, limit, on_text)
+                raw = await _read_bounded(response, limit)
         except TimeoutError as exc:
             raise StepError(f"{method} {url}: no answer within {total:g} s") from exc
         except aiohttp.ClientError as exc:
@@ -274,6 +293,31 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
         if len(chunks) > limit:
             raise ModelOutputError(f"answer exceeds {limit} bytes")
     return bytes(chunks)
+
+
+def _is_event_stream(headers: Mapping[str, str]) -> bool:
+    # A server that ignores ``stream: true`` answers JSON, which is read as usual.
+    return headers.get("Content-Type", "").startswith("text/event-stream")
+
+
+async def _read_stream(
+    response: aiohttp.ClientResponse, limit: int, on_text: Callable[[str], None]
+) -> dict[str, Any]:
+    """A streamed completion, its text deltas passed on as they are read, joined into the
+    completion an unstreamed answer would have been (bounded like one)."""
+    assembler = StreamAssembler(limit, keep_usage=True, on_text=on_text)
+    try:
+        async for chunk in response.content.iter_any():
+            assembler.feed(chunk)
+            if assembler.done:
+                break
+    except StreamTooLargeError as exc:
+        raise ModelOutputError(f"streamed answer exceeds {limit} bytes") from exc
+    if not assembler.done:
+        raise StepError("the streamed answer ended before [DONE]")
+    if not assembler.rebuildable:
+        raise ModelOutputError("the streamed answer has deltas other than text")
+    return assembler.completion()
 
 
 def _error_message(raw: bytes) -> str:

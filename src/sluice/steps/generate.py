@@ -8,8 +8,12 @@ Workflow use::
       uses: generate
       options:
         template: draft_reply             # prompts/draft_reply.yaml (or draft_reply@VERSION)
-        model: [large, backup]            # optional (default: the template's); tried in order
-        inputs: {ticket: text, intent: intent, kb_reply: kb.reply}   # variable: data path
+        model: [large, backup]            # optional (default: the template's); tried in order,
+                                          # or a group of the model_groups: section
+        inputs:                           # variable: data path, or a lookup in an app file
+          ticket: text
+          intent: intent
+          kb_reply: {file: kb/templates.yaml, key: intent, default: "An agent will answer."}
         params: {max_tokens: 200}         # optional overrides of the template's params
         cache: true                       # optional; default: on only at temperature 0
         tools: [triage_tools:card_status] # optional; see sluice.steps.tools
@@ -27,6 +31,12 @@ and no result, so a later step can take a local path), the cost ledger and the m
 (:mod:`sluice.models.metered`), and a model span carrying ``sluice.prompt.template``
 (``name@version``).
 
+With ``fallback``, that app function answers (in the output schema's shape) when no model
+does: the models are only empty groups, a degrade budget holds no call, every model failed
+retryably, or the workflow's SLO guard degrades. While a caller waits on the run with
+``Accept: text/event-stream``, the text is streamed to it as the model writes it
+(:mod:`sluice.steps.generate_stream`).
+
 An answer that is not JSON or misses the schema is sent back once (``max_repairs``) with the
 problems appended; still wrong, the step fails, not retried, with the problems (paths and
 rules, never values): the event is dead-lettered and replayable. Tool calls are validated
@@ -42,6 +52,7 @@ A custom step does the same through ``ctx.service("generate")``::
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +65,12 @@ import orjson
 from sluice.errors import StepError
 from sluice.guard.pii import PiiMasker
 from sluice.models.base import Model, ModelRequest, ModelResult
+from sluice.models.chat_model import TEXT_SINK
 from sluice.models.metered import MeteredModel
+from sluice.models.prices import money
 from sluice.prompts import PromptSet, PromptTemplate, RenderedPrompt, TemplateError
-from sluice.steps.tools import Tool, resolve_tool
+from sluice.steps.generate_stream import StepTextSink, TextStreams
+from sluice.steps.tools import Tool, resolve_function, resolve_tool
 from sluice.telemetry.tracing import span
 from sluice.workflow.context import StepContext
 from sluice.workflow.input_errors import schema_problems
@@ -73,6 +87,10 @@ _REPAIR = (
     "Answer again with only a JSON object that matches the schema."
 )
 _masker = PiiMasker()
+#: Why a generation has no model answer (``Generated.degraded``): a degrade budget held no
+#: call; the model names only empty groups (no model configured); every model failed.
+#: And the workflow's SLO guard degrades: a step with a fallback takes it without a call.
+SPEND, NO_MODEL, ERROR, SLO = "spend", "no_model", "error", "slo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +119,42 @@ class Generation:
     """The ``generate`` service: the app's prompt templates, and a call of them for each step
     (``ctx.service("generate")`` is a :class:`StepGeneration`)."""
 
-    def __init__(self, prompts: PromptSet, search_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        prompts: PromptSet,
+        search_path: Path | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.prompts = prompts
+        self.groups: Mapping[str, tuple[str, ...]] = {
+            name: tuple(models) for name, models in (groups or {}).items()
+        }
         self._search_path = search_path
         self._tools: dict[str, Tool] = {}
+        self._functions: dict[str, Any] = {}
+        #: Callers waiting on runs, for the text of their generations as it is produced.
+        self.streams = TextStreams()
+
+    def models(self, model: str | Sequence[str]) -> list[str]:
+        """The models ``model`` names, in the order they are tried: each name a model, or a
+        group of the ``model_groups:`` section standing for its models."""
+        names = [model] if isinstance(model, str) else [str(m) for m in model]
+        expanded: list[str] = []
+        for name in names:
+            for found in self.groups.get(name, (name,)):
+                if found not in expanded:
+                    expanded.append(found)
+        return expanded
+
+    def function(self, ref: str) -> Any:
+        """The app function ``module:function`` names (a step's fallback), resolved once."""
+        found = self._functions.get(ref)
+        if found is None:
+            found, problems = resolve_function(ref, self._search_path)
+            if found is None:
+                raise StepError(f"fallback {ref!r}: {'; '.join(problems)}", retryable=False)
+            self._functions[ref] = found
+        return found
 
     def for_step(self, ctx: StepContext) -> StepGeneration:
         """Generation on behalf of the step ``ctx`` runs: budgeted, ledgered, traced."""
@@ -149,16 +199,22 @@ class StepGeneration:
         if found is None:
             raise StepError(f"step {ctx.step!r}: no prompt template {template!r}", retryable=False)
         rendered = found.render(values)
-        names = _model_names(model, found)
-        if not names:
+        asked = model if model is not None else found.model
+        if asked is None:
             raise StepError(
                 f"step {ctx.step!r}: template {found.id} names no model; set options.model",
                 retryable=False,
             )
+        names = self._service.models(asked)
+        if not names:  # only empty groups: no model is configured for this path
+            return Generated(None, rendered.template_id, None, degraded=NO_MODEL)
         merged = {**rendered.params, **(params or {})}
         cached = cache if cache is not None else _temperature(merged) == 0
         declared = [self._service.tool(spec) for spec in tools]
         call = _Call(ctx, rendered, names, merged, cached, declared, degrade_to)
+        streams = self._service.streams
+        if not declared and streams.listening(ctx.event_id):  # a caller waits for the text
+            call.sink = StepTextSink(streams, ctx.event_id, ctx.step)
         return await call.run(max_repairs, max_tool_rounds)
 
 
@@ -184,6 +240,7 @@ class _Call:
         self.degrade_to = degrade_to
         self.messages: list[dict[str, Any]] = [dict(m) for m in rendered.messages]
         self.calls: list[ModelResult] = []
+        self.sink: StepTextSink | None = None
 
     def _outcome(self, value: dict[str, Any] | None, repairs: int, tool_calls: int,
                  degraded: str | None = None) -> Generated:  # fmt: skip
@@ -195,9 +252,9 @@ class _Call:
         repairs = rounds = tool_calls = 0
         schema = self.rendered.output_schema
         while True:
-            result = await self._ask()
+            result = await self._streamed() if self.sink is not None else await self._ask()
             if result is None:
-                return self._outcome(None, repairs, tool_calls, "spend")
+                return self._outcome(None, repairs, tool_calls, SPEND)
             self.calls.append(result)
             text = str(result.output.get("text") or "")
             asked = list(result.output.get("tool_calls") or [])
@@ -232,6 +289,23 @@ class _Call:
             self.messages.append({"role": "assistant", "content": text})
             listed = "\n".join(f"- {p}" for p in problems)
             self.messages.append({"role": "user", "content": _REPAIR.format(problems=listed)})
+
+    async def _streamed(self) -> ModelResult | None:
+        """:meth:`_ask`, its text published as it comes; an answer that came whole (from the
+        cache, or a model that does not stream) is published whole."""
+        sink = self.sink
+        assert sink is not None
+        token = TEXT_SINK.set(sink)
+        try:
+            result = await self._ask()
+        finally:
+            TEXT_SINK.reset(token)
+        text = str(result.output.get("text") or "") if result is not None else ""
+        if text and not sink.written:
+            sink.begin()
+            sink.write(text)
+        sink.written = False  # the next call (a repair) starts its own text
+        return result
 
     def _request(self) -> ModelRequest:
         return ModelRequest(
@@ -354,12 +428,6 @@ def _temperature(params: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def _model_names(model: str | Sequence[str] | None, template: PromptTemplate) -> list[str]:
-    if model is None:
-        return [template.model] if template.model else []
-    return [model] if isinstance(model, str) else [str(m) for m in model]
-
-
 def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     value: Any = data
     for part in path.split("."):
@@ -372,28 +440,54 @@ def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
 def template_values(
     ctx: StepContext, template: PromptTemplate, data: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The template's variables from the data: ``options.inputs`` (variable: data path), else
-    each variable from the field of its name. A path missing from the data is a
+    """The template's variables from the data: ``options.inputs`` (variable: data path, or a
+    lookup ``{file, key, default}``), else each variable from the field of its name. A path
+    missing from the data, or a lookup finding nothing and having no default, is a
     :class:`TemplateError` naming the variable and the path."""
     inputs: Mapping[str, Any] | None = ctx.options.get("inputs")
     if inputs is None:
         return {name: data[name] for name in template.variables if name in data}
     values: dict[str, Any] = {}
     missing: list[str] = []
-    for variable, path in inputs.items():
-        present, value = _lookup(data, str(path))
+    for variable, source in inputs.items():
+        if isinstance(source, Mapping):
+            present, value, why = _looked_up(ctx, source, data)
+        else:
+            present, value = _lookup(data, str(source))
+            why = f"data.{source} is missing"
         if present:
             values[str(variable)] = value
         elif template.variables[str(variable)].required:
-            missing.append(f"{variable}: data.{path} is missing")
+            missing.append(f"{variable}: {why}")
     if missing:
         raise TemplateError(f"cannot render {template.id} for step {ctx.step!r}", missing)
     return values
 
 
+def _looked_up(
+    ctx: StepContext, lookup: Mapping[str, Any], data: Mapping[str, Any]
+) -> tuple[bool, Any, str]:
+    """A lookup input: the entry of the app file ``lookup.file`` (a YAML mapping, read once
+    by the ``files`` service) named by the value at the data path ``lookup.key``; its
+    ``default`` when there is no such entry. (present, value, why not)."""
+    name, path = str(lookup["file"]), str(lookup["key"])
+    present, key = _lookup(data, path)
+    if present and isinstance(key, str | int):
+        files = ctx.service("files")
+        table: Mapping[Any, Any] = files.yaml(name)
+        if key in table:
+            return True, table[key], ""
+    if "default" in lookup:
+        return True, lookup["default"], ""
+    if not present:
+        return False, None, f"data.{path} is missing"
+    return False, None, f"{name} has no entry for data.{path}"
+
+
 async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
     """Render ``options.template`` with the data and put the model's answer under the step's
-    name (module docstring)."""
+    name (module docstring); with ``options.fallback``, that function's answer when no model
+    gives one."""
     service: Generation | None = ctx.services.get("generate")
     if service is None:
         raise StepError(f"step {ctx.step!r}: the app has no prompts/ folder", retryable=False)
@@ -402,17 +496,95 @@ async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
     if template is None:
         raise StepError(f"step {ctx.step!r}: no prompt template {options.get('template')!r}",
                         retryable=False)  # fmt: skip
-    outcome = await service.for_step(ctx)(
-        str(options["template"]),
-        template_values(ctx, template, data),
-        model=options.get("model"),
-        params=options.get("params"),
-        cache=options.get("cache"),
-        tools=options.get("tools") or (),
-        max_repairs=int(options.get("max_repairs", DEFAULT_MAX_REPAIRS)),
-        max_tool_rounds=int(options.get("max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS)),
-        degrade_to=options.get("degrade_to"),
-    )
+    values = template_values(ctx, template, data)
+    fallback = options.get("fallback")
+    asked = options.get("model", template.model)
+    configured = asked is not None and bool(service.models(asked))  # not only empty groups
+    if fallback is not None and configured and _slo_degraded(ctx):
+        # The guard's degrade policy: the declared cheap path while the SLO has slipped, as a
+        # cascade keeps its cheap tier's answer; a model call here is the slow part.
+        value = await _fallback(ctx, service, str(fallback), template, data, values)
+        outcome = Generated(None, template.id, None, degraded=SLO)
+        return {**data, ctx.step: value,
+                "generated": _provenance(data, ctx.step, outcome, str(fallback))}  # fmt: skip
+    try:
+        outcome = await service.for_step(ctx)(
+            str(options["template"]),
+            values,
+            model=options.get("model"),
+            params=options.get("params"),
+            cache=options.get("cache"),
+            tools=options.get("tools") or (),
+            max_repairs=int(options.get("max_repairs", DEFAULT_MAX_REPAIRS)),
+            max_tool_rounds=int(options.get("max_tool_rounds", DEFAULT_MAX_TOOL_ROUNDS)),
+            degrade_to=options.get("degrade_to"),
+        )
+    except StepError as exc:
+        if fallback is None or not exc.retryable:  # a template or schema problem: replayable
+            raise
+        ctx.logger.warning("generate: no model answered step %s, fallback instead: %s",
+                           ctx.step, exc)  # fmt: skip
+        outcome = Generated(None, template.id, None, degraded=ERROR)
+    if outcome.degraded is None:
+        return {**data, ctx.step: outcome.value,
+                "generated": _provenance(data, ctx.step, outcome)}  # fmt: skip
+    if fallback is None:  # a later step can take a local path
+        return {**data, ctx.step: None, "degraded": outcome.degraded,
+                "generated": _provenance(data, ctx.step, outcome)}  # fmt: skip
+    value = await _fallback(ctx, service, str(fallback), template, data, values)
+    return {**data, ctx.step: value,
+            "generated": _provenance(data, ctx.step, outcome, str(fallback))}  # fmt: skip
+
+
+def _slo_degraded(ctx: StepContext) -> bool:
+    """Whether the workflow's SLO guard degrades now (policy ``degrade``, the SLO slipped)."""
+    guards = ctx.services.get("slo_guards")
+    degraded = getattr(guards, "degraded", None)
+    return callable(degraded) and bool(degraded(ctx.workflow))
+
+
+async def _fallback(
+    ctx: StepContext,
+    service: Generation,
+    ref: str,
+    template: PromptTemplate,
+    data: Mapping[str, Any],
+    values: Mapping[str, Any],
+) -> Any:
+    """The fallback's answer for the event, held to the template's output schema like a
+    model's (a mismatch is the app's bug: the step fails, not retried)."""
+    function = service.function(ref)
+    answer = function(ctx, data, values)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    schema = template.output_schema
+    if schema is None:
+        return answer
+    problems = schema_problems(_validator(orjson.dumps(schema)).iter_errors(answer), _MAX_PROBLEMS)
+    if problems:
+        raise StepError(
+            f"step {ctx.step!r}: fallback {ref} answered outside the output schema of"
+            f" {template.id}:\n  " + "\n  ".join(problems),
+            retryable=False,
+        )
+    return answer
+
+
+def _provenance(
+    data: Mapping[str, Any], step: str, outcome: Generated, fallback: str | None = None
+) -> dict[str, Any]:
+    """``generated`` with this step's entry: how its answer was made (``degraded``: why no
+    model answered; ``fallback``: the function that answered instead)."""
+    entry: dict[str, Any] = {
+        "template": outcome.template,
+        "model": outcome.model,
+        "calls": len(outcome.calls),
+        "repairs": outcome.repairs,
+        "cost": money(outcome.cost),
+    }
     if outcome.degraded is not None:
-        return {**data, ctx.step: None, "degraded": outcome.degraded}
-    return {**data, ctx.step: outcome.value}
+        entry["degraded"] = outcome.degraded
+    if fallback is not None:
+        entry["fallback"] = fallback
+    earlier = data.get("generated")
+    return {**(earlier if isinstance(earlier, Mapping) else {}), step: entry}

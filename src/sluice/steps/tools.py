@@ -80,6 +80,26 @@ class Tool:
         return result
 
 
+def resolve_function(
+    ref: str, search_path: Path | None = None
+) -> tuple[Callable[..., Any] | None, list[str]]:
+    """The function ``module:function`` names (the module beside the workflow files, like
+    custom steps), or why it cannot be had."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        return None, [f"{ref!r} is not 'module:function'"]
+    if search_path is not None and str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))  # app functions live beside the workflows
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
+        return None, [f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"]
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        return None, [f"module {module_name!r} has no function {attr!r}"]
+    return fn, []
+
+
 def resolve_tool(spec: Any, search_path: Path | None = None) -> tuple[Tool | None, list[str]]:
     """The tool ``spec`` names (``module:function`` or a mapping), or the problems with it
     (each relative to the spec's own path)."""
@@ -89,18 +109,10 @@ def resolve_tool(spec: Any, search_path: Path | None = None) -> tuple[Tool | Non
         ref, declared = str(spec["function"]), spec
     else:
         return None, ["(tool): a 'module:function' string, or a mapping with 'function'"]
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        return None, [f"(tool): {ref!r} is not 'module:function'"]
-    if search_path is not None and str(search_path) not in sys.path:
-        sys.path.insert(0, str(search_path))  # tools live beside the workflows, like steps
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
-        return None, [f"(tool): cannot import {module_name!r}: {type(exc).__name__}: {exc}"]
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        return None, [f"(tool): module {module_name!r} has no function {attr!r}"]
+    fn, problems = resolve_function(ref, search_path)
+    if fn is None:
+        return None, [f"(tool): {problem}" for problem in problems]
+    attr = ref.partition(":")[2]
     marked: Mapping[str, Any] = getattr(fn, TOOL_ATTRIBUTE, {})
     parameters = (declared or {}).get("parameters", marked.get("parameters"))
     description = (declared or {}).get("description", marked.get("description", ""))
