@@ -24,7 +24,7 @@ from tests.conftest import MakeApp
 def test_every_option_has_its_variable(command: Callable[..., None]) -> None:
     """Each parameter of serve and worker reads SLUICE_<NAME>, and --help shows it."""
     expected = [
-        "SLUICE_APP" if name == "app_dir" else f"SLUICE_{name.upper()}"
+        "SLUICE_APP" if name in ("app_dir", "app_option") else f"SLUICE_{name.upper()}"
         for name in inspect.signature(command).parameters
     ]
     shown = CliRunner().invoke(build_app(), [command.__name__, "--help"], env={"COLUMNS": "300"})

@@ -36,6 +36,7 @@ models:
   llm: {kind: openai, base_url: BASE_URL}
 prices:
   llm: {input_per_1k: 0.001, output_per_1k: 0.002}
+outbound: {allow_private: ["127.0.0.1/32"]}   # the simulator listens on loopback
 """
 WORKFLOW = """
 name: gen

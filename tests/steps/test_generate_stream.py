@@ -11,9 +11,11 @@ from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.models.openai_client import ClientSettings, ModelOutputError, OpenAIClient
 from sluice.models.prices import PriceTable
+from sluice.outbound.policy import EgressPolicy
 from sluice.steps.generate_stream import StepTextSink, TextStreams
 from tests.steps.test_generate import FixedLabel
 
+LOCAL = EgressPolicy.loopback()  # the simulator listens on 127.0.0.1
 MESSAGES = [{"role": "user", "content": "Where is my new card? It has been two weeks."}]
 
 
@@ -25,7 +27,7 @@ async def test_the_client_reads_a_streamed_answer_as_it_comes() -> None:
     simulator = ModelSimulator(FixedLabel(), settings)
     async with (
         SimulatorServer(simulator) as server,
-        OpenAIClient(ClientSettings(server.base_url), prices=prices) as client,
+        OpenAIClient(ClientSettings(server.base_url), prices=prices, policy=LOCAL) as client,
     ):
         pieces: list[str] = []
         streamed = await client.chat("llm", MESSAGES, params={"max_tokens": 100},
@@ -45,7 +47,9 @@ async def test_a_streamed_answer_past_the_size_bound_fails() -> None:
     settings = SimulatorSettings(mode="generate", seed=7)
     async with (
         SimulatorServer(ModelSimulator(FixedLabel(), settings)) as server,
-        OpenAIClient(ClientSettings(server.base_url, max_response_bytes=300)) as client,
+        OpenAIClient(
+            ClientSettings(server.base_url, max_response_bytes=300), policy=LOCAL
+        ) as client,
     ):
         with pytest.raises(ModelOutputError) as error:
             await client.chat("llm", MESSAGES, params={"max_tokens": 200}, on_text=print)

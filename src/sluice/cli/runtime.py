@@ -123,7 +123,11 @@ def serve(
     ] = 1,
     app_option: Annotated[
         Path | None,
-        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+        typer.Option(
+            "--app",
+            envvar="SLUICE_APP",
+            help="App directory, as other commands take it (or positional).",
+        ),
     ] = None,
     log_format: LogFormat = "text",
 ) -> None:
@@ -255,7 +259,11 @@ def worker(
     ] = "127.0.0.1",
     app_option: Annotated[
         Path | None,
-        typer.Option("--app", help="App directory, as other commands take it (or positional)."),
+        typer.Option(
+            "--app",
+            envvar="SLUICE_APP",
+            help="App directory, as other commands take it (or positional).",
+        ),
     ] = None,
     log_format: LogFormat = "text",
 ) -> None:
