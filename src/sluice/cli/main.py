@@ -28,6 +28,9 @@ _COMMAND_MODULES = (
     "trace",
     "costs",
     "config_check",
+    "mock",
+    "contract",
+    "ci",
 )
 
 
