@@ -160,6 +160,22 @@ PACKAGES: dict[str, list[str] | None] = {
         "Store",
         "TelemetryStore",
     ],
+    "sluice.suites": [
+        "GATES",
+        "CaseResult",
+        "Gate",
+        "GateFactory",
+        "GateSpec",
+        "GroupSummary",
+        "RunOutput",
+        "SuiteError",
+        "SuiteRun",
+        "Target",
+        "junit_xml",
+        "run_suites",
+        "summarize",
+        "write_junit",
+    ],
     "sluice.telemetry": None,  # configured by the ``telemetry:`` section
     "sluice.testing": [
         "AsgiServer",

@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "trace",
     "costs",
     "config_check",
+    "test_cmd",
     "mock",
     "contract",
     "ci",

@@ -1,0 +1,185 @@
+"""The app under test: what every gate of ``sluice test`` is given.
+
+A :class:`Target` is an app directory with its settings and workflows loaded once, the
+release under test (recorded in reports; releases are named, not yet deployed, by Sluice),
+and two ways to exercise it in the test's own process:
+
+- :meth:`Target.run_inputs` sends inputs through a workflow for real: the app is started
+  with :class:`~sluice.testing.TestApp` (its pools, steps, models, indexes; a temporary
+  SQLite store unless ``store`` names another) and each input goes in over its HTTP API;
+- :meth:`Target.cascade` builds the cascade of the workflow's ``classify`` step from the
+  app's models, as ``sluice eval`` does, for metrics over many labelled rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice.config import AppSettings, load_settings
+from sluice.errors import ConfigError
+from sluice.models.base import Model
+from sluice.models.cascade import Cascade, Tier
+from sluice.workflow.model import Step, Workflow
+from sluice.workflow.registry import WorkflowRegistry
+
+#: The folder of an app that holds its suites (``tests/suites.yaml`` names the gates).
+TESTS_DIR = "tests"
+#: Runs in flight at once in :meth:`Target.run_inputs`: inside the app's queue limits, so
+#: the test measures answers, not backpressure.
+DEFAULT_IN_FLIGHT = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutput:
+    """One input's run: ``status`` (``done`` or ``dead``), the ``result`` of a done run,
+    the ``error`` of a dead one, and the seconds from submit to its end."""
+
+    status: str
+    result: Mapping[str, Any] | None
+    error: str | None
+    seconds: float
+
+
+@dataclass(slots=True)
+class Target:
+    """An app under test; build one with :meth:`load`.
+
+    ``store`` is where its runs are kept (``None``: a temporary SQLite file; a URL, e.g. an
+    environment's PostgreSQL); ``environ`` replaces the process's ``SLUICE_*`` variables;
+    ``services`` are added to the app's own (fakes, or an environment's).
+    """
+
+    app_dir: Path
+    settings: AppSettings
+    workflows: WorkflowRegistry
+    release: str | None = None
+    store: str | None = None
+    environ: Mapping[str, str] | None = None
+    services: Mapping[str, Any] | None = None
+    _models: dict[str, Model] | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        app_dir: Path,
+        *,
+        release: str | None = None,
+        store: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        services: Mapping[str, Any] | None = None,
+    ) -> Target:
+        """Load the app's settings and workflows (configuration errors raise here)."""
+        settings = load_settings(app_dir, environ=environ)
+        if settings.workflows_dir is None:
+            raise ConfigError(f"{app_dir}: the app has no workflows directory")
+        registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
+        return cls(
+            app_dir=app_dir,
+            settings=settings,
+            workflows=registry,
+            release=release,
+            store=store,
+            environ=environ,
+            services=services,
+        )
+
+    @property
+    def tests_dir(self) -> Path:
+        """``APP_DIR/tests``: the suites, snapshots and ``suites.yaml``."""
+        return self.app_dir / TESTS_DIR
+
+    def workflow(self, name: str) -> Workflow:
+        """The workflow ``name`` (latest version); unknown names raise ConfigError."""
+        names = sorted({wf.name for wf in self.workflows})
+        if name not in names:
+            raise ConfigError(f"{self.app_dir}: no workflow {name!r} (have {', '.join(names)})")
+        return self.workflows.get(name)
+
+    def run_inputs(
+        self,
+        workflow: str,
+        inputs: Sequence[Any],
+        *,
+        in_flight: int = DEFAULT_IN_FLIGHT,
+        on_done: Callable[[], None] | None = None,
+    ) -> list[RunOutput]:
+        """Run every input through ``workflow`` in a started app, at most ``in_flight`` at
+        once; the outputs in the order of ``inputs``. ``on_done`` is called after each."""
+        self.workflow(workflow)
+        return asyncio.run(self._run_inputs(workflow, inputs, in_flight, on_done))
+
+    async def _run_inputs(
+        self,
+        workflow: str,
+        inputs: Sequence[Any],
+        in_flight: int,
+        on_done: Callable[[], None] | None,
+    ) -> list[RunOutput]:
+        from sluice.testing.app import TestApp
+
+        gate = asyncio.Semaphore(max(1, in_flight))
+        source: Path | AppSettings = self.settings
+        async with TestApp(source, store=self.store, services=self.services) as app:
+
+            async def one(data: Any) -> RunOutput:
+                async with gate:
+                    started = time.perf_counter()
+                    view = await app.run(workflow, data)
+                    seconds = time.perf_counter() - started
+                if on_done is not None:
+                    on_done()
+                error = view.get("error")
+                return RunOutput(
+                    status=str(view["status"]),
+                    result=view.get("result"),
+                    error=None if error is None else str(error),
+                    seconds=seconds,
+                )
+
+            return list(await asyncio.gather(*(one(data) for data in inputs)))
+
+    def classify_step(self, workflow: str | None = None) -> tuple[Workflow, Step]:
+        """The one ``classify`` step of ``workflow`` (or of the app, when None)."""
+        found = [
+            (wf, step)
+            for wf in self.workflows
+            if workflow is None or wf.name == workflow
+            for step in wf.steps
+            if step.uses == "classify"
+        ]
+        if not found:
+            suffix = f" named {workflow!r}" if workflow else ""
+            raise ConfigError(f"{self.app_dir}: no workflow with a 'classify' step{suffix}")
+        if len(found) > 1:
+            names = ", ".join(f"{wf.name}.{step.name}" for wf, step in found)
+            raise ConfigError(f"{self.app_dir}: several classify steps ({names}); name one")
+        return found[0]
+
+    def models(self) -> dict[str, Model]:
+        """The app's models (``models:``), built once (local ones train if they must)."""
+        if self._models is None:
+            from sluice.models.registry import build_models
+
+            self._models = build_models(
+                self.settings.extra.get("models") or {}, self.settings.app_dir
+            )
+        return self._models
+
+    def cascade(self, workflow: str | None = None) -> Cascade:
+        """The cascade of the ``classify`` step, uncached, as ``sluice eval`` runs it."""
+        _, step = self.classify_step(workflow)
+        return Cascade(cascade_tiers(step, self.models()))
+
+
+def cascade_tiers(step: Step, models: Mapping[str, Model]) -> list[Tier]:
+    """The tiers of ``step``'s ``cascade`` option over ``models``."""
+    spec: Any = step.options.get("cascade") or []
+    try:
+        return [Tier(models[str(t["model"])], float(t.get("threshold", 0.0))) for t in spec]
+    except KeyError as exc:
+        raise ConfigError(f"step {step.name!r}: cascade names unknown model {exc}") from None
