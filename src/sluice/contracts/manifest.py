@@ -135,13 +135,17 @@ def load_contracts(app_dir: Path) -> Contracts:
     problems = unknown_problems(raw, ("sources", "partners"), "", "section")
     sources: list[SourceContract] = []
     partners: list[PartnerContract] = []
+    sections: dict[str, Mapping[str, Any]] = {}
     for section in ("sources", "partners"):
-        if not isinstance(raw.get(section) or {}, Mapping):
+        given = raw.get(section) or {}
+        if not isinstance(given, Mapping):
             problems.append(f"{section}: must be a mapping of name to settings")
-    for name, spec in (raw.get("sources") or {}).items():
+            given = {}
+        sections[section] = given
+    for name, spec in sections["sources"].items():
         if (source := _source(str(name), spec, folder, problems)) is not None:
             sources.append(source)
-    for name, spec in (raw.get("partners") or {}).items():
+    for name, spec in sections["partners"].items():
         if (partner := _partner(str(name), spec, folder, app_dir, problems)) is not None:
             partners.append(partner)
     if problems:
