@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,10 +22,10 @@ from sluice.cli.common import JsonFlag, fail, print_json
 from sluice.cli.progress import Progress, QuietFlag
 from sluice.config import load_settings
 from sluice.errors import ConfigError, SluiceError
-from sluice.models.base import Model, ModelRequest
+from sluice.models.base import Model
 from sluice.models.cascade import Cascade, Tier
-from sluice.models.metrics import accuracy, macro_f1, percentile
 from sluice.models.prices import money
+from sluice.suites.labelled import eval_figures, run_rows
 from sluice.workflow.model import Step, Workflow
 from sluice.workflow.registry import WorkflowRegistry
 
@@ -91,28 +90,8 @@ async def evaluate(
     on_row: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run each text through ``cascade``; the figures of ``sluice eval``. ``on_row`` is
-    called after each text (progress)."""
-    predicted: list[str | None] = []
-    latencies: list[float] = []
-    escalated = 0
-    cost = 0.0
-    for text in texts:
-        started = time.perf_counter()
-        outcome = await cascade.run(ModelRequest(text=text))
-        latencies.append((time.perf_counter() - started) * 1000)
-        predicted.append(outcome.result.label)
-        escalated += outcome.escalated
-        cost += sum(step.cost for step in outcome.steps)
-        if on_row is not None:
-            on_row()
-    return {
-        "n": len(texts),
-        "accuracy": round(accuracy(predicted, gold), 6),
-        "macro_f1": round(macro_f1(predicted, gold), 6),
-        "escalation_rate": round(escalated / len(texts), 6),
-        "cost_per_1k": round(cost / len(texts) * 1000, 6),
-        "latency_ms": {f"p{q}": round(percentile(latencies, q), 3) for q in (50, 95, 99)},
-    }
+    called after each text (progress). The snapshots of ``sluice test`` keep the same."""
+    return eval_figures(await run_rows(cascade, texts, on_row), gold)
 
 
 def eval_command(

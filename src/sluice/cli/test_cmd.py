@@ -10,6 +10,8 @@ could not run (a malformed file, an unknown gate).
 
 from __future__ import annotations
 
+import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,9 +20,21 @@ import typer
 from typer.core import TyperGroup
 
 from sluice.cli.common import fail, print_json
+from sluice.cli.progress import Progress
 from sluice.errors import SluiceError
 from sluice.suites import SuiteRun, Target, run_suites, summarize, write_junit
+from sluice.suites.golden import latest_suite, propose
+from sluice.suites.manifest import load_gates
+from sluice.suites.registry import GATES
 from sluice.suites.results import as_json as case_json
+from sluice.suites.snapshot import (
+    SnapshotGate,
+    dump_snapshot,
+    load_snapshot,
+    measure,
+    snapshot_path,
+    updated,
+)
 
 AppArg = Annotated[Path, typer.Argument(help="App directory (holds sluice.yaml and tests/).")]
 JunitOpt = Annotated[
@@ -103,6 +117,89 @@ def run_command(
         raise typer.Exit(1)
 
 
+SuiteOpt = Annotated[str, typer.Option("--suite", help="The golden suite to record.")]
+WriteOpt = Annotated[
+    bool, typer.Option("--write", help="Write without asking (else: ask on a terminal).")
+]
+
+
+def _confirmed(write: bool, what: str) -> bool:
+    """``--write`` given, or the user said yes on a terminal; otherwise say how to write."""
+    if write:
+        return True
+    if sys.stdin.isatty():
+        return typer.confirm(f"write {what}?", default=False)
+    typer.echo(f"not written: pass --write to write {what}")
+    return False
+
+
+def record_command(app_dir: AppArg, suite: SuiteOpt, write: WriteOpt = False) -> None:
+    """Propose the next version of a golden suite from the app's current outputs: show the
+    changes field by field, then write NAME.v<N+1>.yaml only with --write or a yes."""
+    try:
+        target = Target.load(app_dir)
+        current = latest_suite(target.tests_dir, suite)
+        with Progress("ran", len(current.cases), unit="cases") as progress:
+            outputs = target.run_inputs(
+                current.workflow, [c.input for c in current.cases], on_done=progress.advance
+            )
+        proposal = propose(current, outputs)
+    except (SluiceError, OSError) as exc:
+        raise fail(exc) from None
+    for line in proposal.changes:
+        typer.echo(f"  {line}")
+    typer.echo(
+        f"{current.name} v{current.version} -> v{current.version + 1}:"
+        f" {len(proposal.changes)} changes, {proposal.kept} of {len(current.cases)} cases as"
+        " they were"
+    )
+    if not _confirmed(write, str(proposal.path)):
+        return
+    proposal.path.write_text(proposal.text, encoding="utf-8")
+    typer.echo(f"wrote {proposal.path}")
+
+
+def snapshot_command(
+    app_dir: AppArg,
+    update: Annotated[
+        bool, typer.Option("--update", help="Rewrite the snapshot's values (bands kept).")
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--snapshot", help="The snapshot (default: each one suites.yaml names)."),
+    ] = None,
+    write: WriteOpt = False,
+) -> None:
+    """Measure the app's snapshots and show what moved; with --update, rewrite them (asks on
+    a terminal unless --write)."""
+    try:
+        target = Target.load(app_dir)
+        names = [name] if name is not None else _snapshot_names(target)
+        for one in names:
+            path = snapshot_path(target.tests_dir, one)
+            current = load_snapshot(path, target.app_dir, require_values=False)
+            with Progress("repeats", current.repeats, unit="runs") as progress:
+                measured = measure(current, target, lambda _: progress.advance())
+            content, moved = updated(current, measured)
+            for line in moved:
+                typer.echo(f"  {line}")
+            flips = len(measured.flaky_rows)
+            typer.echo(
+                f"{one}: {measured.rows} rows x {current.repeats} runs,"
+                f" {statistics.median(measured.seconds):.2f}s per run, {flips} flaky rows"
+            )
+            if update and _confirmed(write, str(path)):
+                path.write_text(dump_snapshot(content), encoding="utf-8")
+                typer.echo(f"wrote {path}")
+    except (SluiceError, OSError) as exc:
+        raise fail(exc) from None
+
+
+def _snapshot_names(target: Target) -> list[str]:
+    gates = load_gates(target.tests_dir, GATES, only="snapshot")
+    return [n for gate in gates if isinstance(gate, SnapshotGate) for n in gate.snapshots]
+
+
 class _RunByDefault(TyperGroup):
     """``sluice test APP ...`` means ``sluice test run APP ...``: the first argument is a
     subcommand only when it names one (``record``, ``snapshot``)."""
@@ -122,4 +219,6 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     group.command("run")(run_command)
+    group.command("record")(record_command)
+    group.command("snapshot")(snapshot_command)
     app.add_typer(group, name="test")

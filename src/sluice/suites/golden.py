@@ -30,6 +30,7 @@ the file, line and field.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
 
 from sluice.config import did_you_mean
 from sluice.suites.gate import Gate, GateSpec
@@ -116,6 +118,7 @@ class GoldenCase:
     answers: tuple[tuple[Assertion, ...], ...]
     line: int
     note: str | None = None
+    expect: Any = None  # the ``expect`` as written, kept for the next version
 
     def check(self, output: Mapping[str, Any]) -> list[str]:
         """``[]`` when one answer holds, else the problems of the closest answer."""
@@ -339,6 +342,7 @@ def _parse_case(
         answers=tuple(answers),
         line=case.line,
         note=None if note is None else str(note),
+        expect=_plain(expect),
     )
 
 
@@ -436,3 +440,105 @@ def golden_gate(spec: GateSpec) -> Gate:
     if not isinstance(in_flight, int) or isinstance(in_flight, bool) or not 1 <= in_flight <= 256:
         raise spec.problem("in_flight", f"must be an integer in 1..256, got {in_flight!r}")
     return GoldenGate(tuple(spec.names("suites")), spec.tests_dir, in_flight, spec.name)
+
+
+def reply_pattern(text: str) -> str:
+    """A pattern matching text that starts with ``text`` (spaces left unescaped to read)."""
+    return "^" + re.escape(text).replace("\\ ", " ")
+
+
+def dump_suite(content: Mapping[str, Any], header: str = "") -> str:
+    """A suite file's text: ``header`` (comment lines), then ``content`` in its order, each
+    case's values in flow style so that a case reads in a few lines."""
+    return header + yaml.safe_dump(
+        dict(content), sort_keys=False, width=100, allow_unicode=True, default_flow_style=None
+    )
+
+
+def _relaxed(assertion: Assertion, got: Any) -> Assertion:
+    """``assertion`` changed as little as needed to accept ``got``."""
+    if assertion.equals is not _MISSING or assertion.pattern is not None:
+        return Assertion(assertion.field, equals=got)
+    if assertion.one_of is not None:
+        return dataclasses.replace(assertion, one_of=(*assertion.one_of, got))
+    if _number(got):
+        low = assertion.minimum if assertion.minimum is None else min(assertion.minimum, got)
+        high = assertion.maximum if assertion.maximum is None else max(assertion.maximum, got)
+        return dataclasses.replace(assertion, minimum=low, maximum=high)
+    return Assertion(assertion.field, equals=got)
+
+
+def _show(value: Any) -> str:
+    return "(missing)" if value is _MISSING else repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """The next version of a suite, from current outputs: its file text, where it goes, and
+    the changes field by field (``case: field: old -> new``)."""
+
+    path: Path
+    text: str
+    changes: tuple[str, ...]
+    kept: int
+
+
+def propose(suite: GoldenSuite, outputs: Sequence[RunOutput]) -> Proposal:
+    """Version ``suite.version + 1`` of ``suite``: each failing case's closest answer changed
+    to accept its current output; passing cases and runs that did not finish are kept."""
+    cases: list[dict[str, Any]] = []
+    changes: list[str] = []
+    kept = 0
+    for case, out in zip(suite.cases, outputs, strict=True):
+        entry: dict[str, Any] = {"name": case.name, "input": case.input, "expect": case.expect}
+        if case.note is not None:
+            entry["note"] = case.note
+        cases.append(entry)
+        if out.status != "done" or out.result is None:
+            changes.append(f"{case.name}: the run ended {out.status} ({out.error}); kept as is")
+            kept += 1
+            continue
+        if not case.check(out.result):
+            kept += 1
+            continue
+        scored = [
+            (sum(a.check(out.result) is not None for a in answer), i)
+            for i, answer in enumerate(case.answers)
+        ]
+        _, closest = min(scored)
+        answer = []
+        for assertion in case.answers[closest]:
+            if assertion.check(out.result) is None:
+                answer.append(assertion)
+                continue
+            got = field_value(out.result, assertion.field)
+            new = _relaxed(assertion, None if got is _MISSING else got)
+            changes.append(
+                f"{case.name}: {assertion.field}: {_show(assertion.spec())} -> {_show(new.spec())}"
+                f" (output {_show(got)})"
+            )
+            answer.append(new)
+        spec = {a.field: a.spec() for a in answer}
+        if len(case.answers) == 1:
+            entry["expect"] = spec
+        else:
+            entry["expect"] = [
+                spec if i == closest else {a.field: a.spec() for a in other}
+                for i, other in enumerate(case.answers)
+            ]
+    content: dict[str, Any] = {
+        "suite": suite.name,
+        "version": suite.version + 1,
+        "workflow": suite.workflow,
+    }
+    if suite.description is not None:
+        content["description"] = suite.description
+    if suite.output_schema is not None:
+        content["output_schema"] = suite.output_schema
+    content["cases"] = cases
+    header = (
+        f"# Golden suite {suite.name}, version {suite.version + 1}: proposed by"
+        f" `sluice test record` from version {suite.version}.\n"
+    )
+    path = suite.path.with_name(f"{suite.name}.v{suite.version + 1}.yaml")
+    return Proposal(path, dump_suite(content, header), tuple(changes), kept)
