@@ -161,7 +161,7 @@ def broken_variants(
                 if found or problems(input_schema, data, limit=1):
                     out.append((f"{f.raw} {kind}", broken))
             if len(out) >= limit:
-                return out
+                return out[:limit]
     return out
 
 
