@@ -253,3 +253,26 @@ def test_sluice_mock_serve_runs_the_mock_and_refuses_what_it_cannot_mock(tmp_pat
     )
     assert failed.returncode == 2
     assert "GET /x (GET /x): no 2xx response to answer with" in failed.stderr
+
+
+async def test_a_json_schema_is_the_body_of_one_operation(tmp_path: Path) -> None:
+    path = tmp_path / "receiver.schema.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        x-sluice-operation: {method: POST, path: /hooks/orders, status: 202}
+        type: object
+        required: [order_id]
+        properties: {order_id: {type: string, minLength: 1}}
+    """)
+    )
+    mock = Mock(load_spec(path))
+    [op] = mock.spec.operations
+    assert (op.method, op.path, op.body_required) == ("POST", "/hooks/orders", True)
+    async with client(mock) as http:
+        good = await http.post("/hooks/orders", json={"order_id": "o-1"})
+        bad = await http.post("/hooks/orders", json={"order_id": ""})
+        empty = await http.post("/hooks/orders")
+    assert good.status_code == 202
+    assert bad.status_code == 422
+    assert bad.json()["problems"] == ["body $.order_id: '' should be non-empty"]
+    assert empty.json()["problems"] == ["body: required, missing"]
