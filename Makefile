@@ -29,6 +29,11 @@ lint: $(STAMP)
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+	# The reference app's own gates (docs/testing.md): its golden suite and snapshot, after its
+	# models and index (training is skipped once done). JUnit XML for CI in build/.
+	HF_HUB_OFFLINE=1 $(BIN)/sluice train examples/triage --quiet
+	HF_HUB_OFFLINE=1 $(BIN)/sluice index build examples/triage --quiet
+	HF_HUB_OFFLINE=1 $(BIN)/sluice test examples/triage --junit build/sluice-test.xml
 
 # Every benchmark in bench/, scaled to finish in under 15 minutes on 2 cores (docs/benchmarks.md
 # has the times of each line and the full-size commands). scale uses the running PostgreSQL

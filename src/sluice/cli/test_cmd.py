@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +21,9 @@ import typer
 from typer.core import TyperGroup
 
 from sluice.cli.common import fail, print_json
-from sluice.cli.progress import Progress
+from sluice.cli.progress import Progress, QuietFlag
 from sluice.errors import SluiceError
-from sluice.suites import SuiteRun, Target, run_suites, summarize, write_junit
+from sluice.suites import CaseResult, SuiteRun, Target, run_suites, summarize, write_junit
 from sluice.suites.golden import latest_suite, propose
 from sluice.suites.manifest import load_gates
 from sluice.suites.registry import GATES
@@ -77,12 +78,24 @@ def run_command(
     as_json: JsonOpt = False,
     release: ReleaseOpt = None,
     gate: GateOpt = None,
+    quiet: QuietFlag = False,
 ) -> None:
-    """Run the app's golden suites and snapshots; exit 0 only when every gate passes."""
+    """Run the app's golden suites and snapshots; exit 0 only when every gate passes (each
+    gate's start and end on standard error)."""
     started = time.perf_counter()
+
+    def on_gate(name: str, results: Sequence[CaseResult] | None, seconds: float) -> None:
+        if quiet or as_json:
+            return
+        if results is None:
+            typer.echo(f"{name}: running", err=True)
+        else:
+            failed = sum(not r.passed for r in results)
+            typer.echo(f"{name}: {len(results)} cases, {failed} failed, {seconds:.1f}s", err=True)
+
     try:
         target = Target.load(app_dir, release=release)
-        run = run_suites(target, only=gate)
+        run = run_suites(target, only=gate, on_gate=on_gate)
     except (SluiceError, OSError) as exc:
         raise fail(exc) from None
     seconds = time.perf_counter() - started

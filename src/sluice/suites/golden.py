@@ -1,7 +1,8 @@
 """Golden suites: versioned files of inputs and the structured outputs expected of them.
 
-A suite lives in ``APP_DIR/tests/golden/NAME.vN.yaml``; the gate runs the highest ``N``
-(older versions stay for comparison, ``sluice test record`` proposes the next one)::
+A suite lives in ``APP_DIR/tests/golden/NAME.vN.yaml`` (or ``.jsonl``: a header line, then
+one case a line; see :func:`load_jsonl`); the gate runs the highest ``N`` (older versions
+stay for comparison, ``sluice test record`` proposes the next one)::
 
     suite: triage
     version: 1
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import yaml
 
 from sluice.config import did_you_mean
@@ -45,10 +47,10 @@ from sluice.suites.gate import Gate, GateSpec
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
 from sluice.suites.target import RunOutput, Target
-from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, where
+from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, unknown, where
 
 GOLDEN_DIR = "golden"
-_FILE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)\.v(?P<version>[0-9]+)\.ya?ml$")
+_FILE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)\.v(?P<version>[0-9]+)\.(?:ya?ml|jsonl)$")
 #: The operators of an assertion mapping; any other mapping key is an error.
 OPERATORS = ("equals", "one_of", "min", "max", "pattern")
 _SUITE_KEYS = ("suite", "version", "workflow", "description", "output_schema", "cases")
@@ -216,7 +218,7 @@ def parse_assertion(field: str, raw: Any, problem: Callable[[str, str], SuiteErr
 
 def load_suite(path: Path) -> GoldenSuite:
     """Parse and check one suite file (every error names the file, line and field)."""
-    raw = load_yaml(path)
+    raw = load_jsonl(path) if path.suffix == ".jsonl" else load_yaml(path)
     if not isinstance(raw, LineMap):
         raise SuiteError(f"{path}:1: a golden suite must be a mapping ({', '.join(_SUITE_KEYS)})")
 
@@ -225,9 +227,7 @@ def load_suite(path: Path) -> GoldenSuite:
 
     for key in raw:
         if key not in _SUITE_KEYS:
-            raise at(
-                raw.line_of(key), str(key), f"unknown key{did_you_mean(str(key), _SUITE_KEYS)}"
-            )
+            raise at(raw.line_of(key), str(key), unknown(key, _SUITE_KEYS))
     for key in ("suite", "version", "workflow", "cases"):
         if key not in raw:
             raise at(raw.line, key, "missing")
@@ -274,7 +274,7 @@ def load_suite(path: Path) -> GoldenSuite:
                 raise at(
                     case.line_of(key),
                     f"{prefix}.{key}",
-                    f"unknown key{did_you_mean(str(key), _CASE_KEYS)}",
+                    unknown(key, _CASE_KEYS),
                 )
         for key in ("name", "input", "expect"):
             if key not in case:
@@ -350,7 +350,7 @@ def suite_versions(tests_dir: Path, name: str) -> list[tuple[int, Path]]:
     """The files of suite ``name`` as (version, path), lowest version first."""
     folder = tests_dir / GOLDEN_DIR
     found = []
-    for path in folder.glob(f"{name}.v*.y*ml") if folder.is_dir() else ():
+    for path in folder.glob(f"{name}.v*.*") if folder.is_dir() else ():
         matched = _FILE.match(path.name)
         if matched and matched["name"] == name:
             found.append((int(matched["version"]), path))
@@ -540,5 +540,68 @@ def propose(suite: GoldenSuite, outputs: Sequence[RunOutput]) -> Proposal:
         f"# Golden suite {suite.name}, version {suite.version + 1}: proposed by"
         f" `sluice test record` from version {suite.version}.\n"
     )
-    path = suite.path.with_name(f"{suite.name}.v{suite.version + 1}.yaml")
+    path = suite.path.with_name(f"{suite.name}.v{suite.version + 1}{suite.path.suffix}")
+    if path.suffix == ".jsonl":
+        return Proposal(path, dump_jsonl(content), tuple(changes), kept)
     return Proposal(path, dump_suite(content, header), tuple(changes), kept)
+
+
+def _located(value: Any, line: int) -> Any:
+    """``value`` as :func:`load_yaml` gives it, every part on ``line``."""
+    if isinstance(value, dict):
+        mapping = LineMap()
+        mapping.line = line
+        for key, item in value.items():
+            mapping[key] = _located(item, line)
+            mapping.key_lines[key] = line
+        return mapping
+    if isinstance(value, list):
+        sequence = LineList()
+        sequence.line = line
+        for item in value:
+            sequence.append(_located(item, line))
+            sequence.item_lines.append(line)
+        return sequence
+    return value
+
+
+def load_jsonl(path: Path) -> LineMap:
+    """A suite as JSON lines: the first line is the suite's header (``suite``, ``version``,
+    ``workflow``, ``output_schema``...), each further line one case; blank lines are skipped.
+    Returned as :func:`load_yaml` returns a YAML suite, with each case's line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    header: LineMap | None = None
+    cases = LineList()
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise SuiteError(f"{path}:{number}: invalid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            what = "the suite's header" if header is None else "a case"
+            raise SuiteError(f"{path}:{number}: {what} must be a JSON object")
+        if header is None:
+            header = _located(value, number)
+            if "cases" in header:
+                raise SuiteError(f"{path}:{number}: cases: one case a line after the header")
+            continue
+        cases.append(_located(value, number))
+        cases.item_lines.append(number)
+    if header is None:
+        raise SuiteError(f"{path}:1: empty: the first line is the suite's header")
+    cases.line = cases.item_lines[0] if cases.item_lines else header.line
+    header["cases"] = cases
+    header.key_lines["cases"] = cases.line
+    return header
+
+
+def dump_jsonl(content: Mapping[str, Any]) -> str:
+    """A suite as JSON lines: its header, then one case a line."""
+    head = {k: v for k, v in content.items() if k != "cases"}
+    rows = [head, *content.get("cases", [])]
+    return "".join(orjson.dumps(row).decode() + "\n" for row in rows)

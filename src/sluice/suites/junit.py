@@ -2,8 +2,8 @@
 metric, contract check), one ``<testsuite>`` per gate and suite, as CI servers read it.
 
 A failed case carries ``<failure message=...>``; every case's figures go to its
-``<system-out>`` as one JSON object, and its ``flaky`` flag and the release under test to
-``<properties>``.
+``<system-out>`` as one JSON object (``message``, ``flaky``, ``figures``); a flaky case also
+has a ``flaky`` property, and each suite the gate and the release under test.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def junit_xml(results: Sequence[CaseResult], release: str | None = None) -> byte
                 failure.set("type", f"{result.gate}.failure")
                 failure.text = result.message
             out = ET.SubElement(case, "system-out")
-            out.text = orjson.dumps({"message": result.message, "figures": result.figures}).decode()
+            document = {"message": result.message, "flaky": result.flaky, "figures": result.figures}
+            out.text = orjson.dumps(document).decode()
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data

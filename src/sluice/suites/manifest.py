@@ -46,6 +46,8 @@ def load_gates(
         for name in raw
         if name not in factories
     ]
+    if len(problems) == 1:  # one problem, one line
+        raise SuiteError(problems[0])
     if problems:
         raise SuiteError(f"{path}: invalid tests manifest", problems)
     if only is not None and only not in raw:

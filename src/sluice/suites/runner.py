@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sluice.suites.gate import GateFactory
@@ -28,9 +29,11 @@ def run_suites(
     target: Target,
     factories: Mapping[str, GateFactory] | None = None,
     only: str | None = None,
+    on_gate: Callable[[str, Sequence[CaseResult] | None, float], None] | None = None,
 ) -> SuiteRun:
     """Build the gates of ``target``'s ``tests/suites.yaml`` (from ``factories``, the
-    registry's by default) and run them in order; ``only`` runs one gate."""
+    registry's by default) and run them in order; ``only`` runs one gate. ``on_gate(name,
+    results, seconds)`` is told when a gate starts (``results`` None) and ends."""
     if factories is None:
         from sluice.suites.registry import GATES
 
@@ -38,5 +41,11 @@ def run_suites(
     gates = load_gates(target.tests_dir, factories, only)
     results: list[CaseResult] = []
     for gate in gates:
-        results.extend(gate.run(target))
+        started = time.perf_counter()
+        if on_gate is not None:
+            on_gate(gate.name, None, 0.0)
+        ran = gate.run(target)
+        if on_gate is not None:
+            on_gate(gate.name, ran, time.perf_counter() - started)
+        results.extend(ran)
     return SuiteRun(results, target.release)

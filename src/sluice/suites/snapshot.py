@@ -35,7 +35,6 @@ from typing import Any
 
 import yaml
 
-from sluice.config import did_you_mean
 from sluice.models.base import ModelRequest
 from sluice.models.cascade import Cascade
 from sluice.models.splits import read_examples
@@ -45,7 +44,7 @@ from sluice.suites.labelled import METRICS, label_shares, run_rows, snapshot_met
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
 from sluice.suites.target import Target
-from sluice.suites.yamlfile import LineMap, SuiteError, load_yaml, where
+from sluice.suites.yamlfile import LineMap, SuiteError, load_yaml, unknown, where
 
 SNAPSHOT_DIR = "snapshots"
 SIDES = ("both", "upper", "lower")
@@ -157,7 +156,7 @@ def load_snapshot(path: Path, app_dir: Path, *, require_values: bool = True) -> 
 
     for key in raw:
         if key not in _KEYS:
-            raise at(raw.line_of(key), str(key), f"unknown key{did_you_mean(str(key), _KEYS)}")
+            raise at(raw.line_of(key), str(key), unknown(key, _KEYS))
     for key in ("snapshot", "data"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise at(raw.line_of(key), key, "missing or not a non-empty string")
@@ -181,7 +180,7 @@ def load_snapshot(path: Path, app_dir: Path, *, require_values: bool = True) -> 
     for name, band in metrics_raw.items():
         line = metrics_raw.line_of(name)
         if name not in METRICS:
-            raise at(line, f"metrics.{name}", f"unknown metric{did_you_mean(str(name), METRICS)}")
+            raise at(line, f"metrics.{name}", unknown(name, METRICS, "metric"))
         metrics[name] = _band(band, f"metrics.{name}", line, at, require_values)
     labels_raw = raw.get("labels") or {}
     if not isinstance(labels_raw, Mapping) or not all(
@@ -214,7 +213,7 @@ def _band(
             raise at(
                 raw.line_of(key),
                 f"{name}.{key}",
-                f"unknown key{did_you_mean(str(key), _BAND_KEYS)}",
+                unknown(key, _BAND_KEYS),
             )
     if ("abs" in raw) == ("rel" in raw):
         raise at(line, name, "give exactly one of abs (a distance) or rel (a share of the value)")
@@ -346,7 +345,7 @@ def judge(snapshot: Snapshot, measured: Measurement, gate: str = "snapshot") -> 
     distance = js_distance(snapshot.labels, measured.labels)
     moved = sorted(
         set(snapshot.labels) | set(measured.labels),
-        key=lambda k: -abs(measured.labels.get(k, 0.0) - snapshot.labels.get(k, 0.0)),
+        key=lambda k: (-abs(measured.labels.get(k, 0.0) - snapshot.labels.get(k, 0.0)), k),
     )[:3]
     movers = ", ".join(
         f"{k} {snapshot.labels.get(k, 0.0):.4f}->{measured.labels.get(k, 0.0):.4f}" for k in moved

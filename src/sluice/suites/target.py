@@ -51,7 +51,8 @@ class Target:
 
     ``store`` is where its runs are kept (``None``: a temporary SQLite file; a URL, e.g. an
     environment's PostgreSQL); ``environ`` replaces the process's ``SLUICE_*`` variables;
-    ``services`` are added to the app's own (fakes, or an environment's).
+    ``services`` are added to the app's own (fakes, or an environment's);
+    ``model_overrides`` replace models of the app's ``models:`` by name in :meth:`cascade`.
     """
 
     app_dir: Path
@@ -61,6 +62,7 @@ class Target:
     store: str | None = None
     environ: Mapping[str, str] | None = None
     services: Mapping[str, Any] | None = None
+    model_overrides: Mapping[str, Model] | None = None
     _models: dict[str, Model] | None = field(default=None, repr=False)
 
     @classmethod
@@ -72,6 +74,7 @@ class Target:
         store: str | None = None,
         environ: Mapping[str, str] | None = None,
         services: Mapping[str, Any] | None = None,
+        model_overrides: Mapping[str, Model] | None = None,
     ) -> Target:
         """Load the app's settings and workflows (configuration errors raise here)."""
         settings = load_settings(app_dir, environ=environ)
@@ -86,6 +89,7 @@ class Target:
             store=store,
             environ=environ,
             services=services,
+            model_overrides=model_overrides,
         )
 
     @property
@@ -161,13 +165,15 @@ class Target:
         return found[0]
 
     def models(self) -> dict[str, Model]:
-        """The app's models (``models:``), built once (local ones train if they must)."""
+        """The app's models (``models:``), built once (local ones train if they must), with
+        ``model_overrides`` in place of those they name (which are then not built)."""
         if self._models is None:
             from sluice.models.registry import build_models
 
-            self._models = build_models(
-                self.settings.extra.get("models") or {}, self.settings.app_dir
-            )
+            overrides = dict(self.model_overrides or {})
+            spec = self.settings.extra.get("models") or {}
+            rest = {name: entry for name, entry in spec.items() if name not in overrides}
+            self._models = {**build_models(rest, self.settings.app_dir), **overrides}
         return self._models
 
     def cascade(self, workflow: str | None = None) -> Cascade:

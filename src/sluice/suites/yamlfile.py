@@ -7,11 +7,13 @@ as ``FILE:LINE: FIELD``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sluice.config import did_you_mean
 from sluice.errors import ConfigError
 
 
@@ -107,3 +109,9 @@ def load_yaml(path: Path) -> Any:
 def where(path: Path, line: int, field: str) -> str:
     """``FILE:LINE: FIELD`` for a problem message."""
     return f"{path}:{line}: {field}"
+
+
+def unknown(key: object, known: Sequence[str], what: str = "key") -> str:
+    """``unknown KEY (did you mean X?)``, or the known names when none is close."""
+    hint = did_you_mean(str(key), known) or f" (known: {', '.join(known)})"
+    return f"unknown {what}{hint}"
