@@ -50,11 +50,9 @@ PACKAGES: dict[str, list[str] | None] = {
         "check_inbound",
         "check_own_api",
         "check_partner",
-        "junit_xml",
         "load_contracts",
         "load_spec",
         "run_contracts",
-        "write_junit",
     ],
     "sluice.drills": [
         "DrillOptions",

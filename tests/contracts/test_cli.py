@@ -41,10 +41,10 @@ def test_contract_check_passes_and_reports_each_check(tiny_app: Path, tmp_path: 
     assert lines[1].startswith("PASS  consumer ledger (webhook, orders.deliver): 3/3 requests")
     assert lines[2].startswith("PASS  own-api: ")
     root = ET.parse(junit).getroot()  # noqa: S314 - the report this test wrote
-    suite = root.find("testsuite")
-    assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("3", "0")
-    names = [case.get("name") for case in suite.iter("testcase")]
+    assert (root.get("tests"), root.get("failures")) == ("3", "0")
+    suites = [suite.get("name") for suite in root.iter("testsuite")]
+    assert suites == ["contract.inbound", "contract.consumer", "contract.own-api"]
+    names = [case.get("name") for case in root.iter("testcase")]
     assert names == ["inbound:shop", "consumer:ledger", "own-api"]
 
 

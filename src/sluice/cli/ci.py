@@ -58,14 +58,15 @@ def security(
     as_json: JsonFlag = False,
 ) -> None:
     """Run bandit, detect-secrets and the lock check; one line per check."""
-    from sluice.contracts.junit import write_junit
     from sluice.contracts.security import run_security
+    from sluice.suites import write_junit
+    from sluice.suites.contract_gate import case_of
 
     if not app_dir.is_dir():
         raise fail(FileNotFoundError(f"app directory {app_dir} does not exist"))
     results = run_security(app_dir, lock, scan or [])
     if junit is not None:
-        write_junit(junit, results, suite="security")
+        write_junit(junit, [case_of(result, "security") for result in results])
     if as_json:
         print_json([r.as_dict() for r in results])
     else:

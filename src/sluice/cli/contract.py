@@ -32,8 +32,10 @@ def check(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the checks; one line per check (PASS/FAIL, the figures, the first problem)."""
-    from sluice.contracts import ContractOptions, run_contracts, write_junit
+    from sluice.contracts import ContractOptions, run_contracts
     from sluice.errors import SluiceError
+    from sluice.suites import write_junit
+    from sluice.suites.contract_gate import case_of
 
     options = ContractOptions(examples=examples, events=events, api_examples=api_examples)
     try:
@@ -41,7 +43,7 @@ def check(
     except SluiceError as exc:
         raise fail(exc) from None
     if junit is not None:
-        write_junit(junit, results)
+        write_junit(junit, [case_of(result, "contract") for result in results])
     if as_json:
         print_json([r.as_dict() for r in results])
     else:

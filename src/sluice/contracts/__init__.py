@@ -8,12 +8,14 @@
   with latency, errors and 429s on demand (``sluice mock serve``);
 - :mod:`~sluice.contracts.consumer`: the app's outgoing requests against each partner's spec;
 - :mod:`~sluice.contracts.own_api`: Sluice's API against its OpenAPI document (schemathesis);
-- :func:`run_contracts`: all of them (``sluice contract check``, the ``contract`` gate).
+- :mod:`~sluice.contracts.security` and :mod:`~sluice.contracts.pipeline`: the security gate
+  and the pipelines of ``sluice ci``;
+- :func:`run_contracts`: all of them (``sluice contract check``, the ``contract`` gate of
+  ``sluice test``, whose JUnit writer both commands use).
 """
 
 from sluice.contracts.consumer import check_partner
 from sluice.contracts.inbound import check_inbound
-from sluice.contracts.junit import junit_xml, write_junit
 from sluice.contracts.manifest import Contracts, PartnerContract, SourceContract, load_contracts
 from sluice.contracts.mock import Mock, MockError, MockOptions, Recorded
 from sluice.contracts.own_api import check_own_api
@@ -38,9 +40,7 @@ __all__ = [
     "check_inbound",
     "check_own_api",
     "check_partner",
-    "junit_xml",
     "load_contracts",
     "load_spec",
     "run_contracts",
-    "write_junit",
 ]

@@ -48,7 +48,9 @@ def flat_figures(figures: Mapping[str, Any], prefix: str = "") -> dict[str, floa
 
 
 def case_of(result: CheckResult, gate: str) -> CaseResult:
-    """One contract check as a case of the gate."""
+    """One check as a case of ``gate``, its suite the part of its name before ``:``
+    (``inbound:helpdesk`` is in suite ``inbound``; ``sluice ci security``'s checks are in
+    ``security``)."""
     suite = result.name.split(":", 1)[0]
     message = result.message
     if not result.passed and len(result.problems) > 1:
