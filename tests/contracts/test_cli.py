@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -75,3 +76,33 @@ def test_unreadable_contracts_are_one_error_line_with_the_path(tiny_app: Path) -
     assert done.returncode == 2
     assert done.stderr.startswith("error: invalid contracts in ")
     assert "contracts.yaml: sources.shop.schema: cannot read" in done.stderr
+
+
+def test_ci_security_as_json_on_the_triage_app(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sluice.cli.main import build_app
+    from tests.contracts.conftest import ROOT, TRIAGE
+
+    junit = tmp_path / "security.xml"
+    args = [
+        "ci",
+        "security",
+        str(TRIAGE),
+        "--lock",
+        str(ROOT / "requirements/lock.txt"),
+        "--junit",
+        str(junit),
+        "--json",
+    ]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.stdout)
+    assert [c["name"] for c in checks] == ["security:bandit", "security:secrets", "security:lock"]
+    assert all(
+        list(c) == ["name", "passed", "message", "figures", "problems", "seconds"] for c in checks
+    )
+    assert all(c["passed"] for c in checks)
+    assert checks[0]["figures"]["files"] >= 1  # the triage step module
+    root = ET.parse(junit).getroot()  # noqa: S314 - the report this test wrote
+    assert (root.get("tests"), root.get("failures")) == ("3", "0")
