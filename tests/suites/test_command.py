@@ -152,3 +152,31 @@ def test_junit_marks_flaky_cases_and_keeps_messages_junitparser_reads() -> None:
     properties = replay.properties()  # type: ignore[no-untyped-call]  # junitparser: no hints
     assert {p.name: p.value for p in properties}["release"] == "2026.12.1"
     assert replay.time == pytest.approx(1.5)
+
+
+def test_record_shows_the_changes_and_writes_only_with_write(app: Path) -> None:
+    """``record`` prints the failing case's change field by field; without ``--write`` (and
+    no terminal to ask) nothing is written; with it, v2 appears and the gate passes; an
+    input the workflow refuses fails its case with the answer."""
+    golden = app / "tests" / "golden"
+    shown = CliRunner().invoke(build_app(), ["test", "record", str(app), "--suite", "shout"])
+    assert shown.exit_code == 0, shown.output
+    assert "  wrong: text: {'one_of': ['BYE!', 'Bye']} -> {'one_of': ['BYE!', 'Bye', 'BYE']}" in (
+        shown.stdout
+    )
+    assert "shout v1 -> v2: 1 changes, 1 of 2 cases as they were" in shown.stdout
+    assert "not written: pass --write" in shown.stdout
+    assert sorted(p.name for p in golden.iterdir()) == ["shout.v1.yaml"]
+    args = ["test", "record", str(app), "--suite", "shout", "--write"]
+    written = CliRunner().invoke(build_app(), args)
+    assert written.exit_code == 0, written.output
+    assert sorted(p.name for p in golden.iterdir()) == ["shout.v1.yaml", "shout.v2.yaml"]
+    assert CliRunner().invoke(build_app(), ["test", str(app)]).exit_code == 0
+
+    (golden / "shout.v3.yaml").write_text(
+        SUITE.replace("version: 1", "version: 3").replace("{text: bye}", "{txt: bye}")
+    )
+    run = run_suites(Target.load(app))
+    refused = next(r for r in run.results if r.name == "wrong")
+    assert refused.message.startswith("wrong (line 9): the run ended refused: run of 'shout'")
+    assert "422" in refused.message

@@ -116,6 +116,8 @@ def test_schema_missing_fields_and_dead_runs_fail(tmp_path: Path) -> None:
         ("      reply: {pattern: \"^Please freeze\"}", "      reply: {pattern: \"(\"}",
          ":17: cases[1].expect.reply.pattern: invalid regular expression"),
         ("  - name: ranges", "  - name: exact", ":12: cases[1].name: duplicate case name 'exact'"),
+        ("      route.team: {one_of: [cards, security]}", "      route.team: {one_of: []}",
+         ":16: cases[1].expect.route.team.one_of: must be a non-empty list"),
         ("  - name: ranges\n    input: {text: b}\n", "  - name: ranges\n    inptu: {text: b}\n",
          ":13: cases[1].inptu: unknown key (did you mean input?)"),
         ("      - {intent: extra_charge, route.team: payments}", "      - []",

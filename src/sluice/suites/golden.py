@@ -46,7 +46,7 @@ from sluice.config import did_you_mean
 from sluice.suites.gate import Gate, GateSpec
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
-from sluice.suites.target import RunOutput, Target
+from sluice.suites.target import DEFAULT_IN_FLIGHT, RunOutput, Target
 from sluice.suites.yamlfile import LineList, LineMap, SuiteError, load_yaml, unknown, where
 
 GOLDEN_DIR = "golden"
@@ -87,7 +87,8 @@ class Assertion:
                 return f"{self.field}: expected <= {self.maximum}, got {value!r}"
         if self.pattern is not None:
             if not isinstance(value, str):
-                return f"{self.field}: expected a string matching {self.pattern.pattern!r}, got {value!r}"  # noqa: E501 - one message
+                wanted = f"a string matching {self.pattern.pattern!r}"
+                return f"{self.field}: expected {wanted}, got {value!r}"
             if self.pattern.search(value) is None:
                 return f"{self.field}: {value!r} does not match {self.pattern.pattern!r}"
         return None
@@ -332,7 +333,10 @@ def _parse_case(
         def problem(
             field: str, message: str, answer: LineMap = answer, w: str = where_
         ) -> SuiteError:
-            return at(answer.line_of(field.split(".", maxsplit=1)[0]), f"{w}.{field}", message)
+            # The key is a dotted path itself (``route.team``): the line of the longest match.
+            keys = [k for k in answer if field == k or field.startswith(f"{k}.")]
+            line = answer.line_of(max(keys, key=len)) if keys else answer.line
+            return at(line, f"{w}.{field}", message)
 
         answers.append(tuple(parse_assertion(str(f), answer[f], problem) for f in answer))
     note = case.get("note")
@@ -436,7 +440,7 @@ class GoldenGate:
 def golden_gate(spec: GateSpec) -> Gate:
     """Build the golden gate from ``golden: {suites: [...], in_flight: N}``."""
     check_keys(spec, ("suites", "in_flight"), required=("suites",))
-    in_flight = spec.options.get("in_flight", 32)
+    in_flight = spec.options.get("in_flight", DEFAULT_IN_FLIGHT)
     if not isinstance(in_flight, int) or isinstance(in_flight, bool) or not 1 <= in_flight <= 256:
         raise spec.problem("in_flight", f"must be an integer in 1..256, got {in_flight!r}")
     return GoldenGate(tuple(spec.names("suites")), spec.tests_dir, in_flight, spec.name)
