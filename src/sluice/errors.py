@@ -9,7 +9,9 @@ Defined here, and (in brackets) next to the code that raises them::
     │   ├── [RetrievalError]        retrieval: EmbedderMismatchError, IndexFormatError
     │   ├── [CacheConfigError]      cache: an invalid caches section
     │   ├── [ArtifactError]         models.artifacts: a trained model artifact is unusable
-    │   └── [ModelDependencyError]  models.features: the models extra is not installed
+    │   ├── [ModelDependencyError]  models.features: the models extra is not installed
+    │   ├── [SchemaError]           contracts.schemas: a contract's schema that cannot be used
+    │   └── [MockError]             contracts.mock: a partner's spec that cannot be mocked
     ├── NotFoundError               an event, workflow or other named thing does not exist
     ├── StoreError                  the store failed or holds something it cannot read
     │   └── [EncryptionError]       guard.crypto: UnknownKeyError, TamperedDataError

@@ -241,7 +241,10 @@ def build_services(
         ai = build_ai_services(settings, kv, breakers, reliability)
     workflows = list(workflows)
     ai = _with_prompts(settings, workflows, ai)
-    if "cascades" not in custom:  # a test's own cascades may name models the file does not
+    # Checked where cascades are built from the file: not when a test brings its own, nor
+    # for an app started without models (the contract harness's way in; `sluice config
+    # check` still reports a classify step with no models section).
+    if "models" in extra and "cascades" not in custom:
         from sluice.steps.classify_checks import check_classify_steps
         from sluice.steps.generate_checks import workflow_files
 

@@ -36,6 +36,9 @@ _COMMAND_MODULES = (
     "test_cmd",
     "env",
     "fixtures",
+    "mock",
+    "contract",
+    "ci",
 )
 
 

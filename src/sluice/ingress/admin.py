@@ -371,8 +371,11 @@ async def list_audit(call: Call) -> tuple[int, Any]:
 
 
 async def show_audit(call: Call) -> tuple[int, Any]:
-    """One audit entry."""
-    return 200, audit_view(await call.door.gate.audit.show(int(call.params["seq"])))
+    """One audit entry (404 for a number past any the store can hold)."""
+    seq = int(call.params["seq"])
+    if not 0 < seq < 2**63:
+        raise NotFoundError(f"no audit entry {seq}")
+    return 200, audit_view(await call.door.gate.audit.show(seq))
 
 
 async def verify_audit(call: Call) -> tuple[int, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sluice.suites.contract_gate import contract_gate
 from sluice.suites.gate import GateFactory
 from sluice.suites.golden import golden_gate
 from sluice.suites.snapshot import snapshot_gate
@@ -12,4 +13,5 @@ from sluice.suites.snapshot import snapshot_gate
 GATES: Mapping[str, GateFactory] = {
     "golden": golden_gate,
     "snapshot": snapshot_gate,
+    "contract": contract_gate,
 }
