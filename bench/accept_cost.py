@@ -39,7 +39,8 @@ from sluice.ingress.settings import parse_ingress
 from sluice.outbound.signing import decode_secret, sign
 
 
-async def _deliver(asgi: Any, body: bytes, msg_id: str, key: bytes) -> int:
+def _scope(body: bytes, msg_id: str, key: bytes) -> dict[str, Any]:
+    """The ASGI scope of one signed delivery (built before the clock starts)."""
     stamp = int(time.time())
     headers = [
         (b"host", b"bench"), (b"content-type", b"application/json"),
@@ -47,12 +48,15 @@ async def _deliver(asgi: Any, body: bytes, msg_id: str, key: bytes) -> int:
         (b"webhook-timestamp", str(stamp).encode()),
         (b"webhook-signature", sign(key, msg_id, stamp, body).encode()),
     ]  # fmt: skip
-    scope = {
+    return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": "/v1/hooks/desk", "raw_path": b"/v1/hooks/desk",
         "root_path": "", "query_string": b"", "headers": headers,
         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
     }  # fmt: skip
+
+
+async def _deliver(asgi: Any, scope: dict[str, Any], body: bytes) -> int:
     sent = False
     status = 0
 
@@ -86,15 +90,16 @@ async def main_async(requests: int) -> None:
         asgi = create_http_app(app, ingress)
         bodies = bench._tickets(requests)
         key = decode_secret(bench.SECRET)
+        scopes = [_scope(body, f"cost-{os.getpid()}-{i}", key) for i, body in enumerate(bodies)]
         await app.start()
         try:
             statuses: list[int] = []
-            todo = iter(enumerate(bodies))
+            todo = iter(zip(scopes, bodies, strict=True))
             loop_cpu, cpu, wall = time.thread_time(), time.process_time(), time.perf_counter()
 
             async def client() -> None:
-                for i, body in todo:
-                    statuses.append(await _deliver(asgi, body, f"cost-{os.getpid()}-{i}", key))
+                for scope, body in todo:
+                    statuses.append(await _deliver(asgi, scope, body))
 
             await asyncio.gather(*(client() for _ in range(32)))
             loop_cpu = time.thread_time() - loop_cpu
