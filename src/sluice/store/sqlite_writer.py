@@ -71,8 +71,7 @@ class SqliteWriter:
         lax = self._synchronous in ("FULL", "EXTRA")
         self._background_sync = "NORMAL" if lax else None
         self._max_defer_s = max_defer_s
-        # Background operations set aside while others wait; the writer thread's alone. Bounded
-        # by its callers: the telemetry sink awaits one flush (a few chunks) before the next.
+        # Background operations set aside while others wait; the writer thread's alone.
         self._deferred: collections.deque[_Background] = collections.deque()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
