@@ -62,9 +62,7 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
         self.path = path
         self.codec: PayloadCodec = codec or IdentityCodec()
         self._synchronous = synchronous.upper()
-        self._writer = SqliteWriter(
-            self._connect, self._apply_delta, max_batch=max_batch, synchronous=self._synchronous
-        )
+        self._writer = SqliteWriter(self._connect, self._apply_delta, max_batch=max_batch)
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         # Ready jobs per pool as this process last knew them: exact for its own writes,
@@ -130,11 +128,6 @@ class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
 
     async def _write(self, op: Callable[[sqlite3.Connection, Delta], T]) -> T:
         result: T = await self._writer.submit(op)
-        return result
-
-    async def _write_background(self, op: Callable[[sqlite3.Connection, Delta], T]) -> T:
-        """``op`` behind every job write, in its own transaction (telemetry's rows)."""
-        result: T = await self._writer.submit_background(op)
         return result
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -1,15 +1,12 @@
 """SQLite side of telemetry: the local span store and the cost ledger.
 
 Rows arrive in batches from :class:`~sluice.telemetry.sink.TelemetrySink` and are written as
-background operations of the group-commit writer (one ``executemany`` per table and chunk of
-:data:`CHUNK` rows): the writer runs them when no job write is waiting, so job commits never
-queue behind a thousand span rows, and commits them without an fsync of their own (the next
-job commit's covers them; see :mod:`sluice.store.sqlite_writer`).
+one operation of the group-commit writer (one ``executemany`` per table), so telemetry shares
+the fsync of the events it describes instead of adding commits of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,9 +26,6 @@ from sluice.traceparent import trace_id_of
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, event_id, attributes"
 )
-#: Rows a background operation writes at most: a job commit that arrives meanwhile waits for
-#: one chunk (~1 ms at 3-4 µs a row), not for the whole batch.
-CHUNK = 256
 _COST_COLUMNS = (
     "ts, event_id, trace_id, tenant, workflow, step, model, input_tokens, output_tokens, cost,"
     " cached, template"
@@ -64,56 +58,44 @@ def span_from_row(row: Sequence[Any]) -> SpanRecord:
     )  # fmt: skip
 
 
-def _telemetry_op(
-    spans: Sequence[SpanRecord], costs: Sequence[CostRecord]
-) -> Callable[[sqlite3.Connection, Delta], None]:
-    """The writer operation appending ``spans`` and ``costs``."""
-
-    def op(conn: sqlite3.Connection, delta: Delta) -> None:
-        # Rows are built here, in the writer's thread, one at a time as SQLite takes them
-        # (``spans`` may build each record only when read: see telemetry/sink.py), so
-        # neither the encoding nor a batch of row objects sits on the event loop.
-        if spans:
-            conn.executemany(
-                f"INSERT INTO spans({_SPAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns,
-                     s.end_ns, s.status, s.event_id, _json(s.attributes))
-                    for s in spans
-                ),
-            )  # fmt: skip
-        if costs:
-            conn.executemany(
-                f"INSERT INTO costs({_COST_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
-                     c.input_tokens, c.output_tokens, c.cost, int(c.cached), c.template)
-                    for c in costs
-                ),
-            )  # fmt: skip
-
-    return op
-
-
 class SqliteTelemetryMixin:
     """Span-store and ledger methods of the SQLite store (see the module docstring)."""
 
     _write: Callable[..., Any]
-    _write_background: Callable[..., Any]
     _read: Callable[..., Any]
 
     async def write_telemetry(
         self, spans: Sequence[SpanRecord], costs: Sequence[CostRecord]
     ) -> None:
-        """Append spans and ledger rows, behind the job writes (see the module docstring)."""
+        """Append spans and ledger rows in one transaction of the group-commit writer."""
         if not spans and not costs:
             return
-        chunks = [
-            _telemetry_op(spans[i : i + CHUNK], costs[i : i + CHUNK])
-            for i in range(0, max(len(spans), len(costs)), CHUNK)
-        ]
-        await asyncio.gather(*(self._write_background(op) for op in chunks))
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> None:
+            # Rows are built here, in the writer's thread, one at a time as SQLite takes them
+            # (``spans`` may build each record only when read: see telemetry/sink.py), so
+            # neither the encoding nor a batch of row objects sits on the event loop.
+            if spans:
+                conn.executemany(
+                    f"INSERT INTO spans({_SPAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns,
+                         s.end_ns, s.status, s.event_id, _json(s.attributes))
+                        for s in spans
+                    ),
+                )  # fmt: skip
+            if costs:
+                conn.executemany(
+                    f"INSERT INTO costs({_COST_COLUMNS}) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (c.ts, c.event_id, c.trace_id, c.tenant, c.workflow, c.step, c.model,
+                         c.input_tokens, c.output_tokens, c.cost, int(c.cached), c.template)
+                        for c in costs
+                    ),
+                )  # fmt: skip
+
+        await self._write(op)
 
     async def trace_spans(self, trace_id: str) -> list[SpanRecord]:
         """Every stored span of one trace, by start time."""
@@ -165,5 +147,5 @@ class SqliteTelemetryMixin:
             deleted += conn.execute("DELETE FROM costs WHERE ts < ?", (costs_before,)).rowcount
             return int(deleted)
 
-        purged: int = await self._write_background(op)
+        purged: int = await self._write(op)
         return purged

@@ -9,26 +9,15 @@ and when idle a lone operation commits at once (no waiting for a batch to fill).
 If an operation raises, the batch is rolled back and each of its operations is run again in a
 transaction of its own, so one bad operation fails alone. Operations must therefore touch
 nothing but the connection.
-
-**Background operations** (:meth:`SqliteWriter.submit_background`: the telemetry sink's spans
-and ledger rows) yield to the others. The writer sets them aside while other operations are
-queued and runs one, in a transaction of its own, only when none is waiting; so a batch of a
-thousand span rows no longer sits between a job's step and its commit. One that has waited
-``max_defer_s`` runs after the next batch all the same, so they are never starved. Their
-transactions commit with ``synchronous=NORMAL``: in WAL mode that skips the fsync of the
-commit, and the next job commit's fsync makes them durable too (what a power cut may take is
-the telemetry written since the last job commit, never a job).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import queue
 import sqlite3
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -42,16 +31,6 @@ _Item = tuple[Operation, "asyncio.Future[Any]"]
 _STOP = object()
 
 
-class _Background:
-    """A queued background operation and when it was queued (see the module docstring)."""
-
-    __slots__ = ("item", "queued_at")
-
-    def __init__(self, item: _Item) -> None:
-        self.item = item
-        self.queued_at = time.monotonic()
-
-
 class SqliteWriter:
     """Owns the write connection and its thread; see the module docstring."""
 
@@ -60,19 +39,10 @@ class SqliteWriter:
         connect: Callable[[], sqlite3.Connection],
         on_commit: Callable[[Delta], None],
         max_batch: int = 512,
-        synchronous: str = "FULL",
-        max_defer_s: float = 0.25,
     ) -> None:
         self._connect = connect
         self._on_commit = on_commit
         self._max_batch = max_batch
-        self._synchronous = synchronous.upper()
-        # Background commits skip the fsync where the store's own setting would take one.
-        lax = self._synchronous in ("FULL", "EXTRA")
-        self._background_sync = "NORMAL" if lax else None
-        self._max_defer_s = max_defer_s
-        # Background operations set aside while others wait; the writer thread's alone.
-        self._deferred: collections.deque[_Background] = collections.deque()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,15 +63,6 @@ class SqliteWriter:
         self._queue.put((op, fut))
         return fut
 
-    def submit_background(self, op: Operation) -> asyncio.Future[Any]:
-        """Queue ``op`` behind every other operation (see the module docstring); the returned
-        future resolves once its own transaction committed."""
-        if self._loop is None or self._thread is None or not self._thread.is_alive():
-            raise StoreError("the store is not open")
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put(_Background((op, fut)))
-        return fut
-
     def stop(self) -> None:
         """Finish queued operations, then stop the thread."""
         if self._thread is not None:
@@ -111,29 +72,14 @@ class SqliteWriter:
 
     def _run(self) -> None:
         conn = self._connect()
-        deferred = self._deferred
         try:
             while True:
-                if deferred:
-                    try:
-                        first = self._queue.get_nowait()
-                    except queue.Empty:  # nothing else waits: one background operation
-                        self._resolve([self._run_background(conn, deferred.popleft().item)])
-                        continue
-                else:
-                    first = self._queue.get()
+                first = self._queue.get()
                 if first is _STOP:
-                    break
-                batch: list[_Item] = []
+                    return
+                batch: list[_Item] = [first]
                 stop = False
-                item = first
-                while True:
-                    if type(item) is _Background:
-                        deferred.append(item)
-                    else:
-                        batch.append(item)
-                    if len(batch) >= self._max_batch:
-                        break
+                while len(batch) < self._max_batch:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
@@ -141,29 +87,12 @@ class SqliteWriter:
                     if item is _STOP:
                         stop = True
                         break
-                if batch:
-                    self._resolve(self._run_batch(conn, batch))
-                # Never starved: one that has waited its limit runs now, other work or not.
-                if deferred and time.monotonic() - deferred[0].queued_at > self._max_defer_s:
-                    self._resolve([self._run_background(conn, deferred.popleft().item)])
+                    batch.append(item)
+                self._resolve(self._run_batch(conn, batch))
                 if stop:
-                    break
-            while deferred:  # stopping: what was queued is still written
-                self._resolve([self._run_background(conn, deferred.popleft().item)])
+                    return
         finally:
             conn.close()
-
-    def _run_background(
-        self, conn: sqlite3.Connection, item: _Item
-    ) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
-        """One background operation in its own transaction, committed without an fsync."""
-        if self._background_sync is None:
-            return self._run_alone(conn, item)
-        conn.execute(f"PRAGMA synchronous={self._background_sync}")
-        try:
-            return self._run_alone(conn, item)
-        finally:
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Item]
