@@ -126,4 +126,5 @@ def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
     # A trailing-slash redirect would name the client's Host header in its Location: the
     # path without its slash is simply not found.
     starlette.router.redirect_slashes = False
-    return http.CorrelationMiddleware(starlette, app.metrics, app.telemetry)
+    fast = http.WebhookFastPath(starlette, starlette)
+    return http.CorrelationMiddleware(fast, app.metrics, app.telemetry)

@@ -201,7 +201,9 @@ async def full(make_app: MakeApp) -> AsyncIterator[Full]:
         settings = load_settings(make_app(config, {"tickets.yaml": WORKFLOW}))
         app = SluiceApp.from_settings(settings)
         asgi = create_http_app(app, intake.Ingress(app, parse_ingress(settings)))
-        routes = [r for r in asgi.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]  # the middleware wraps a Starlette app
+        # The correlation middleware wraps the webhook fast path, which wraps the Starlette app.
+        starlette = asgi.app.app  # type: ignore[attr-defined]  # the middlewares' wrapped apps
+        routes = [r for r in starlette.routes if isinstance(r, Route)]
         await app.start()
         _, key = await create_api_key(app.store, "acme")
         transport = httpx.ASGITransport(app=asgi)

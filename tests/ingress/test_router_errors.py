@@ -7,6 +7,7 @@ import textwrap
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.types import ASGIApp, Message
 
@@ -148,3 +149,40 @@ async def test_client_leaving_mid_body_is_499_not_500(
     assert 'sluice_http_requests_total{route="hooks",status="499"} 1.0' in metrics
     assert 'status="500"' not in metrics
     assert sent[1]["body"] == b""  # nobody reads it: no body
+
+
+async def test_unexpected_webhook_error_is_a_500_document_and_raised(
+    ingress: Ingress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhook route skips Starlette's middleware: an unexpected error still answers the
+    500 problem document (with the correlation id) and reaches the server's log."""
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ingress.gateway, "webhook", broken)
+    http_app = create_http_app(ingress.app, ingress.gateway)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/hooks/helpdesk", "raw_path": b"/v1/hooks/helpdesk",
+        "query_string": b"", "root_path": "", "server": ("t", 80), "client": ("127.0.0.1", 1),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+    }  # fmt: skip
+    with pytest.raises(RuntimeError, match="a bug"):
+        await http_app(scope, receive, send)
+    assert sent[0]["status"] == 500
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"] == b"application/problem+json"
+    doc = orjson.loads(sent[1]["body"])
+    assert doc["type"].endswith("internal")
+    assert doc["correlation_id"] == headers[b"x-correlation-id"].decode()
+    metrics = ingress.app.metrics.render().decode()
+    assert 'sluice_http_requests_total{route="hooks",status="500"} 1.0' in metrics

@@ -8,7 +8,11 @@ import re
 from sluice.guard.recognizers import PatternRecognizer, PiiType, has_digit, is_reference
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+# The first octet is matched digit first, its look-behind and the rest of the octet checked
+# behind that digit (the same alternatives in the same order as _OCTET): a pattern that opens
+# with a class lets the engine skip ahead to digits instead of trying every position.
+_FIRST_OCTET = r"\d(?<![\w.]\d)(?:(?<=2)(?:5[0-5]|[0-4]\d)|(?<=1)\d\d|(?<=[1-9])\d|)"
+_IPV4 = re.compile(rf"{_FIRST_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?"
     r"(?![\w:]|\.\d)"

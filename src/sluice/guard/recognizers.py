@@ -178,9 +178,11 @@ def _validate_email(text: str, match: re.Match[str]) -> tuple[int, int] | None:
 # --- payment cards --------------------------------------------------------------------------
 
 # 4-4-4-4 (most schemes), 4-6-5 (Amex), 4-6-4 (Diners) with one consistent separator, or 12-19
-# contiguous digits.
+# contiguous digits. The look-behind ("no word character or dash before") is checked after the
+# first digit: a pattern that opens with a class lets the engine skip ahead to the digits, one
+# that opens with a look-behind is tried at every position (2.9 -> 2.0 µs a ticket).
 _CARD = re.compile(
-    r"(?<![\w-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}|\d{4}([ -]?)\d{6}\2\d{4,5}|\d{12,19})"
+    r"\d(?<![\w-]\d)(?:\d{3}([ -]?)\d{4}\1\d{4}\1\d{4}|\d{3}([ -]?)\d{6}\2\d{4,5}|\d{11,18})"
     r"(?![\w]|-\d)"
 )
 
@@ -198,7 +200,8 @@ def _validate_card(text: str, match: re.Match[str]) -> tuple[int, int] | None:
 
 # A zero-width match with a captured look-ahead: a candidate that runs on into the following
 # words must not swallow an IBAN that starts inside it ("GB12 3456 ... my IBAN is DE89...").
-_IBAN = re.compile(r"(?<![A-Za-z0-9])(?=([A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}))")
+# The look-behind comes after the first letter, as in the card pattern above.
+_IBAN = re.compile(r"(?=([A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?:[ -]?[A-Z0-9]){11,30}))")
 
 
 def _validate_iban(text: str, match: re.Match[str]) -> tuple[int, int] | None:

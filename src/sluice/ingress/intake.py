@@ -46,6 +46,7 @@ from sluice.workflow.model import Workflow
 
 API_SOURCE = "api"
 _NOT_JSON = object()  # a webhook body that does not parse: quarantined with the parser's reason
+_COUNTERS_MAX = 4_096
 log = logging.getLogger("sluice.ingress")
 
 
@@ -103,6 +104,8 @@ class Ingress:
         # Receipts of recent idempotent requests: repeats are answered without a write.
         self._recent: OrderedDict[tuple[str, str], tuple[str, Receipt, float]] = OrderedDict()
         self._recent_size = recent_receipts
+        # Children of the accepted counter by (tenant, workflow, source, flag).
+        self._accepted_counters: dict[tuple[str, str, str, str | None], Any] = {}
         # Idempotency keys (with the body's hash) being accepted right now.
         self._in_flight: SingleFlight[tuple[str, str, str], Receipt] = SingleFlight()
 
@@ -386,8 +389,19 @@ class Ingress:
         self._remember(claim, receipt)
         if not receipt.duplicate:
             source = API_SOURCE if claim is None or claim.key.startswith("api:") else "hook"
-            tenant_label = self.app.metrics.tenant(tenant)
-            self.app.metrics.accepted.labels(tenant_label, wf.name, source, flag or NO_FLAG).inc()
+            key = (tenant, wf.name, source, flag)
+            counter = self._accepted_counters.get(key)
+            if counter is None:
+                # ``labels()`` takes a lock and builds its key on every call: the child is
+                # resolved once per label set (bounded: cleared when full, a miss is cheap).
+                if len(self._accepted_counters) >= _COUNTERS_MAX:
+                    self._accepted_counters.clear()
+                tenant_label = self.app.metrics.tenant(tenant)
+                counter = self.app.metrics.accepted.labels(
+                    tenant_label, wf.name, source, flag or NO_FLAG
+                )
+                self._accepted_counters[key] = counter
+            counter.inc()
         return receipt
 
     async def _quarantine(
