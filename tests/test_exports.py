@@ -42,6 +42,8 @@ PACKAGES: dict[str, list[str] | None] = {
         "kill_worker_drill",
         "throttle_model",
     ],
+    # Managed configuration and access control; wired by the services and the CLI.
+    "sluice.governance": None,
     # The AI gateway's old name, a deprecated alias of ``sluice.ai_gateway``.
     "sluice.gateway": ["AiGateway", "GatewaySettings", "gateway_routes", "parse_gateway"],
     "sluice.guard": [

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sluice.store.at_rest import open_text
 from sluice.store.codec import PayloadCodec
+from sluice.store.managed import ManagedStore
 
 
 class EventState(StrEnum):
@@ -435,8 +436,9 @@ class TelemetryStore(Protocol):
         ...
 
 
-class Store(JobStore, IngressStore, TelemetryStore, Protocol):
-    """The whole database: the three concerns, plus what spans them (its lifecycle, the payload
+class Store(JobStore, IngressStore, TelemetryStore, ManagedStore, Protocol):
+    """The whole database: the three concerns and managed configuration
+    (:mod:`sluice.store.managed`), plus what spans them (its lifecycle, the payload
     codec every table's payloads pass through, and re-encoding them all). Every implementation
     passes all three contract suites and ``tests/store/test_at_rest.py``.
 

@@ -43,6 +43,7 @@ from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.postgres_batch import GroupCommit
 from sluice.store.postgres_ingress import PostgresIngressMixin
 from sluice.store.postgres_listen import WorkCallback, WorkListener, channel_for
+from sluice.store.postgres_managed import PostgresManagedMixin
 from sluice.store.postgres_schema import migrate
 from sluice.store.postgres_telemetry import PostgresTelemetryMixin
 
@@ -77,7 +78,7 @@ def _db_error(exc: BaseException) -> StoreError:
     return StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}")
 
 
-class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin):
+class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin, PostgresManagedMixin):
     """PostgreSQL implementation of :class:`~sluice.store.base.Store`.
 
     Holds up to ``pool_size`` pooled connections plus one for ``LISTEN`` (``listen=False``

@@ -170,6 +170,31 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE costs ADD COLUMN template text;
     """,
+    """
+    CREATE TABLE secrets (
+        name text NOT NULL,
+        version integer NOT NULL,
+        wrapped_key bytea NOT NULL,
+        value bytea NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE prompt_templates (
+        name text NOT NULL,
+        version text NOT NULL,
+        source text NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE routing_rules (
+        version integer PRIMARY KEY,
+        document text NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL
+    );
+    """,
 )
 
 

@@ -32,6 +32,7 @@ from sluice.store.base import (
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_ingress import SqliteIngressMixin
+from sluice.store.sqlite_managed import SqliteManagedMixin
 from sluice.store.sqlite_schema import migrate
 from sluice.store.sqlite_telemetry import SqliteTelemetryMixin
 from sluice.store.sqlite_writer import Delta, SqliteWriter
@@ -49,7 +50,7 @@ _JOB_COLUMNS = (
 )
 
 
-class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin):
+class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin, SqliteManagedMixin):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(

@@ -1,0 +1,1 @@
+"""Governance: managed configuration (secrets, prompt templates, model routing)."""
