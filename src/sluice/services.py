@@ -271,9 +271,6 @@ def build_services(
     core = CoreServices(
         kv, AppFiles(settings.app_dir), egress, breakers, metrics, telemetry, alerts
     )
-    gateway = GatewayServices()
-    if extra.get("gateway") is not None:
-        gateway = _gateway_services(settings, kv, breakers, guards, metrics)
     governance = GovernanceServices()
     if store is not None:
         governance = GovernanceServices(
@@ -281,6 +278,9 @@ def build_services(
             ManagedTemplates(store),
             Routing(store, model_providers(extra.get("models"))),
         )
+    gateway = GatewayServices()
+    if extra.get("gateway") is not None:
+        gateway = _gateway_services(settings, kv, breakers, guards, metrics, governance.routing)
     services = Services(core, ai, guards, gateway, governance).with_parts(custom)
     metrics.watch(lambda: _reliability_gauges(services))
     return services
@@ -295,10 +295,12 @@ def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServic
     from sluice.steps.generate_checks import check_generate_steps
 
     search = settings.workflows_dir
-    if (settings.app_dir / PROMPTS_DIR).is_dir():
+    uses_generate = any(step.uses == "generate" for wf in workflows for step in wf.steps)
+    if (settings.app_dir / PROMPTS_DIR).is_dir() or uses_generate:
+        # Without the folder, generate steps render stored versions (name@version) only.
         prompts = load_prompts(settings.app_dir)
         ai = replace(ai, prompts=prompts, generate=Generation(prompts, search))
-    if any(step.uses == "generate" for workflow in workflows for step in workflow.steps):
+    if uses_generate:
         models = list(settings.extra.get("models") or {})
         check_generate_steps(workflows, ai.prompts, models, files=_workflow_files(settings),
                              search_path=search)  # fmt: skip
@@ -347,8 +349,9 @@ def _gateway_services(
     breakers: BreakerRegistry,
     reliability: ReliabilityServices,
     metrics: Metrics,
+    routing: Routing | None = None,
 ) -> GatewayServices:
     """The AI gateway of the ``gateway:`` section; its pools open and close with the app."""
     module, _, name = _GATEWAY_BUILDER.partition(":")
     build: Callable[..., GatewayServices] = getattr(importlib.import_module(module), name)
-    return build(settings, kv, breakers, reliability.spend, metrics)
+    return build(settings, kv, breakers, reliability.spend, metrics, routing)

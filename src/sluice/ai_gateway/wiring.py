@@ -12,6 +12,7 @@ from sluice.ai_gateway.config import parse_gateway
 from sluice.ai_gateway.metrics import GatewayMetrics
 from sluice.ai_gateway.proxy import AiGateway
 from sluice.config import AppSettings
+from sluice.governance.routing import Routing
 from sluice.kv.base import KV
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.spend import SpendBudgets
@@ -25,6 +26,7 @@ def build_gateway_services(
     breakers: BreakerRegistry,
     budgets: SpendBudgets | None,
     metrics: Metrics,
+    routing: Routing | None = None,
 ) -> GatewayServices:
     """The AI gateway of the ``gateway:`` section and its response cache, on the app's KV,
     breakers (one view in /v1/status and /metrics) and spend budgets."""
@@ -33,6 +35,7 @@ def build_gateway_services(
         extra["gateway"], extra.get("prices"), priced=extra.get("spend") is not None
     )
     ai = AiGateway(
-        parsed, kv, breakers=breakers, budgets=budgets, metrics=GatewayMetrics(metrics.registry)
-    )
+        parsed, kv, breakers=breakers, budgets=budgets, metrics=GatewayMetrics(metrics.registry),
+        routing=routing,
+    )  # fmt: skip
     return GatewayServices(ai, ai.cache)
