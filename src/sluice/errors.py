@@ -14,6 +14,7 @@ Defined here, and (in brackets) next to the code that raises them::
     ├── StoreError                  the store failed or holds something it cannot read
     │   └── [EncryptionError]       guard.crypto: UnknownKeyError, TamperedDataError
     ├── AuthError                   missing or invalid credentials (API key, webhook signature)
+    ├── Forbidden                   a known principal lacks the permission an action needs
     ├── IdempotencyConflictError    an idempotency key reused with a different request body
     ├── AdmissionError              work refused at the door (full queue, guard closed)
     │   ├── RateLimitedError        the tenant's rate limit is used up
@@ -77,6 +78,18 @@ class AdmissionError(SluiceError):
 
 class AuthError(SluiceError):
     """Missing or invalid credentials: an API key or a webhook signature."""
+
+
+class Forbidden(SluiceError):  # noqa: N818 - HTTP's word, the name the governance API uses
+    """A known principal lacks the permission an action needs (HTTP 403).
+
+    ``principal`` and ``permission`` name who was refused what, so the refusal can say so.
+    """
+
+    def __init__(self, principal: str, permission: str) -> None:
+        super().__init__(f"{principal!r} lacks the permission {permission!r}")
+        self.principal = principal
+        self.permission = permission
 
 
 class IdempotencyConflictError(SluiceError):

@@ -1,4 +1,4 @@
-"""The Store protocol is three concerns, each member in one of them and called by its suite."""
+"""The Store protocol is four concerns, each member in one of them and called by its suite."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sluice.store.base import IngressStore, JobStore, Store, TelemetryStore
+from sluice.store.base import GovernanceStore, IngressStore, JobStore, Store, TelemetryStore
 
 #: Each concern and the contract suite that holds every implementation to it.
 SUITES: dict[type, str] = {
     JobStore: "test_contract.py",
     IngressStore: "test_ingress_contract.py",
     TelemetryStore: "test_telemetry_contract.py",
+    GovernanceStore: "../governance/test_store_contract.py",
 }
 
 
@@ -24,7 +25,7 @@ def declared(protocol: type) -> set[str]:
 
 
 def test_the_concerns_do_not_overlap() -> None:
-    """No member is in two concerns; the union adds only what spans all three."""
+    """No member is in two concerns; the union adds only what spans all four."""
     for one, other in combinations(SUITES, 2):
         assert declared(one).isdisjoint(declared(other)), (one.__name__, other.__name__)
     assert declared(Store) == {"codec", "open", "aclose", "reencode_payloads"}

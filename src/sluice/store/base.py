@@ -6,10 +6,12 @@ once; a step result is keyed by (event, step), so a re-run after a crash cannot 
 second result or a second next job. Payloads cross this boundary as plaintext bytes; the store
 applies its :class:`~sluice.store.codec.PayloadCodec` on the way in and out.
 
-The contract comes in three concerns, each with its own contract suite in ``tests/store``:
-:class:`JobStore` (events, jobs, claims, results: the runtime), :class:`IngressStore`
-(quarantine, idempotency keys, API keys: ingress) and :class:`TelemetryStore` (spans and the
-cost ledger: the telemetry sink). :class:`Store` is their union, one database behind all three.
+The contract comes in four concerns, each with its own contract suite in ``tests/store`` (the
+last in ``tests/governance``): :class:`JobStore` (events, jobs, claims, results: the runtime),
+:class:`IngressStore` (quarantine, idempotency keys, API keys: ingress),
+:class:`TelemetryStore` (spans and the cost ledger: the telemetry sink) and
+:class:`GovernanceStore` (principals, their roles and tokens, the audit trail).
+:class:`Store` is their union, one database behind all four.
 """
 
 from __future__ import annotations
@@ -102,6 +104,65 @@ class ApiKeyRecord:
     revoked_at: float | None = None
     #: When the key stops working (seconds since the epoch); None: never.
     expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    """A user or service account as stored; ``roles`` are built-in role names."""
+
+    id: str
+    name: str
+    kind: str  # "user" or "service"
+    roles: tuple[str, ...]
+    created_at: float
+    disabled_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A principal's bearer token as stored: only a hash of its secret is kept."""
+
+    id: str
+    principal_id: str
+    secret_hash: str
+    created_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry of the audit trail: who did what to which resource, and why.
+
+    ``before`` and ``after`` are digests of the resource's state (never the state itself);
+    ``hash`` covers ``prev_hash`` and the entry's content, so the entries form a chain.
+    """
+
+    seq: int
+    ts: float
+    actor: str
+    action: str
+    resource: str
+    before: str | None
+    after: str | None
+    why: str
+    source: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A signature over the audit chain's head at ``seq`` (Ed25519, base64)."""
+
+    seq: int
+    hash: str
+    ts: float
+    key_id: str
+    signature: str
+
+
+#: The chain head before the first audit entry: sequence 0 and this hash.
+GENESIS_HASH = "0" * 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,11 +497,82 @@ class TelemetryStore(Protocol):
         ...
 
 
-class Store(JobStore, IngressStore, TelemetryStore, ManagedStore, Protocol):
-    """The whole database: the three concerns and managed configuration
+class GovernanceStore(Protocol):
+    """Principals, their roles and tokens, and the audit trail
+    (``tests/governance/test_store_contract.py``).
+
+    The audit trail is append-only through :meth:`append_audit`, which serialises appenders
+    (SQLite: its single writer; PostgreSQL: a row lock on the chain head), so concurrent
+    writers never fork the chain.
+    """
+
+    async def put_principal(self, record: PrincipalRecord) -> bool:
+        """Store a new principal; False when its name is taken."""
+        ...
+
+    async def get_principal(self, name: str) -> PrincipalRecord:
+        """One principal by name; raises NotFoundError."""
+        ...
+
+    async def principal_by_id(self, principal_id: str) -> PrincipalRecord:
+        """One principal by id; raises NotFoundError."""
+        ...
+
+    async def list_principals(self) -> list[PrincipalRecord]:
+        """Every principal, by name."""
+        ...
+
+    async def disable_principal(self, name: str, at: float) -> bool:
+        """Disable a principal (its tokens stop working); False if none or disabled already."""
+        ...
+
+    async def grant_role(self, name: str, role: str) -> bool:
+        """Give a principal a role; False if it had it (NotFoundError for no principal)."""
+        ...
+
+    async def revoke_role(self, name: str, role: str) -> bool:
+        """Take a role from a principal; False if it did not have it."""
+        ...
+
+    async def put_token(self, record: TokenRecord) -> None:
+        """Store a new principal token (only its hash)."""
+        ...
+
+    async def get_token(self, token_id: str) -> TokenRecord:
+        """One principal token; raises NotFoundError."""
+        ...
+
+    async def append_audit(self, seal: Callable[[int, str], AuditRecord]) -> AuditRecord:
+        """Append one entry: ``seal(head_seq, head_hash)`` builds it from the chain head (read
+        and written in the same transaction, with appenders serialised); returns it."""
+        ...
+
+    async def audit_entries(self, after: int = 0, limit: int = 1000) -> list[AuditRecord]:
+        """Entries with ``seq > after``, oldest first, at most ``limit``."""
+        ...
+
+    async def audit_entry(self, seq: int) -> AuditRecord:
+        """One entry; raises NotFoundError."""
+        ...
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The chain head as recorded: the last sequence number and hash."""
+        ...
+
+    async def put_checkpoint(self, record: CheckpointRecord) -> bool:
+        """Store a signed checkpoint; False if one exists for that sequence number."""
+        ...
+
+    async def checkpoints(self) -> list[CheckpointRecord]:
+        """Every signed checkpoint, oldest first."""
+        ...
+
+
+class Store(JobStore, IngressStore, TelemetryStore, GovernanceStore, ManagedStore, Protocol):
+    """The whole database: the four concerns and managed configuration
     (:mod:`sluice.store.managed`), plus what spans them (its lifecycle, the payload
     codec every table's payloads pass through, and re-encoding them all). Every implementation
-    passes all three contract suites and ``tests/store/test_at_rest.py``.
+    passes all four contract suites and ``tests/store/test_at_rest.py``.
 
     Callers that need one concern take its protocol (the runtime a :class:`JobStore`, API keys
     an :class:`IngressStore`, the telemetry sink a :class:`TelemetryStore`); the app, which

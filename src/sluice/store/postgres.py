@@ -41,6 +41,7 @@ from sluice.store.base import (
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.postgres_batch import GroupCommit
+from sluice.store.postgres_governance import PostgresGovernanceMixin
 from sluice.store.postgres_ingress import PostgresIngressMixin
 from sluice.store.postgres_listen import WorkCallback, WorkListener, channel_for
 from sluice.store.postgres_managed import PostgresManagedMixin
@@ -78,7 +79,9 @@ def _db_error(exc: BaseException) -> StoreError:
     return StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}")
 
 
-class PostgresStore(PostgresIngressMixin, PostgresTelemetryMixin, PostgresManagedMixin):
+class PostgresStore(
+    PostgresIngressMixin, PostgresTelemetryMixin, PostgresGovernanceMixin, PostgresManagedMixin
+):
     """PostgreSQL implementation of :class:`~sluice.store.base.Store`.
 
     Holds up to ``pool_size`` pooled connections plus one for ``LISTEN`` (``listen=False``

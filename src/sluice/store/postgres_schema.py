@@ -170,6 +170,59 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE costs ADD COLUMN template text;
     """,
+    # Principals (users, service accounts), their built-in roles and hashed tokens; the audit
+    # trail (a hash chain with its head in one row, which appenders lock) and its signed
+    # checkpoints.
+    """
+    CREATE TABLE principals (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        kind text NOT NULL,
+        created_at double precision NOT NULL,
+        disabled_at double precision
+    );
+    CREATE TABLE principal_roles (
+        principal_id text NOT NULL,
+        role text NOT NULL,
+        granted_at double precision NOT NULL,
+        PRIMARY KEY (principal_id, role)
+    );
+    CREATE TABLE principal_tokens (
+        id text PRIMARY KEY,
+        principal_id text NOT NULL,
+        secret_hash text NOT NULL,
+        created_at double precision NOT NULL,
+        expires_at double precision
+    );
+    CREATE TABLE audit_log (
+        seq bigint PRIMARY KEY,
+        ts double precision NOT NULL,
+        actor text NOT NULL,
+        action text NOT NULL,
+        resource text NOT NULL,
+        before_digest text,
+        after_digest text,
+        why text NOT NULL,
+        source text NOT NULL,
+        prev_hash text NOT NULL,
+        hash text NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL
+    );
+    INSERT INTO audit_head(id, seq, hash) VALUES (1, 0, repeat('0', 64));
+    CREATE TABLE audit_checkpoints (
+        seq bigint PRIMARY KEY,
+        hash text NOT NULL,
+        ts double precision NOT NULL,
+        key_id text NOT NULL,
+        signature text NOT NULL
+    );
+    """,
+    # Managed configuration: secret versions (envelope-encrypted), prompt template versions,
+    # routing rules versions.
     """
     CREATE TABLE secrets (
         name text NOT NULL,

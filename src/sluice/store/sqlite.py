@@ -31,6 +31,7 @@ from sluice.store.base import (
     job_from_row,
 )
 from sluice.store.codec import IdentityCodec, PayloadCodec
+from sluice.store.sqlite_governance import SqliteGovernanceMixin
 from sluice.store.sqlite_ingress import SqliteIngressMixin
 from sluice.store.sqlite_managed import SqliteManagedMixin
 from sluice.store.sqlite_schema import migrate
@@ -50,7 +51,9 @@ _JOB_COLUMNS = (
 )
 
 
-class SqliteStore(SqliteIngressMixin, SqliteTelemetryMixin, SqliteManagedMixin):
+class SqliteStore(
+    SqliteIngressMixin, SqliteTelemetryMixin, SqliteGovernanceMixin, SqliteManagedMixin
+):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 
     def __init__(

@@ -156,6 +156,59 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE costs ADD COLUMN template TEXT;
     """,
+    # Principals (users, service accounts), their built-in roles and hashed tokens; the audit
+    # trail (a hash chain with its head in one row, which appenders lock) and its signed
+    # checkpoints.
+    """
+    CREATE TABLE principals (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        disabled_at REAL
+    ) WITHOUT ROWID;
+    CREATE TABLE principal_roles (
+        principal_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        granted_at REAL NOT NULL,
+        PRIMARY KEY (principal_id, role)
+    ) WITHOUT ROWID;
+    CREATE TABLE principal_tokens (
+        id TEXT PRIMARY KEY,
+        principal_id TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        before_digest TEXT,
+        after_digest TEXT,
+        why TEXT NOT NULL,
+        source TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    INSERT INTO audit_head(id, seq, hash) VALUES (1, 0, hex(zeroblob(32)));
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        ts REAL NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+    );
+    """,
+    # Managed configuration: secret versions (envelope-encrypted), prompt template versions,
+    # routing rules versions.
     """
     CREATE TABLE secrets (
         name TEXT NOT NULL,
