@@ -23,7 +23,7 @@ from starlette.types import ASGIApp
 
 from sluice.ai_gateway.routes import gateway_routes
 from sluice.app import SluiceApp
-from sluice.ingress import http
+from sluice.ingress import admin, http
 from sluice.ingress.intake import Ingress
 from sluice.ingress.openapi import openapi_document
 from sluice.ingress.router_errors import exception_handlers
@@ -61,6 +61,7 @@ def create_http_app(app: SluiceApp, ingress: Ingress) -> ASGIApp:
             *http.ROUTES,
             Route("/metrics", metrics, methods=["GET"]),
             *http.LATE_ROUTES,
+            *admin.ROUTES,  # governed: index items and /v1/admin/...
             *gateway_routes(app, ingress.auth),  # the AI gateway, when configured
         ],
         lifespan=lifespan,

@@ -214,9 +214,11 @@ async def test_bad_index_deltas_are_refused(
     ingress: Ingress, content: bytes, ctype: str, status: int, kind: str
 ) -> None:
     """Index deltas are read like runs: media type, size, then JSON (the triage test checks
-    that a live index is left unchanged)."""
+    that a live index is left unchanged). Index items need an operator's key (indexes:write)."""
+    _, key = await create_api_key(ingress.app.store, "acme", ("runner", "operator"))
     resp = await ingress.http.post("/v1/indexes/tickets/items", content=content,
-                                   headers={**ingress.auth(), "content-type": ctype})  # fmt: skip
+                                   headers={"authorization": f"Bearer {key}",
+                                            "content-type": ctype})  # fmt: skip
     assert_problem(resp, status, kind)
     assert rows(ingress.app) == NOTHING
 

@@ -11,8 +11,11 @@ from typing import Annotated
 import typer
 
 from sluice.app import SluiceApp
-from sluice.cli.common import AppDir, JsonFlag, print_json, with_store
-from sluice.ingress.apikeys import ROLES, create_api_key, expiry_text
+from sluice.cli.common import AppDir, JsonFlag, print_json
+from sluice.cli.governed import AsName, Why, governed
+from sluice.governance import LOCAL_ADMIN, Authorized
+from sluice.ingress import admin_actions as actions
+from sluice.ingress.apikeys import ROLES, expiry_text
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -66,26 +69,33 @@ def create(
         str | None, typer.Option(help="Expire at this ISO 8601 time (UTC unless given).")
     ] = None,
     app_dir: AppDir = Path(),
+    as_name: AsName = LOCAL_ADMIN,
+    why: Why = "",
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     expires = expiry(expires_in, expires_at, time.time())
 
-    async def go(app: SluiceApp) -> str:
-        record, key = await create_api_key(app.store, tenant, role or ["runner"], expires)
+    async def go(app: SluiceApp, door: Authorized) -> str:
+        record, key = await door.change(
+            "apikey.create", f"apikey/{tenant}",
+            lambda: actions.create_key(app, tenant, role or ["runner"], expires),
+        )  # fmt: skip
         note = "store it now, it is not shown again"
         until = "" if expires is None else f", expires {expiry_text(expires)}"
         typer.echo(f"created key {record.id} for tenant {tenant}{until}; {note}:", err=True)
         return key
 
-    typer.echo(with_store(app_dir, go))
+    typer.echo(governed(app_dir, "apikey create", as_name, why, go))
 
 
 @apikey_app.command("list")
-def list_keys(app_dir: AppDir = Path(), as_json: JsonFlag = False) -> None:
+def list_keys(
+    app_dir: AppDir = Path(), as_json: JsonFlag = False, as_name: AsName = LOCAL_ADMIN
+) -> None:
     """List keys: id, tenant, roles, created, expires, revoked (times as epoch seconds in
     JSON, never the key itself)."""
 
-    async def go(app: SluiceApp) -> None:
+    async def go(app: SluiceApp, door: Authorized) -> None:
         now = time.time()
         keys = await app.store.list_api_keys()
         if as_json:
@@ -101,17 +111,21 @@ def list_keys(app_dir: AppDir = Path(), as_json: JsonFlag = False) -> None:
                        f"  expires {_when(k.expires_at)}{expired}"
                        f"  revoked {_when(k.revoked_at)}")  # fmt: skip
 
-    with_store(app_dir, go)
+    governed(app_dir, "apikey list", as_name, "", go)
 
 
 @apikey_app.command("revoke")
-def revoke(key_id: str, app_dir: AppDir = Path()) -> None:
+def revoke(
+    key_id: str, app_dir: AppDir = Path(), as_name: AsName = LOCAL_ADMIN, why: Why = ""
+) -> None:
     """Revoke a key; running servers refuse it within a second (they poll the store)."""
 
-    async def go(app: SluiceApp) -> bool:
-        return await app.store.revoke_api_key(key_id)
+    async def go(app: SluiceApp, door: Authorized) -> bool:
+        return await door.change(
+            "apikey.revoke", f"apikey/{key_id}", lambda: actions.revoke_key(app, key_id)
+        )
 
-    if not with_store(app_dir, go):
+    if not governed(app_dir, "apikey revoke", as_name, why, go):
         typer.echo(f"error: no active key {key_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")

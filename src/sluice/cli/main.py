@@ -16,6 +16,8 @@ _COMMAND_MODULES = (
     "runtime",
     "apikeys",
     "quarantine",
+    "principals",
+    "audit",
     "encryption",
     "secrets",
     "templates",

@@ -6,6 +6,7 @@ source mapping or a workflow schema and replaying recovers the events.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,9 @@ import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, JsonAlways, JsonFlag, print_json, with_store
+from sluice.cli.governed import AsName, Why, governed
+from sluice.governance import LOCAL_ADMIN, Authorized
+from sluice.ingress import admin_actions as actions
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import parse_ingress
 
@@ -65,18 +69,23 @@ def replay(
     item_ids: Annotated[list[str] | None, typer.Argument(help="Entries to replay.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
     app_dir: AppDir = Path(),
+    as_name: AsName = LOCAL_ADMIN,
+    why: Why = "",
 ) -> None:
     """Normalize again; entries that now pass are accepted (their ids and idempotency keys
     then lead to the event), the rest stay with today's problems as their reasons."""
 
-    async def go(app: SluiceApp) -> int:
+    async def go(app: SluiceApp, door: Authorized) -> int:
         gateway = Ingress(app, parse_ingress(app.settings))
         ids = list(item_ids or [])
         if all_:
             ids += [item.id for item in await app.store.list_quarantine(1_000_000)]
         still = 0
         for item_id in ids:
-            receipt, problems = await gateway.replay_quarantined(item_id)
+            receipt, problems = await door.change(
+                "quarantine.replay", f"quarantine/{item_id}",
+                partial(actions.replay_quarantined, gateway, item_id),
+            )  # fmt: skip
             if receipt is not None:
                 typer.echo(f"{item_id}: accepted as event {receipt.event_id}")
             else:
@@ -87,24 +96,29 @@ def replay(
     if not item_ids and not all_:
         typer.echo("error: name entries to replay, or pass --all", err=True)
         raise typer.Exit(2)
-    raise typer.Exit(1 if with_store(app_dir, go) else 0)
+    raise typer.Exit(1 if governed(app_dir, "quarantine replay", as_name, why, go) else 0)
 
 
 @quarantine_app.command("drop")
-def drop(item_ids: list[str], app_dir: AppDir = Path()) -> None:
+def drop(
+    item_ids: list[str], app_dir: AppDir = Path(), as_name: AsName = LOCAL_ADMIN, why: Why = ""
+) -> None:
     """Delete quarantined events for good."""
 
-    async def go(app: SluiceApp) -> int:
+    async def go(app: SluiceApp, door: Authorized) -> int:
         missing = 0
         for item_id in item_ids:
-            if await app.store.drop_quarantined(item_id):
+            if await door.change(
+                "quarantine.drop", f"quarantine/{item_id}",
+                partial(actions.drop_quarantined, app, item_id),
+            ):  # fmt: skip
                 typer.echo(f"{item_id}: dropped")
             else:
                 missing += 1
                 typer.echo(f"{item_id}: not in quarantine", err=True)
         return missing
 
-    raise typer.Exit(1 if with_store(app_dir, go) else 0)
+    raise typer.Exit(1 if governed(app_dir, "quarantine drop", as_name, why, go) else 0)
 
 
 def register(app: typer.Typer) -> None:

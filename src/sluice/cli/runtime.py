@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +14,11 @@ import typer
 
 from sluice.app import SluiceApp
 from sluice.cli.common import AppDir, JsonAlways, JsonFlag, fail, print_json, with_store
+from sluice.cli.governed import AsName, Why, governed
 from sluice.config import AppSettings, load_settings
 from sluice.errors import NotFoundError, SluiceError
+from sluice.governance import LOCAL_ADMIN, Authorized
+from sluice.ingress import admin_actions as actions
 from sluice.ingress.http import run_view
 from sluice.ingress.intake import Ingress
 from sluice.ingress.settings import IngressSettings, parse_ingress
@@ -337,20 +341,25 @@ def runs_show(event_id: str, app_dir: AppDir = Path(), as_json: JsonAlways = Fal
 def runs_replay(
     event_ids: Annotated[list[str], typer.Argument(help="Dead runs to replay.")],
     app_dir: AppDir = Path(),
+    as_name: AsName = LOCAL_ADMIN,
+    why: Why = "",
 ) -> None:
     """Requeue dead runs with a fresh budget (a running server or worker picks them up)."""
 
-    async def go(app: SluiceApp) -> int:
+    async def go(app: SluiceApp, door: Authorized) -> int:
         failed = 0
         for event_id in event_ids:
-            if await app.runtime.replay(event_id):
+            if await door.change(
+                "run.replay", f"run/{event_id}",
+                partial(actions.replay_run, app, event_id),
+            ):  # fmt: skip
                 typer.echo(f"{event_id}: requeued")
             else:
                 typer.echo(f"{event_id}: not dead, left as it is", err=True)
                 failed += 1
         return failed
 
-    failed = with_store(app_dir, go)
+    failed = governed(app_dir, "runs replay", as_name, why, go)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -6,8 +6,8 @@ The API, for code that adds governed actions::
 
     from sluice.governance import AuditLog, Change, Gate, Permission, authorize
 
-    audit = AuditLog(store, signing_key=signing_key_from_env())   # store: a GovernanceStore
-    gate = Gate(audit)
+    gate = gate_for(store)   # Gate(AuditLog(store, signing_key_from_env(), ...)); any Store
+    audit = gate.audit
     # A read: raises sluice.errors.Forbidden (HTTP 403 problem+json) unless allowed.
     gate.check(principal, Permission.SECRETS_READ_METADATA)      # or authorize(principal, p)
     # A change: authorize, apply, then one audit entry with digests of before and after.
@@ -17,6 +17,9 @@ The API, for code that adds governed actions::
         return Change(None, before=before, after={"name": name, "version": version})
     await gate.change(principal, Permission.SECRETS_WRITE, "secret.write", f"secret/{name}",
                       apply, why="rotate", source="cli")
+    # The same, checked once at the door of a command or route (what the CLI and HTTP do):
+    door = gate.enter(principal, Permission.SECRETS_WRITE, source="http", why="rotate")
+    await door.change("secret.write", f"secret/{name}", apply)
     # Or append directly (``before``/``after`` any JSON-able values; only digests are kept):
     await audit.append(actor=principal, action="secret.write", resource=f"secret/{name}",
                        before=old_meta, after=new_meta, why="rotate", source="http")
@@ -39,7 +42,7 @@ The API, for code that adds governed actions::
 
 from sluice.errors import Forbidden
 from sluice.governance.audit import AuditLog, VerifyReport, canonical_json, digest
-from sluice.governance.gate import Change, Gate
+from sluice.governance.gate import Authorized, Change, Gate, gate_for
 from sluice.governance.permissions import ROLES, Permission, Role, permissions_of, role_named
 from sluice.governance.principals import (
     LOCAL_ADMIN,
@@ -63,6 +66,7 @@ __all__ = [
     "LOCAL_ADMIN",
     "ROLES",
     "AuditLog",
+    "Authorized",
     "Change",
     "Forbidden",
     "Gate",
@@ -76,6 +80,7 @@ __all__ = [
     "canonical_json",
     "create_principal",
     "digest",
+    "gate_for",
     "hash_token",
     "issue_token",
     "local_admin",

@@ -11,8 +11,6 @@ the ``x-correlation-id`` header of every response.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 import re
 import time
@@ -29,6 +27,7 @@ from sluice.app import SluiceApp
 from sluice.errors import (
     AdmissionError,
     AuthError,
+    Forbidden,
     IdempotencyConflictError,
     InvalidInputError,
     NotFoundError,
@@ -36,7 +35,6 @@ from sluice.errors import (
     SluiceError,
 )
 from sluice.ids import new_event_id
-from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta
 from sluice.ingress.intake import Ingress
 from sluice.ingress.limits import (
     Limits,
@@ -167,7 +165,7 @@ class CorrelationMiddleware:
         counter.inc()
 
 
-def _refusal(exc: SluiceError, cid: str) -> Response:
+def refusal(exc: SluiceError, cid: str) -> Response:
     """The problem document for a refusal raised by the ingress."""
     if isinstance(exc, RateLimitedError):
         retry = {"Retry-After": str(max(1, round(exc.retry_after + 0.499)))}
@@ -180,6 +178,8 @@ def _refusal(exc: SluiceError, cid: str) -> Response:
     if isinstance(exc, AuthError):
         auth = {"WWW-Authenticate": "Bearer"}
         return problem(401, "unauthorized", "Unauthorized", str(exc), auth, correlation_id=cid)
+    if isinstance(exc, Forbidden):
+        return problem(403, "forbidden", "Forbidden", str(exc), correlation_id=cid)
     if isinstance(exc, IdempotencyConflictError):
         return problem(409, "idempotency-conflict", "Conflict", str(exc), correlation_id=cid)
     if isinstance(exc, RequestError):  # a rule of the API itself, before the workflow's schema
@@ -212,13 +212,6 @@ def wait_seconds(raw: str | None) -> float:
 def _parts(request: Request) -> tuple[SluiceApp, Ingress]:
     state = request.app.state
     return state.sluice, state.ingress
-
-
-@functools.cache
-def _delta_limits(limits: Limits) -> Limits:
-    # A full index delta (MAX_ITEMS items of id, text, intent, resolution) is wider than an
-    # event may be; its depth limit is the same.
-    return dataclasses.replace(limits, max_fields=max(limits.max_fields, MAX_ITEMS * 6 + 2))
 
 
 def _too_large(limits: Limits, cid: str) -> Response:
@@ -266,7 +259,7 @@ async def hook(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         check_single(raw)
     except SluiceError as exc:
-        await _refusal(exc, cid)(scope, receive, send)
+        await refusal(exc, cid)(scope, receive, send)
         return
     # ASGI header names are lower case; the first of a repeated header wins, as in Starlette.
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
@@ -277,7 +270,7 @@ async def hook(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         receipt = await ingress.webhook(scope["path_params"]["source"], headers, body)
     except SluiceError as exc:
-        await _refusal(exc, cid)(scope, receive, send)
+        await refusal(exc, cid)(scope, receive, send)
         return
     answer: dict[str, Any] = {"event_id": receipt.event_id, "status": receipt.status}
     if receipt.duplicate:
@@ -339,7 +332,7 @@ async def start_run(request: Request) -> Response:
         wait_s = wait_seconds(request.query_params.get("wait"))
         idempotency = checked_idempotency_key(request.headers.get("idempotency-key"))
     except SluiceError as exc:
-        return _refusal(exc, cid)
+        return refusal(exc, cid)
     body = await read_body(request, ingress.settings.limits, cid)
     if isinstance(body, Response):
         return body
@@ -351,7 +344,7 @@ async def start_run(request: Request) -> Response:
             None if flag is None else app.metrics.flag(flag),
         )  # fmt: skip
     except SluiceError as exc:
-        return _refusal(exc, cid)
+        return refusal(exc, cid)
     if wait_s > 0 and receipt.status == "accepted":
         record = await app.runtime.wait(receipt.event_id, wait_s)
         if record.state is not EventState.ACCEPTED:
@@ -378,7 +371,7 @@ async def get_run(request: Request) -> Response:
         if record.tenant != key.tenant:  # another tenant's run does not exist for you
             raise NotFoundError(f"no event {asked!r}")
     except SluiceError as exc:
-        return _refusal(exc, cid)
+        return refusal(exc, cid)
     if record.id != asked:
         view = {**run_view(record), "replay_of": asked}
         return _json(view, 200, {"Content-Location": f"/v1/runs/{record.id}"})
@@ -406,32 +399,10 @@ async def status(request: Request) -> Response:
         check_single(request.headers.raw)
         key = await ingress.auth.authenticate(request.headers.get("authorization"))
     except SluiceError as exc:
-        return _refusal(exc, request.state.cid)
+        return refusal(exc, request.state.cid)
     body = await status_document(key, app.services, app.runtime.stats())
     # Snapshots are frozen dataclasses holding read-only mappings: render those as dicts.
     return Response(orjson.dumps(body, default=dict), media_type="application/json")
-
-
-async def index_items(request: Request) -> Response:
-    """``POST /v1/indexes/{name}/items``: a delta to a vector index."""
-    app, ingress = _parts(request)
-    cid = request.state.cid
-    try:
-        check_single(request.headers.raw)
-        await ingress.auth.authenticate(request.headers.get("authorization"))
-    except SluiceError as exc:
-        return _refusal(exc, cid)
-    body = await read_body(request, ingress.settings.limits, cid)
-    if isinstance(body, Response):
-        return body
-    try:
-        counts = await apply_delta(
-            app.services.get("indexes"), request.path_params["name"],
-            read_json(body, _delta_limits(ingress.settings.limits)),
-        )  # fmt: skip
-    except SluiceError as exc:
-        return _refusal(exc, cid)
-    return _json(counts)
 
 
 async def openapi(request: Request) -> Response:
@@ -448,8 +419,8 @@ ROUTES = [
     Route("/readyz", readyz, methods=["GET"]),
     Route("/v1/status", status, methods=["GET"]),
 ]
-#: Routes after ``/metrics`` in the app (the order of today's OpenAPI document's paths).
+#: Routes after ``/metrics`` in the app; the governed ones (index items, ``/v1/admin/...``)
+#: are :data:`sluice.ingress.admin.ROUTES`.
 LATE_ROUTES = [
-    Route("/v1/indexes/{name}/items", index_items, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

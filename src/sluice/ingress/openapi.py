@@ -8,8 +8,10 @@ when the app has a ``gateway:`` section.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from sluice.ingress.admin import ADMIN_ROUTES
 from sluice.ingress.index_deltas import MAX_ITEMS
 from sluice.ingress.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from sluice.ingress.settings import IngressSettings
@@ -126,6 +128,39 @@ def _add_server_refusals(paths: dict[str, Any]) -> None:
                 answer.setdefault("content", {}).update(content)
 
 
+_SEQ = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_ADMIN_REFUSALS = (400, 401, 403, 404, 409, 413, 415, 422)
+_ADMIN_OK = {"200": {"description": "done"}, "201": {"description": "created"}}
+
+
+def admin_paths() -> dict[str, Any]:
+    """The governed routes (``sluice.ingress.admin.ADMIN_ROUTES``): each names the permission
+    it needs; 401 without credentials, 403 without the permission."""
+    paths: dict[str, Any] = {}
+    for route in ADMIN_ROUTES:
+        template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        names = re.findall(r"\{(\w+)\}", template)
+        operation: dict[str, Any] = {
+            "summary": f"{route.summary} (needs {route.permission.value})",
+            "operationId": route.handler.__name__,
+            "security": _SECURITY,
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": _SEQ if n == "seq" else _STR}
+                for n in names
+            ],
+            "responses": _responses(*_ADMIN_REFUSALS, ok=_ADMIN_OK),
+        }
+        if route.body:
+            schema = _DELTA if route.wide else {"type": "object"}
+            operation["requestBody"] = {
+                "required": not route.path.endswith("/tokens"),
+                "content": {"application/json": {"schema": schema}},
+            }
+        paths.setdefault(template, {})[route.method.lower()] = operation
+    return paths
+
+
 def _gateway_paths() -> dict[str, Any]:
     """``/v1/chat/completions`` and ``/v1/models`` (sluice.ai_gateway.routes)."""
     answer = {"description": "the provider's completion (or its events when streamed)"}
@@ -237,20 +272,7 @@ def openapi_document(
             "responses": _responses(400, 401, ok={"200": {"description": "the status"}}),
         }
     }
-    paths["/v1/indexes/{name}/items"] = {
-        "post": {
-            "summary": "Add, replace or delete items of a live retrieval index",
-            "operationId": "index_items",
-            "security": _SECURITY,
-            "parameters": [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _DELTA}}},
-            "responses": _responses(
-                400, 401, 404, 413, 415, 422, ok={"200": {"description": "the counts"}}
-            ),
-        }
-    }
+    paths.update(admin_paths())
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics",
