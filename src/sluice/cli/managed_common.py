@@ -2,10 +2,12 @@
 managed configuration of an app, and who the command acts as.
 
 The app is not built: ``sluice.yaml`` may name a ``${secret:NAME}`` that these commands are
-about to set, so only the store (with the app's at-rest keyring) is opened. The command acts as
-``--as NAME``: a principal of the store acts with its roles (a viewer cannot set a secret),
-any other name as the command line's admin of that name (``local-admin`` by default), and the
-audit trail records that name.
+about to set, so only the store (with the app's at-rest keyring) is opened. The command acts
+as ``--as NAME`` (``SLUICE_AS``) like every governed command (:mod:`sluice.cli.governed`): a
+stored principal with its roles (a viewer cannot set a secret: exit 3, nothing changed), or
+``local-admin``. The permission each action needs is checked by
+:class:`~sluice.governance.managed.ManagedConfig`, the same object the HTTP admin routes use,
+and every change is audited there.
 """
 
 from __future__ import annotations
@@ -13,39 +15,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
-
-import typer
+from typing import TypeVar
 
 from sluice.app import build_store, encryption_codec
 from sluice.cli.common import fail
+from sluice.cli.governed import FORBIDDEN_EXIT, acting_principal
 from sluice.config import load_settings
-from sluice.errors import Forbidden, NotFoundError, SluiceError
-from sluice.governance import LOCAL_ADMIN, AuditLog, Gate, Principal, local_admin
+from sluice.errors import Forbidden, SluiceError
+from sluice.governance import Principal, gate_for
 from sluice.governance.managed import ManagedConfig
 from sluice.governance.routing import Routing, model_providers
 from sluice.governance.secrets import Secrets
-from sluice.governance.signing import signing_key_from_env
 from sluice.governance.templates import ManagedTemplates
 from sluice.guard.crypto import AesGcmCodec
-from sluice.store.base import Store
 
 T = TypeVar("T")
-AsOption = Annotated[
-    str,
-    typer.Option("--as", help="Act as this principal (its roles), or as an admin of this name."),
-]
-WhyOption = Annotated[str, typer.Option("--why", help="Why: recorded in the audit trail.")]
-#: Exit code of a refusal (the principal lacks the permission), apart from other errors (2).
-FORBIDDEN_EXIT = 3
-
-
-async def acting_as(store: Store, name: str) -> Principal:
-    """The principal ``name`` of the store, else the command line's admin called ``name``."""
-    try:
-        return Principal.from_record(await store.get_principal(name))
-    except NotFoundError:
-        return local_admin(name or LOCAL_ADMIN)
 
 
 def with_managed(
@@ -53,7 +37,8 @@ def with_managed(
 ) -> T:
     """Run ``fn`` with the app's managed configuration open, as ``who``.
 
-    A refusal exits with :data:`FORBIDDEN_EXIT`, other errors with 2, each one line on stderr.
+    A refusal exits with :data:`~sluice.cli.governed.FORBIDDEN_EXIT`, other errors with 2, each
+    one line on stderr.
     """
 
     async def go() -> T:
@@ -63,12 +48,12 @@ def with_managed(
         await store.open()
         try:
             managed = ManagedConfig(
-                Gate(AuditLog(store, signing_key=signing_key_from_env(settings.env))),
+                gate_for(store, settings.env),
                 Secrets(store, codec if isinstance(codec, AesGcmCodec) else None),
                 ManagedTemplates(store),
                 Routing(store, model_providers(settings.extra.get("models"))),
             )
-            return await fn(managed, await acting_as(store, who))
+            return await fn(managed, await acting_principal(store, who))
         finally:
             await store.aclose()
 

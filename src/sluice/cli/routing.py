@@ -10,7 +10,8 @@ import typer
 import yaml
 
 from sluice.cli.common import AppDir, JsonFlag, fail, print_json
-from sluice.cli.managed_common import AsOption, WhyOption, with_managed
+from sluice.cli.governed import AsName, Why
+from sluice.cli.managed_common import with_managed
 from sluice.errors import ConfigError
 from sluice.governance import LOCAL_ADMIN, Principal
 from sluice.governance.managed import ManagedConfig
@@ -43,7 +44,7 @@ def _read_rules(path: Path) -> dict[str, Any]:
 
 
 @routing_app.command("show")
-def show(app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, as_json: JsonFlag = False) -> None:
+def show(app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, as_json: JsonFlag = False) -> None:
     """Print the rules in force: version, who set them and when, the rules."""
 
     async def go(managed: ManagedConfig, principal: Principal) -> dict[str, Any]:
@@ -64,8 +65,8 @@ def show(app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, as_json: JsonFla
 def set_rules(
     rules_file: Annotated[Path, typer.Argument(help="YAML or JSON file of the rules.")],
     app_dir: AppDir = Path(),
-    who: AsOption = LOCAL_ADMIN,
-    why: WhyOption = "",
+    who: AsName = LOCAL_ADMIN,
+    why: Why = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Replace the rules with RULES_FILE's (a new version; the old ones are kept)."""

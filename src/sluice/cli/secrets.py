@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 
 from sluice.cli.common import AppDir, JsonFlag, fail, print_json
-from sluice.cli.managed_common import AsOption, WhyOption, with_managed
+from sluice.cli.governed import AsName, Why
+from sluice.cli.managed_common import with_managed
 from sluice.errors import ConfigError
 from sluice.governance import LOCAL_ADMIN, Principal
 from sluice.governance.managed import ManagedConfig
@@ -56,8 +57,8 @@ def set_secret(
         Path | None, typer.Option("--from-file", help="Read the value from this file.")
     ] = None,
     app_dir: AppDir = Path(),
-    who: AsOption = LOCAL_ADMIN,
-    why: WhyOption = "",
+    who: AsName = LOCAL_ADMIN,
+    why: Why = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Store a new version of NAME; the value comes from stdin or --from-file, never argv."""
@@ -75,7 +76,7 @@ def set_secret(
 
 @secret_app.command("list")
 def list_secrets(
-    app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, as_json: JsonFlag = False
+    app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, as_json: JsonFlag = False
 ) -> None:
     """List secrets: name, latest version, when and by whom it was set (never a value)."""
 
@@ -94,7 +95,7 @@ def list_secrets(
 
 @secret_app.command("show")
 def show_secret(
-    name: str, app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, as_json: JsonFlag = False
+    name: str, app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, as_json: JsonFlag = False
 ) -> None:
     """Show NAME's versions: number, time, who set it, the key wrapping it (never the value)."""
 
@@ -112,9 +113,7 @@ def show_secret(
 
 
 @secret_app.command("rotate")
-def rotate_secrets(
-    app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, why: WhyOption = ""
-) -> None:
+def rotate_secrets(app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why = "") -> None:
     """Re-wrap every secret's data key with the keyring's active key (values unchanged).
 
     Add the new key to the keyring and make it active first; every version stays readable.
@@ -128,7 +127,7 @@ def rotate_secrets(
 
 @secret_app.command("delete")
 def delete_secret(
-    name: str, app_dir: AppDir = Path(), who: AsOption = LOCAL_ADMIN, why: WhyOption = ""
+    name: str, app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why = ""
 ) -> None:
     """Delete every version of NAME."""
 

@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from sluice.cli.common import AppDir, JsonFlag, print_json
-from sluice.cli.managed_common import AsOption, WhyOption, with_managed
+from sluice.cli.governed import AsName, Why
+from sluice.cli.managed_common import with_managed
 from sluice.governance import LOCAL_ADMIN, Principal
 from sluice.governance.managed import ManagedConfig
 from sluice.governance.templates import Pushed, record_dict
@@ -30,8 +31,8 @@ def _when(ts: float) -> str:
 @template_app.command("push")
 def push(
     app: Annotated[Path, typer.Argument(help="App directory (its prompts/ folder is pushed).")],
-    who: AsOption = LOCAL_ADMIN,
-    why: WhyOption = "",
+    who: AsName = LOCAL_ADMIN,
+    why: Why = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Upload APP's template files: new versions only (idempotent)."""
@@ -53,7 +54,7 @@ def push(
 def list_templates(
     name: Annotated[str | None, typer.Argument(help="Only this template's versions.")] = None,
     app_dir: AppDir = Path(),
-    who: AsOption = LOCAL_ADMIN,
+    who: AsName = LOCAL_ADMIN,
     as_json: JsonFlag = False,
 ) -> None:
     """List stored versions: id, when and by whom each was pushed."""
@@ -73,7 +74,7 @@ def list_templates(
 def show(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
     app_dir: AppDir = Path(),
-    who: AsOption = LOCAL_ADMIN,
+    who: AsName = LOCAL_ADMIN,
     as_json: JsonFlag = False,
 ) -> None:
     """Print a stored version's YAML (with --json: its metadata and source)."""
@@ -94,7 +95,7 @@ def diff(
     a: Annotated[str, typer.Argument(help="NAME@VERSION")],
     b: Annotated[str, typer.Argument(help="NAME@VERSION")],
     app_dir: AppDir = Path(),
-    who: AsOption = LOCAL_ADMIN,
+    who: AsName = LOCAL_ADMIN,
     as_json: JsonFlag = False,
 ) -> None:
     """A unified diff of two stored versions (exit 1 when they differ, like diff)."""

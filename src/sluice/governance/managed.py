@@ -127,6 +127,19 @@ class ManagedConfig:
                                              source)  # fmt: skip
         return pushed
 
+    async def push_template_source(
+        self, who: Principal, name: str, source: str, why: str = "", origin: str = "http"
+    ) -> Pushed:
+        """Upload one template as YAML text; audited when it is a new version."""
+        self.gate.check(who, Permission.PROMPTS_WRITE)
+        pushed = await self.templates.push_source(name, source, who.name)
+        if pushed.added:
+            record = await self.templates.record(pushed.id)
+            await self.gate.audit.append(who, "template.push", f"template/{pushed.id}", None,
+                                         record_dict(record, with_source=True), why,
+                                         origin)  # fmt: skip
+        return pushed
+
     async def list_templates(self, who: Principal, name: str | None = None) -> list[TemplateRecord]:
         """Every stored template version (of ``name``)."""
         self.gate.check(who, Permission.PROMPTS_READ)

@@ -113,6 +113,22 @@ class ManagedTemplates:
             out.append(Pushed(template.id, template.source, added))
         return out
 
+    async def push_source(self, name: str, source: str, actor: str) -> Pushed:
+        """Upload one template given as its YAML text (``name`` unless the text names
+        itself); a ConfigError lists every problem of the text."""
+        try:
+            raw = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            reason = " ".join(str(exc).split())
+            raise ConfigError(f"template {name!r}: not valid YAML: {reason}") from None
+        template, problems = parse_template(raw, name, source=f"(pushed) {name}")
+        if template is None:
+            raise ConfigError(f"template {name!r}: invalid", problems)
+        added = await self._store.put_template(
+            TemplateRecord(template.name, template.version, source, time.time(), actor)
+        )
+        return Pushed(template.id, template.source, added)
+
     async def record(self, ref: str) -> TemplateRecord:
         """The stored version ``ref`` names (NotFoundError naming it when absent)."""
         name, version = split_ref(ref)
