@@ -52,7 +52,7 @@ async def test_the_official_client_reads_the_refusal(make_stack: StackFactory) -
     stack = await make_stack()
     await _set(stack.app.services["routing"], {"tenants": {"acme": {"models": ["solo"]}}})
     async with stack.client("acme") as client:
-        with pytest.raises(openai.PermissionDeniedError, match="tenants.acme.models"):
+        with pytest.raises(openai.PermissionDeniedError, match=r"tenants\.acme\.models"):
             await client.chat.completions.create(model="chat", messages=BODY["messages"])
 
 

@@ -126,7 +126,8 @@ async def test_an_admin_sets_rotates_and_deletes_audited(admin: Admin) -> None:
         ("secret.set", "p-admin", "http"),
         ("secret.delete", "p-admin", "http"),
     ]
-    assert entries[0]["before"] is None and entries[0]["after"] is not None
+    assert entries[0]["before"] is None
+    assert entries[0]["after"] is not None
     assert entries[0]["why"] == "setup"
     assert all(VALUE not in str(e) for e in entries)
 
@@ -179,7 +180,8 @@ async def test_routing_over_http(admin: Admin) -> None:
         "routing.tenants.acme.model: unknown key (known: models, providers)",
     }
     (entry,) = [e for e in await admin.audit() if e["action"] == "routing.set"]
-    assert entry["before"] is not None and entry["after"] is not None
+    assert entry["before"] is not None
+    assert entry["after"] is not None
 
 
 def test_managed_routes_are_rows_of_the_route_table() -> None:

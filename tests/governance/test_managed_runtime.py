@@ -127,7 +127,7 @@ async def test_a_pinned_version_is_read_from_the_store(
         )
         await app.telemetry.flush()
         assert event.state is EventState.DONE, event.error
-        assert len(orjson.loads(event.result)["draft"]["text"]) > 10
+        assert len(orjson.loads(event.result or b"{}")["draft"]["text"]) > 10
     assert await _ledger_templates(store_url) == [old]
     missing = old.split("@")[0] + "@000000000000"
     (app_dir / "workflows" / "gen.yaml").write_text(workflow.replace('"summary"', f'"{missing}"'))
