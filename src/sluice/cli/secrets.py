@@ -53,6 +53,9 @@ def read_value(from_file: Path | None) -> str:
 @secret_app.command("set")
 def set_secret(
     name: str,
+    on_argv: Annotated[
+        str | None, typer.Argument(hidden=True, metavar="", show_default=False)
+    ] = None,
     from_file: Annotated[
         Path | None, typer.Option("--from-file", help="Read the value from this file.")
     ] = None,
@@ -62,6 +65,11 @@ def set_secret(
     as_json: JsonFlag = False,
 ) -> None:
     """Store a new version of NAME; the value comes from stdin or --from-file, never argv."""
+    if on_argv is not None:
+        # Refused without echoing it: argv is visible to every user and kept in histories.
+        raise fail(ConfigError("the value is read from standard input or --from-file, never"
+                               " from the command line (other users of the machine see it,"
+                               " and shells keep it in their history)"))  # fmt: skip
     value = read_value(from_file)
 
     async def go(managed: ManagedConfig, principal: Principal) -> SecretInfo:
