@@ -191,7 +191,11 @@ class AuditLog:
     async def verify(self) -> VerifyReport:
         """Walk the chain from the first entry; name the first entry that is edited, missing,
         inserted or out of order, a checkpoint that does not match or is not validly signed,
-        or the first entry cut off the end."""
+        or the first entry cut off the end (or added past the recorded head).
+
+        After a rewrite that recomputed every hash from some entry on, the chain is whole
+        again; the first signed checkpoint after it no longer matches, and the report names
+        the entries since the last checkpoint that did as the ones not to trust."""
         cps = {cp.seq: cp for cp in await self.store.checkpoints()}
         checked = self.verify_key is not None
         count = 0
@@ -200,6 +204,7 @@ class AuditLog:
         def bad(seq: int, problem: str) -> VerifyReport:
             return VerifyReport(False, count, len(cps), checked, seq, problem)
 
+        trusted = 0  # the last entry a valid signed checkpoint vouches for
         async for entry in self._all():
             count += 1
             expected = 1 if prev is None else prev.seq + 1
@@ -207,22 +212,19 @@ class AuditLog:
             if entry.seq != expected:
                 return bad(expected, f"entry {expected} is missing (the next one is {entry.seq})")
             if entry.prev_hash != prev_hash:
-                if prev is not None and entry.prev_hash == prev.prev_hash:
-                    return bad(prev.seq, f"entry {prev.seq} was inserted: it and entry "
-                                         f"{entry.seq} both follow the same entry")  # fmt: skip
-                if prev is not None and rehash(entry) == entry.hash:
-                    return bad(prev.seq, f"entry {prev.seq} was rewritten: entry {entry.seq} "
-                                         "chained to another hash")  # fmt: skip
-                return bad(entry.seq, f"entry {entry.seq} does not follow entry {expected - 1} "
-                                      "(moved or rewritten)")  # fmt: skip
+                return bad(*self._link_problem(prev, entry, trusted))
             if rehash(entry) != entry.hash:
                 return bad(entry.seq, f"entry {entry.seq} was edited: its content does not "
                                       "match its hash")  # fmt: skip
             cp = cps.get(entry.seq)
             if cp is not None:
-                problem = self._checkpoint_problem(cp, entry)
-                if problem is not None:
-                    return bad(entry.seq, problem)
+                if checked and not self._signed(cp):
+                    return bad(entry.seq, f"checkpoint {cp.seq} is not validly signed")
+                if cp.hash != entry.hash:
+                    return bad(trusted + 1, f"entries {trusted + 1} to {entry.seq} were "
+                               f"rewritten: entry {entry.seq} does not match its signed "
+                               "checkpoint")  # fmt: skip
+                trusted = entry.seq
             prev = entry
         last = 0 if prev is None else prev.seq
         beyond = [seq for seq in cps if seq > last]
@@ -236,18 +238,29 @@ class AuditLog:
         if head_seq > last:
             return bad(last + 1, f"the trail was cut off after entry {last}: the head says "
                                  f"{head_seq} (entries after the last checkpoint)")  # fmt: skip
+        if head_seq < last:
+            return bad(head_seq + 1, f"entry {head_seq + 1} was added past the head "
+                                     f"({head_seq}), not appended through the store")  # fmt: skip
         return VerifyReport(True, count, len(cps), checked)
+
+    @staticmethod
+    def _link_problem(
+        prev: AuditRecord | None, entry: AuditRecord, trusted: int
+    ) -> tuple[int, str]:
+        """Which entry a broken link between ``prev`` and ``entry`` names, and why."""
+        if prev is None:
+            return entry.seq, f"entry {entry.seq} does not start the chain"
+        if entry.prev_hash == prev.prev_hash:
+            return prev.seq, (f"entry {prev.seq} was inserted: it and entry {entry.seq} both "
+                              "follow the same entry")  # fmt: skip
+        if prev.seq > trusted and rehash(entry) == entry.hash:
+            return prev.seq, (f"entry {prev.seq} was rewritten: entry {entry.seq} chained to "
+                              "another hash")  # fmt: skip
+        return entry.seq, (f"entry {entry.seq} does not follow entry {prev.seq} (moved, "
+                           "inserted or rewritten)")  # fmt: skip
 
     def _signed(self, cp: CheckpointRecord) -> bool:
         assert self.verify_key is not None
         return cp.key_id == key_id(self.verify_key) and signature_valid(
             self.verify_key, checkpoint_message(cp.seq, cp.hash, cp.ts), cp.signature
         )
-
-    def _checkpoint_problem(self, cp: CheckpointRecord, entry: AuditRecord) -> str | None:
-        if self.verify_key is not None and not self._signed(cp):
-            return f"checkpoint {cp.seq} is not validly signed by key {key_id(self.verify_key)}"
-        if cp.hash != entry.hash:
-            return (f"entry {entry.seq} does not match its signed checkpoint: the trail was "
-                    "rewritten up to here")  # fmt: skip
-        return None

@@ -2,8 +2,9 @@
 payload codec hook.
 
 :class:`Store` is the whole database, the union of :class:`JobStore` (the runtime's events,
-jobs and results), :class:`IngressStore` (quarantine, idempotency keys, API keys) and
-:class:`TelemetryStore` (spans and the cost ledger). The implementations,
+jobs and results), :class:`IngressStore` (quarantine, idempotency keys, API keys),
+:class:`TelemetryStore` (spans and the cost ledger) and ``GovernanceStore`` (principals,
+roles, tokens and the audit trail, in :mod:`sluice.store.base`). The implementations,
 :mod:`sluice.store.sqlite` and :mod:`sluice.store.postgres`, are chosen by the ``store:`` URL
 and imported only when used.
 """
