@@ -124,6 +124,7 @@ async def test_an_admin_sets_rotates_and_deletes_audited(admin: Admin) -> None:
     assert [(e["action"], e["actor"], e["source"]) for e in entries] == [
         ("secret.set", "p-admin", "http"),
         ("secret.set", "p-admin", "http"),
+        ("secret.rotate", "p-admin", "http"),
         ("secret.delete", "p-admin", "http"),
     ]
     assert entries[0]["before"] is None

@@ -96,7 +96,8 @@ class ManagedConfig:
             before = [info.as_dict() for info in await self.secrets.list()]
             changed = await self.secrets.rotate()
             after = [info.as_dict() for info in await self.secrets.list()]
-            return Change(changed, before, after, changed=changed > 0)
+            # Audited even when nothing needed re-wrapping: that a rotation ran is a fact too.
+            return Change(changed, before, after)
 
         return await self.gate.change(who, Permission.SECRETS_WRITE, "secret.rotate",
                                       "secret/*", apply, why, source)  # fmt: skip
