@@ -188,3 +188,44 @@ def test_rules_are_checked_in_order() -> None:
         "routing.tenants.t.models: must be a list of names",
         "routing.keys.k.providers: unknown key (known: models)",
     ]
+
+
+@pytest.fixture
+async def classifier() -> AsyncIterator[SimulatorServer]:
+    """The simulator answering classification requests (label x, confidence 0.9)."""
+    async with SimulatorServer(ModelSimulator(Label(), SimulatorSettings(seed=5))) as server:
+        yield server
+
+
+async def test_routing_refuses_a_cascade_tier(
+    make_app: MakeApp, classifier: SimulatorServer, tmp_path: Path
+) -> None:
+    """A classify cascade whose second tier the tenant may not use: the escalation fails the
+    step naming the rule; another tenant escalates as before."""
+    config = f"""
+        store: sqlite:///{tmp_path / "cascade.db"}
+        pools:
+          cpu: {{concurrency: 4}}
+        models:
+          small: {{kind: openai, base_url: {classifier.base_url}, labels: [x, y]}}
+          large: {{kind: openai, base_url: {classifier.base_url}, labels: [x, y]}}
+    """
+    workflow = """
+        name: triage
+        version: 1
+        steps:
+          - {name: label, pool: cpu, uses: classify, retries: 2,
+             options: {cascade: [{model: small, threshold: 0.95}, {model: large}]}}
+    """
+    app_dir = make_app(config, {"triage.yaml": workflow})
+    async with SluiceApp.from_settings(load_settings(app_dir)) as app:
+        await app.services["routing"].set({"tenants": {"acme": {"models": ["small"]}}}, "t")
+        refused = await app.runtime.wait(
+            await app.runtime.submit("triage", {"text": "hi"}, tenant="acme"), 60
+        )
+        other = await app.runtime.wait(await app.runtime.submit("triage", {"text": "hi"}), 60)
+    assert refused.state is EventState.DEAD
+    assert "tenants.acme.models does not allow model 'large' (allowed: small)" in str(refused.error)
+    assert other.state is EventState.DONE, other.error
+    result = orjson.loads(other.result or b"{}")
+    assert (result["escalated"], result["tiers"]) == (True, ["small", "large"])
