@@ -44,6 +44,8 @@ _RULE_KEYS = {"tenants": ("models", "providers"), "workflows": ("models", "provi
 ANY = "*"
 #: How long a process uses the rules it read before reading them again.
 REFRESH_S = 2.0
+#: Decisions a process remembers under the rules in force (by tenant, workflow, model, key).
+DECISIONS = 10_000
 #: Entries of one list at most (a document is small; an unbounded one would be a mistake).
 MAX_ENTRIES = 1000
 LOCAL = "local"
@@ -96,6 +98,23 @@ class RoutingRules:
             )
         return None
 
+    def refusal(
+        self,
+        model: str,
+        *,
+        tenant: str,
+        provider: str | None = None,
+        workflow: str | None = None,
+        key: str | None = None,
+    ) -> tuple[str, str] | None:
+        """(the path of the first rule that refuses the call, the message), or None."""
+        refused = self._refusal("tenants", tenant, model, provider)
+        if refused is None and workflow is not None:
+            refused = self._refusal("workflows", workflow, model, provider)
+        if refused is None and key is not None:
+            refused = self._refusal("keys", key, model, provider)
+        return refused
+
     def check(
         self,
         model: str,
@@ -106,15 +125,10 @@ class RoutingRules:
         key: str | None = None,
     ) -> None:
         """Raise :class:`ModelNotAllowedError` naming the first rule that refuses the call."""
-        scopes = [("tenants", tenant)]
-        if workflow is not None:
-            scopes.append(("workflows", workflow))
-        if key is not None:
-            scopes.append(("keys", key))
-        for scope, name in scopes:
-            refused = self._refusal(scope, name, model, provider)
-            if refused is not None:
-                raise ModelNotAllowedError(refused[1], refused[0])
+        refused = self.refusal(model, tenant=tenant, provider=provider, workflow=workflow,
+                               key=key)  # fmt: skip
+        if refused is not None:
+            raise ModelNotAllowedError(refused[1], refused[0])
 
 
 def _strings(value: Any, where: str, problems: list[str]) -> frozenset[str] | None:
@@ -204,6 +218,8 @@ class Routing:
         self._rules = RoutingRules()
         self._read_at = -float("inf")
         self._lock = asyncio.Lock()
+        # Decisions under the rules in force, by call shape: a dictionary lookup a call.
+        self._decided: dict[tuple[Any, ...], Any] = {}
 
     async def rules(self) -> RoutingRules:
         """The rules in force (one store read every ``refresh_s`` at most)."""
@@ -213,7 +229,9 @@ class Routing:
             if time.monotonic() - self._read_at >= self._refresh:
                 record = await self._store.get_routing()
                 version = 0 if record is None else record.version
-                self._rules = parse_rules(document_of(record), version)
+                if version != self._rules.version:
+                    self._rules = parse_rules(document_of(record), version)
+                    self._decided = {}
                 self._read_at = time.monotonic()
         return self._rules
 
@@ -221,9 +239,17 @@ class Routing:
         """Raise :class:`ModelNotAllowedError` when a step of ``workflow`` run for ``tenant``
         may not call ``model``."""
         rules = await self.rules()
-        if rules.version:
-            rules.check(model, tenant=tenant, workflow=workflow,
-                        provider=self._providers.get(model))  # fmt: skip
+        if not rules.version:
+            return
+        key = (model, tenant, workflow)
+        try:
+            refused = self._decided[key]
+        except KeyError:
+            provider = self._providers.get(model)
+            found = rules.refusal(model, tenant=tenant, workflow=workflow, provider=provider)
+            refused = self._decide(key, found)
+        if refused is not None:
+            raise ModelNotAllowedError(refused[1], refused[0])
 
     async def gateway_targets(
         self, model: str, targets: Sequence[tuple[str, str]], *, tenant: str, key: str
@@ -234,19 +260,30 @@ class Routing:
         rules = await self.rules()
         if not rules.version:
             return None
-        rules.check(model, tenant=tenant, key=key)
-        allowed: list[str] = []
-        refusal: ModelNotAllowedError | None = None
-        for name, provider in targets:
-            try:
-                rules.check(model, tenant=tenant, key=key, provider=provider)
-            except ModelNotAllowedError as exc:
-                refusal = refusal or exc
-                continue
-            allowed.append(name)
-        if not allowed and refusal is not None:
-            raise refusal
-        return allowed
+        cache_key = ("gateway", model, tenant, key, tuple(targets))
+        decided = self._decided.get(cache_key)
+        if decided is None:
+            refused = rules.refusal(model, tenant=tenant, key=key)
+            allowed: list[str] = []
+            if refused is None:
+                for name, provider in targets:
+                    why = rules.refusal(model, tenant=tenant, key=key, provider=provider)
+                    if why is None:
+                        allowed.append(name)
+                    elif refused is None:
+                        refused = why
+            decided = self._decide(cache_key, (refused, tuple(allowed)))
+        refused, names = decided
+        if not names and refused is not None:
+            raise ModelNotAllowedError(refused[1], refused[0])
+        return list(names)
+
+    def _decide(self, key: tuple[Any, ...], decision: Any) -> Any:
+        """Remember a decision for the rules in force (bounded: cleared when full)."""
+        if len(self._decided) >= DECISIONS:
+            self._decided.clear()
+        self._decided[key] = decision
+        return decision
 
     async def current(self) -> RoutingRecord | None:
         """The latest stored version (None when never set)."""
