@@ -176,3 +176,17 @@ def test_routing_set_show_and_bad_files(app_dir: Path, env: dict[str, str]) -> N
     assert "routing.users: unknown section" in bad.output
     (entry,) = _store(app_dir, env, lambda s: s.audit_entries())
     assert (entry.action, entry.actor, entry.why) == ("routing.set", "local-admin", "lock down")
+
+
+def test_config_check_names_malformed_references(app_dir: Path, env: dict[str, str]) -> None:
+    """A reference that cannot name a secret is a problem with its path; a valid one (set or
+    not: the store says at load) is none."""
+    config = app_dir / "sluice.yaml"
+    config.write_text(config.read_text() + 'alerts: {webhook: "${secret:bad name}"}\n'
+                      'egress: {allow: ["${secret:fine}"]}\n')  # fmt: skip
+    report = orjson.loads(_cli(env, "config", "check", str(app_dir), "--json").output)
+    shown = [p for p in report["problems"] if "secret" in p]
+    assert shown == [
+        "sluice.yaml: alerts.webhook: ${secret:bad name}: a secret name must match"
+        " [A-Za-z][A-Za-z0-9_.-]{0,127}"
+    ]
