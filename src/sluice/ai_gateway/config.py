@@ -95,7 +95,7 @@ class Deployment:
     name: str
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr
     timeout_s: float = 30.0
     max_connections: int = 64
     price_as: str = ""
