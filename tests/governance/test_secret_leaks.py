@@ -17,16 +17,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from sluice.app import SluiceApp
+from sluice.asgi import create_http_app
 from sluice.cli.main import build_app
 from sluice.config import load_settings
 from sluice.drills.simulator import ModelSimulator, SimulatorSettings
 from sluice.drills.simulator_server import SimulatorServer
 from sluice.errors import ConfigError
 from sluice.guard.crypto import new_key
+from sluice.ingress.intake import Ingress
+from sluice.ingress.settings import parse_ingress
 from sluice.models.base import ModelRequest, ModelResult
 from sluice.store.base import EventState
 from tests.conftest import MakeApp
@@ -185,7 +189,14 @@ async def test_a_used_secret_is_nowhere_else(
         )
         bad = await app.runtime.wait(await app.runtime.submit("bad", {}), timeout=60)
         await app.telemetry.flush()
-        metrics = app.metrics.render().decode()
+        settings = load_settings(app_dir, env)
+        http_app = create_http_app(app, Ingress(app, parse_ingress(settings)))
+        transport = httpx.ASGITransport(app=http_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            scraped = await http.get("/metrics")
+        metrics = scraped.text
+    assert scraped.status_code == 200
+    assert "sluice_model_calls_total{" in metrics  # the model call was counted, and scanned
     spans = await _rows(store_url, "spans")
     costs = await _rows(store_url, "costs")
     assert good.state is EventState.DONE, good.error

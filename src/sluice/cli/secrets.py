@@ -121,7 +121,9 @@ def show_secret(
 
 
 @secret_app.command("rotate")
-def rotate_secrets(app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why = "") -> None:
+def rotate_secrets(
+    app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why = "", as_json: JsonFlag = False
+) -> None:
     """Re-wrap every secret's data key with the keyring's active key (values unchanged).
 
     Add the new key to the keyring and make it active first; every version stays readable.
@@ -130,19 +132,31 @@ def rotate_secrets(app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why
     async def go(managed: ManagedConfig, principal: Principal) -> int:
         return await managed.rotate_secrets(principal, why)
 
-    typer.echo(f"re-wrapped {with_managed(app_dir, who, go)} data keys")
+    changed = with_managed(app_dir, who, go)
+    if as_json:
+        print_json({"rewrapped": changed})
+        return
+    typer.echo(f"re-wrapped {changed} data keys")
 
 
 @secret_app.command("delete")
 def delete_secret(
-    name: str, app_dir: AppDir = Path(), who: AsName = LOCAL_ADMIN, why: Why = ""
+    name: str,
+    app_dir: AppDir = Path(),
+    who: AsName = LOCAL_ADMIN,
+    why: Why = "",
+    as_json: JsonFlag = False,
 ) -> None:
     """Delete every version of NAME."""
 
     async def go(managed: ManagedConfig, principal: Principal) -> int:
         return await managed.delete_secret(principal, name, why)
 
-    typer.echo(f"deleted {name} ({with_managed(app_dir, who, go)} versions)")
+    removed = with_managed(app_dir, who, go)
+    if as_json:
+        print_json({"name": name, "deleted_versions": removed})
+        return
+    typer.echo(f"deleted {name} ({removed} versions)")
 
 
 def register(app: typer.Typer) -> None:
