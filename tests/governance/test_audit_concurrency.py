@@ -36,7 +36,7 @@ async def test_concurrent_changers_never_fork_the_chain() -> None:
 
             async def apply() -> Change[None]:
                 made = await create_principal(store, f"p{i:03}", "service", ("viewer",))
-                return Change(None, None, principal_view(made))
+                return Change(None, None, principal_view(await store.get_principal(made.name)))
 
             await start.wait()
             gate = gates[i % len(gates)]

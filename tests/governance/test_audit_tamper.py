@@ -194,3 +194,10 @@ async def test_the_entry_keeps_digests_not_states(store: Store) -> None:
     assert one.after != one.before
     assert two.after is None
     assert "hunter2" not in repr(await audit.append("ada", "x", "r", {"secret": "hunter2"}))
+
+
+async def test_a_long_reason_is_cut(store: Store) -> None:
+    """Reasons are bounded: entries stay small whatever a caller sends."""
+    entry = await AuditLog(store).append("ada", "x", "r", why="y" * 10_000)
+    assert entry.why == "y" * 500
+    assert (await AuditLog(store).verify()).ok

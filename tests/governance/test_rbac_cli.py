@@ -5,7 +5,6 @@ with code 3, one line on stderr, and change nothing in the store (every table co
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -102,10 +101,32 @@ def test_every_command_for_every_identity(
     assert wrong == []
 
 
-def test_as_an_unknown_principal_is_an_error(make_app: MakeApp, tmp_path: Path) -> None:
-    """--as must name a stored principal (or the local admin)."""
+def test_as_names_the_local_admin_unless_a_principal_has_that_name(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--as names the local admin in the audit trail; a stored principal's name brings its
+    roles instead, and a disabled principal may do nothing."""
     app_dir = make_app(CONFIG, {"tickets.yaml": WORKFLOW})
-    result = CliRunner().invoke(build_app(), ["role", "list", "--app", str(app_dir),
-                                              "--as", "mallory"])  # fmt: skip
-    assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --as: no principal 'mallory'"
+    cli, at = build_app(), ["--app", str(app_dir)]
+
+    def run(*argv: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, [*argv, *at])
+        return result.exit_code, result.stderr.strip()
+
+    assert run("principal", "create", "vic", "--role", "viewer", "--as", "grace") == (0, "")
+    assert run("apikey", "create", "--tenant", "acme", "--as", "vic") == (
+        3, "error: 'vic' lacks the permission 'apikeys:write'"
+    )  # fmt: skip
+    assert run("principal", "disable", "vic")[0] == 0
+    assert run("role", "list", "--as", "vic") == (
+        3, "error: 'vic' lacks the permission 'roles:read'"
+    )  # fmt: skip
+    assert run("role", "list", "--as", " ") == (
+        2, "error: --as: ' ' is not a name a person or service can have"
+    )  # fmt: skip
+
+    async def actors() -> list[str]:
+        async with SqliteStore(app_dir / ".sluice" / "governance.db") as store:
+            return [e.actor for e in await store.audit_entries()]
+
+    assert asyncio.run(actors()) == ["grace", LOCAL_ADMIN]

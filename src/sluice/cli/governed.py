@@ -1,10 +1,11 @@
 """Governed commands: who the command line acts as, and the one table of what each needs.
 
-On a local store the command line acts as ``local-admin`` (an admin identity, not stored)
-unless ``--as NAME`` (or ``SLUICE_AS``) names a stored principal, whose roles then apply. This
-is attribution, not authentication: whoever can open the store can write it directly; the
-names go into the audit trail, and ``--as`` lets an operator act with no more than a role's
-permissions. Each governed command looks its permission up in :data:`COMMANDS` and comes in
+On a local store the command line acts as an admin identity, ``local-admin`` unless
+``--as NAME`` (or ``SLUICE_AS``) names it otherwise; when NAME is a stored principal, that
+principal's roles apply instead (and a disabled one may do nothing). This is attribution, not
+authentication: whoever can open the store can write it directly; the name goes into the audit
+trail, and ``--as`` lets a person act with no more than their role's permissions. Each
+governed command looks its permission up in :data:`COMMANDS` and comes in
 through :func:`governed` (a refusal exits with code 3 and changes nothing); its changes go
 through the :class:`~sluice.governance.Authorized` pass it is handed, into the audit trail.
 """
@@ -21,8 +22,8 @@ import typer
 from sluice.app import SluiceApp
 from sluice.cli.common import fail
 from sluice.config import load_settings
-from sluice.errors import Forbidden, NotFoundError, SluiceError
-from sluice.governance import LOCAL_ADMIN, Authorized, Permission, Principal, gate_for, local_admin
+from sluice.errors import ConfigError, Forbidden, NotFoundError, SluiceError
+from sluice.governance import Authorized, Permission, Principal, gate_for, local_admin
 from sluice.store.base import GovernanceStore
 
 T = TypeVar("T")
@@ -62,13 +63,13 @@ COMMANDS: dict[str, Permission] = {
 
 
 async def acting_principal(store: GovernanceStore, name: str) -> Principal:
-    """The principal ``--as`` names: a stored one, else ``local-admin`` by that name."""
+    """Who ``--as NAME`` is: the stored principal of that name, else the local admin by it."""
+    if not name.strip() or name.startswith("apikey:"):
+        raise ConfigError(f"--as: {name!r} is not a name a person or service can have")
     try:
         return Principal.from_record(await store.get_principal(name))
     except NotFoundError:
-        if name == LOCAL_ADMIN:
-            return local_admin()
-        raise NotFoundError(f"--as: no principal {name!r}") from None
+        return local_admin(name)
 
 
 def governed(

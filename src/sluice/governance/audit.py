@@ -34,6 +34,8 @@ from sluice.governance.signing import (
 from sluice.store.base import GENESIS_HASH, AuditRecord, CheckpointRecord, GovernanceStore
 
 _PAGE = 1000
+#: The longest reason kept with an entry (longer ones are cut: entries stay bounded).
+MAX_WHY_CHARS = 500
 #: Where a change came from (the ``source`` of an entry).
 SOURCES = ("cli", "http", "api")
 
@@ -123,6 +125,7 @@ class AuditLog:
         Writes a signed checkpoint after it when one is due.
         """
         name = actor.name if isinstance(actor, Principal) else actor
+        why = why[:MAX_WHY_CHARS]
         before_digest, after_digest = digest(before), digest(after)
         ts = self._clock()
 

@@ -71,8 +71,8 @@ class Gate:
         self.check(principal, permission)
         done = await apply()
         if done.changed:
-            await self.audit.append(principal, action, resource, done.before, done.after, why,
-                                    source)  # fmt: skip
+            await self.audit.append(principal, action, resource, done.before, done.after,
+                                    why, source)  # fmt: skip
         return done.result
 
 

@@ -43,7 +43,6 @@ from sluice.ingress.intake import Ingress
 from sluice.ingress.limits import Limits, RequestError, check_single, read_json
 from sluice.ingress.problems import problem
 
-MAX_REASON_CHARS = 500
 _MAX_PAGE = 1000
 
 
@@ -113,7 +112,7 @@ def _endpoint(route: AdminRoute) -> Callable[[Request], Awaitable[Response]]:
         try:
             check_single(request.headers.raw)
             principal = await principal_for(request, ingress, gate)
-            why = request.headers.get("x-sluice-reason", "")[:MAX_REASON_CHARS]
+            why = request.headers.get("x-sluice-reason", "")
             door = gate.enter(principal, route.permission, "http", why)
         except SluiceError as exc:
             return _refusal(exc, cid)
@@ -268,7 +267,7 @@ async def create_principal(call: Call) -> tuple[int, Any]:
         "principal.create", f"principal/{name}",
         lambda: actions.new_principal(call.app, name, kind, roles),
     )  # fmt: skip
-    return 201, actions.principal_view(principal)
+    return 201, actions.principal_view(await call.app.store.get_principal(principal.name))
 
 
 async def disable_principal(call: Call) -> tuple[int, Any]:

@@ -27,11 +27,8 @@ def key_view(record: ApiKeyRecord) -> dict[str, Any]:
             "revoked_at": record.revoked_at}  # fmt: skip
 
 
-def principal_view(record: PrincipalRecord | Principal) -> dict[str, Any]:
-    """A principal as shown and audited."""
-    if isinstance(record, Principal):
-        return {"id": record.id, "name": record.name, "kind": record.kind,
-                "roles": list(record.roles), "disabled": record.disabled}  # fmt: skip
+def principal_view(record: PrincipalRecord) -> dict[str, Any]:
+    """A principal as shown and audited (one view, so before and after digests chain)."""
     return {"id": record.id, "name": record.name, "kind": record.kind, "roles": list(record.roles),
             "created_at": record.created_at, "disabled_at": record.disabled_at,
             "disabled": record.disabled_at is not None}  # fmt: skip
@@ -98,7 +95,8 @@ async def new_principal(
 ) -> Change[Principal]:
     """A new principal (ConfigError for a bad kind, role or a taken name)."""
     principal = await create_principal(app.store, name, kind, roles)
-    return Change(principal, None, principal_view(principal))
+    # The stored record's view, as the later changes of this principal show it "before".
+    return Change(principal, None, principal_view(await app.store.get_principal(name)))
 
 
 async def disable_principal(app: SluiceApp, name: str) -> Change[bool]:
