@@ -190,3 +190,30 @@ def test_config_check_names_malformed_references(app_dir: Path, env: dict[str, s
         "sluice.yaml: alerts.webhook: ${secret:bad name}: a secret name must match"
         " [A-Za-z][A-Za-z0-9_.-]{0,127}"
     ]
+
+
+def test_encryption_rotate_rewraps_secrets(app_dir: Path, env: dict[str, str]) -> None:
+    """``sluice encryption rotate`` re-wraps the secrets' data keys too (audited), so the old
+    key can leave the keyring and every version still reads."""
+    app = str(app_dir)
+    assert _cli(env, "secret", "set", "slack", "--app", app, stdin=VALUE).exit_code == 0
+    old = env["SLUICE_ENCRYPTION_KEYS"]
+    new = f"k2={new_key()}"
+    both = {**env, "SLUICE_ENCRYPTION_KEYS": f"{old} {new}", "SLUICE_ENCRYPTION_ACTIVE": "k2"}
+    rotated = _cli(both, "encryption", "rotate", "--app", app)
+    assert rotated.exit_code == 0, rotated.output
+    assert "re-wrapped 1 secret data keys" in rotated.output
+    only_new = {**env, "SLUICE_ENCRYPTION_KEYS": new, "SLUICE_ENCRYPTION_ACTIVE": "k2"}
+    shown = orjson.loads(_cli(only_new, "secret", "show", "slack", "--app", app, "--json").output)
+    assert [v["key_id"] for v in shown["versions"]] == ["k2"]
+
+    async def read(store: Store) -> str:
+        from sluice.governance.secrets import Secrets
+        from sluice.guard.crypto import AesGcmCodec, Keyring
+
+        codec = AesGcmCodec(Keyring.from_base64({"k2": new.split("=", 1)[1]}, "k2"))
+        return (await Secrets(store, codec).get("slack")).reveal()
+
+    assert _store(app_dir, only_new, read) == VALUE
+    entries = _store(app_dir, only_new, lambda s: s.audit_entries())
+    assert [(e.action, e.why) for e in entries][-1] == ("secret.rotate", "sluice encryption rotate")
