@@ -91,6 +91,7 @@ class Targets:
     holder: str  # a principal holding the viewer role
     new_name: str
     seq: int
+    token_id: str  # a token of ``principal``
     secret: str  # a secret with one version ("" when the store has no keyring)
     template: str  # a stored template version, NAME@VERSION
 
@@ -108,7 +109,7 @@ async def targets(store: Store) -> Targets:
     for job in await store.claim("cpu", 100, "matrix", 30):
         await store.bury(job, "failed for the test")
     name = "t" + secrets.token_hex(4)
-    await create_principal(store, name, "user", ())
+    token, _ = await issue_token(store, await create_principal(store, name, "user", ()))
     await create_principal(store, name + "-v", "user", ("viewer",))
     seq, _ = await store.audit_head()
     if seq == 0:  # an entry to show
@@ -120,7 +121,7 @@ async def targets(store: Store) -> Targets:
         secret = ""
     pushed = await ManagedTemplates(store).push_source("greet", template_source(name), "matrix")
     return Targets(record.id, item_id, event_id, name, name + "-v", "n" + secrets.token_hex(4),
-                   seq, secret, pushed.id)  # fmt: skip
+                   seq, token.id, secret, pushed.id)  # fmt: skip
 
 
 def template_source(word: str) -> str:

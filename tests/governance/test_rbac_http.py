@@ -63,7 +63,7 @@ def _request(route: AdminRoute, t: Targets) -> tuple[str, dict[str, object] | No
     """The concrete path and JSON body of a request that succeeds when allowed."""
     values = {"key_id": t.key_id, "item_id": t.item_id, "event_id": t.event_id,
               "name": t.principal, "seq": str(t.seq), "role": "viewer",
-              "ref": t.template}  # fmt: skip
+              "token_id": t.token_id, "ref": t.template}  # fmt: skip
     if route.path.startswith("/v1/admin/secrets/"):
         values["name"] = t.secret
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m[1]], route.path)
@@ -146,3 +146,28 @@ async def test_a_disabled_principals_token_stops_working(served: Served) -> None
     )
     assert resp.status_code == 200, resp.text
     assert (await served.http.get("/v1/admin/principals", headers=auth)).status_code == 401
+
+
+async def test_a_revoked_token_stops_working(served: Served) -> None:
+    """Revoking one token of a principal turns that token away and leaves its others."""
+    admin = {"authorization": f"Bearer {await credential(served.app.store, 'admin')}"}
+    made = await served.http.post("/v1/admin/principals", json={"name": "svc", "kind": "service",
+                                                                "roles": ["viewer"]},
+                                  headers=admin)  # fmt: skip
+    assert made.status_code == 201, made.text
+    one, two = [
+        (await served.http.post("/v1/admin/principals/svc/tokens", json={}, headers=admin)).json()
+        for _ in range(2)
+    ]
+    gone = await served.http.delete(f"/v1/admin/principals/svc/tokens/{one['token_id']}",
+                                    headers=admin)  # fmt: skip
+    assert gone.status_code == 200, gone.text
+    again = await served.http.delete(f"/v1/admin/principals/svc/tokens/{one['token_id']}",
+                                     headers=admin)  # fmt: skip
+    assert again.status_code == 409
+    roles = "/v1/admin/roles"
+    refused = await served.http.get(roles, headers={"authorization": f"Bearer {one['token']}"})
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == f"token {one['token_id']} was revoked"
+    kept = await served.http.get(roles, headers={"authorization": f"Bearer {two['token']}"})
+    assert kept.status_code == 403  # a viewer's token: known, without roles:read

@@ -46,11 +46,15 @@ async def test_principals_and_roles(store: Store) -> None:
 
 
 async def test_tokens(store: Store) -> None:
-    """A token is stored with its hash and read back by id."""
+    """A token is stored with its hash, read back by id, and revoked once."""
     await store.put_token(TokenRecord("t1", "p1", "h" * 64, 1.0, 2.0))
     assert await store.get_token("t1") == TokenRecord("t1", "p1", "h" * 64, 1.0, 2.0)
     with pytest.raises(NotFoundError):
         await store.get_token("t2")
+    assert await store.revoke_token("t1", 3.0)
+    assert not await store.revoke_token("t1", 4.0)
+    assert not await store.revoke_token("t2", 4.0)
+    assert (await store.get_token("t1")).revoked_at == 3.0
 
 
 def _entry(seq: int, prev: str) -> AuditRecord:

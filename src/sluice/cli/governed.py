@@ -50,6 +50,7 @@ COMMANDS: dict[str, Permission] = {
     "principal show": P.PRINCIPALS_READ,
     "principal disable": P.PRINCIPALS_WRITE,
     "principal token": P.PRINCIPALS_WRITE,
+    "principal revoke-token": P.PRINCIPALS_WRITE,
     "role list": P.ROLES_READ,
     "role show": P.ROLES_READ,
     "role grant": P.ROLES_WRITE,

@@ -1,4 +1,4 @@
-"""``sluice principal create/list/show/disable/token`` and ``sluice role list/show/grant/revoke``.
+"""``sluice principal create/list/show/disable/token/revoke-token`` and ``sluice role``.
 
 Principals are users and service accounts with built-in roles (deny by default); tokens are
 shown once and stored as hashes. Every change is audited (``sluice audit list``).
@@ -121,6 +121,25 @@ def token(
         return secret
 
     typer.echo(governed(app_dir, "principal token", as_name, why, go))
+
+
+@principal_app.command("revoke-token")
+def revoke_token(
+    name: str, token_id: str, app_dir: AppDir = Path(), as_name: AsName = LOCAL_ADMIN,
+    why: Why = "",
+) -> None:  # fmt: skip
+    """Revoke one of a principal's tokens (its id is printed when the token is issued)."""
+
+    async def go(app: SluiceApp, door: Authorized) -> bool:
+        return await door.change(
+            "principal.revoke-token", f"principal/{name}",
+            lambda: actions.revoke_token(app, name, token_id),
+        )  # fmt: skip
+
+    if not governed(app_dir, "principal revoke-token", as_name, why, go):
+        typer.echo(f"error: token {token_id} is revoked already", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked token {token_id} of {name}")
 
 
 def _role_view(name: str) -> dict[str, Any]:

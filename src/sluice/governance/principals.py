@@ -116,6 +116,8 @@ async def authenticate_token(store: GovernanceStore, token: str) -> Principal:
         raise AuthError("invalid token") from None
     if not hmac.compare_digest(record.secret_hash, hash_token(secret)):
         raise AuthError("invalid token")
+    if record.revoked_at is not None:
+        raise AuthError(f"token {record.id} was revoked")
     if record.expires_at is not None and record.expires_at <= time.time():
         raise AuthError(f"token {record.id} has expired")
     if owner.disabled_at is not None:

@@ -292,6 +292,16 @@ async def new_token(call: Call) -> tuple[int, Any]:
                  "token": token}  # fmt: skip
 
 
+async def revoke_token(call: Call) -> tuple[int, Any]:
+    """Revoke one of a principal's tokens (409 when revoked already)."""
+    name, token_id = call.params["name"], call.params["token_id"]
+    done = await call.door.change(
+        "principal.revoke-token", f"principal/{name}",
+        lambda: actions.revoke_token(call.app, name, token_id),
+    )  # fmt: skip
+    return (200 if done else 409), {"token_id": token_id, "revoked": True}
+
+
 async def list_roles(call: Call) -> tuple[int, Any]:
     """The built-in roles and their permissions."""
     return 200, [{"name": r.name, "description": r.description,
@@ -378,6 +388,8 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
                disable_principal, "Disable a principal"),
     AdminRoute("POST", "/v1/admin/principals/{name}/tokens", P.PRINCIPALS_WRITE, new_token,
                "Issue a token for a principal (shown once)", body=True),
+    AdminRoute("DELETE", "/v1/admin/principals/{name}/tokens/{token_id}", P.PRINCIPALS_WRITE,
+               revoke_token, "Revoke a principal's token"),
     AdminRoute("GET", "/v1/admin/roles", P.ROLES_READ, list_roles, "List the built-in roles"),
     AdminRoute("PUT", "/v1/admin/principals/{name}/roles/{role}", P.ROLES_WRITE, grant_role,
                "Grant a role"),

@@ -121,6 +121,19 @@ async def new_token(
     return Change((token, secret), None, view)
 
 
+async def revoke_token(app: SluiceApp, name: str, token_id: str) -> Change[bool]:
+    """Revoke one of a principal's tokens (NotFoundError unless it is that principal's);
+    no change when it was revoked already."""
+    record = await app.store.get_principal(name)
+    token = await app.store.get_token(token_id)
+    if token.principal_id != record.id:
+        raise NotFoundError(f"no token {token_id!r} of {name!r}")
+    if not await app.store.revoke_token(token_id, time.time()):
+        return Change(False, changed=False)
+    view = {"token_id": token_id, "principal": name, "expires_at": token.expires_at}
+    return Change(True, view, {**view, "revoked": True})
+
+
 async def grant_role(app: SluiceApp, name: str, role: str) -> Change[bool]:
     """Give a principal a built-in role; no change when it has it."""
     role_named(role)

@@ -127,6 +127,7 @@ class TokenRecord:
     secret_hash: str
     created_at: float
     expires_at: float | None = None
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,6 +541,10 @@ class GovernanceStore(Protocol):
 
     async def get_token(self, token_id: str) -> TokenRecord:
         """One principal token; raises NotFoundError."""
+        ...
+
+    async def revoke_token(self, token_id: str, at: float) -> bool:
+        """Mark a token revoked; False if there is none or it was revoked already."""
         ...
 
     async def append_audit(self, seal: Callable[[int, str], AuditRecord]) -> AuditRecord:

@@ -17,7 +17,7 @@ from sluice.errors import NotFoundError
 from sluice.store.base import AuditRecord, CheckpointRecord, PrincipalRecord, TokenRecord
 
 _P_COLUMNS = "id, name, kind, created_at, disabled_at"
-_T_COLUMNS = "id, principal_id, secret_hash, created_at, expires_at"
+_T_COLUMNS = "id, principal_id, secret_hash, created_at, expires_at, revoked_at"
 _AUDIT_COLUMNS = (
     "seq, ts, actor, action, resource, before_digest, after_digest, why, source, prev_hash, hash"
 )
@@ -135,9 +135,9 @@ class PostgresGovernanceMixin:
     async def put_token(self, record: TokenRecord) -> None:
         """Store a new principal token (only its hash)."""
         await self._fetch(
-            f"INSERT INTO principal_tokens({_T_COLUMNS}) VALUES ($1, $2, $3, $4, $5)",
+            f"INSERT INTO principal_tokens({_T_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
             record.id, record.principal_id, record.secret_hash, record.created_at,
-            record.expires_at,
+            record.expires_at, record.revoked_at,
         )  # fmt: skip
 
     async def get_token(self, token_id: str) -> TokenRecord:
@@ -148,7 +148,17 @@ class PostgresGovernanceMixin:
         if not rows:
             raise NotFoundError(f"no token {token_id!r}")
         r = rows[0]
-        return TokenRecord(r[0], r[1], r[2], r[3], r[4])
+        return TokenRecord(r[0], r[1], r[2], r[3], r[4], r[5])
+
+    async def revoke_token(self, token_id: str, at: float) -> bool:
+        """Mark a token revoked; False if there is none or it was revoked already."""
+        rows = await self._fetch(
+            "UPDATE principal_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
+            " RETURNING 1",
+            at,
+            token_id,
+        )
+        return bool(rows)
 
     async def append_audit(self, seal: Callable[[int, str], AuditRecord]) -> AuditRecord:
         """Append one entry after the head, holding the head's row lock until commit."""

@@ -192,7 +192,8 @@ MIGRATIONS: tuple[str, ...] = (
         principal_id text NOT NULL,
         secret_hash text NOT NULL,
         created_at double precision NOT NULL,
-        expires_at double precision
+        expires_at double precision,
+        revoked_at double precision
     );
     CREATE TABLE audit_log (
         seq bigint PRIMARY KEY,

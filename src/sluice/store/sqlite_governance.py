@@ -19,7 +19,7 @@ from sluice.store.sqlite_writer import Delta
 
 T = TypeVar("T")
 _P_COLUMNS = "id, name, kind, created_at, disabled_at"
-_T_COLUMNS = "id, principal_id, secret_hash, created_at, expires_at"
+_T_COLUMNS = "id, principal_id, secret_hash, created_at, expires_at, revoked_at"
 AUDIT_COLUMNS = (
     "seq, ts, actor, action, resource, before_digest, after_digest, why, source, prev_hash, hash"
 )
@@ -154,9 +154,9 @@ class SqliteGovernanceMixin:
 
         def op(conn: sqlite3.Connection, delta: Delta) -> None:
             conn.execute(
-                f"INSERT INTO principal_tokens({_T_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO principal_tokens({_T_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (record.id, record.principal_id, record.secret_hash, record.created_at,
-                 record.expires_at),
+                 record.expires_at, record.revoked_at),
             )  # fmt: skip
 
         await self._write(op)
@@ -167,7 +167,23 @@ class SqliteGovernanceMixin:
         row = await self._read(lambda c: c.execute(sql, (token_id,)).fetchone())
         if row is None:
             raise NotFoundError(f"no token {token_id!r}")
-        return TokenRecord(row[0], row[1], row[2], row[3], row[4])
+        return TokenRecord(row[0], row[1], row[2], row[3], row[4], row[5])
+
+    async def revoke_token(self, token_id: str, at: float) -> bool:
+        """Mark a token revoked; False if there is none or it was revoked already."""
+
+        def op(conn: sqlite3.Connection, delta: Delta) -> bool:
+            return (
+                conn.execute(
+                    "UPDATE principal_tokens SET revoked_at = ?"
+                    " WHERE id = ? AND revoked_at IS NULL",
+                    (at, token_id),
+                ).rowcount
+                == 1
+            )
+
+        done: bool = await self._write(op)
+        return done
 
     async def append_audit(self, seal: Callable[[int, str], AuditRecord]) -> AuditRecord:
         """Append one entry after the head, moving the head, in one writer transaction."""

@@ -178,7 +178,8 @@ MIGRATIONS: tuple[str, ...] = (
         principal_id TEXT NOT NULL,
         secret_hash TEXT NOT NULL,
         created_at REAL NOT NULL,
-        expires_at REAL
+        expires_at REAL,
+        revoked_at REAL
     ) WITHOUT ROWID;
     CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY,
