@@ -97,6 +97,7 @@ class TestBuilt:
             services["ai_gateway"] = object()  # type: ignore[index]  # the point of the test
         assert list(services) == [
             "kv", "files", "egress", "breakers", "metrics", "telemetry", "spend", "escalation",
+            "secrets", "templates", "routing",
         ]  # fmt: skip
         assert services["kv"] is app.kv
         assert services["metrics"] is app.metrics

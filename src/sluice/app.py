@@ -10,13 +10,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluice.config import AppSettings, unknown_problems
 from sluice.errors import ConfigError, MissingExtraError
+from sluice.governance.secrets import (
+    Secrets,
+    SecretValue,
+    redact,
+    reference_problems,
+    references,
+    resolve_references,
+)
+from sluice.guard.crypto import AesGcmCodec
 from sluice.kv.base import KV
 from sluice.kv.settings import build_kv
 from sluice.runtime.engine import Runtime
@@ -79,6 +90,51 @@ def build_store(settings: AppSettings, codec: PayloadCodec | None = None) -> Sto
     )
 
 
+def resolve_secrets(
+    settings: AppSettings, codec: PayloadCodec | None
+) -> tuple[AppSettings, dict[str, SecretValue]]:
+    """``settings`` with every ``${secret:NAME}`` of ``sluice.yaml`` replaced by the secret's
+    value, read from the app's store once (apps without references never open it here), and
+    the values used, so that an error about the resolved config can :func:`redact` them.
+    """
+    problems = reference_problems(dict(settings.extra))
+    if problems:
+        raise ConfigError("sluice.yaml: malformed secret references", problems)
+    if not references(dict(settings.extra)):
+        return settings, {}
+    keys = codec if isinstance(codec, AesGcmCodec) else None
+    outcome: list[Any] = []
+
+    async def read() -> tuple[dict[str, Any], dict[str, SecretValue]]:
+        if settings.store.startswith(("postgresql://", "postgres://")):
+            from sluice.store.postgres import PostgresStore
+
+            store: Store = PostgresStore(settings.store, codec=codec, pool_size=1, listen=False)
+        else:
+            store = build_store(settings, codec)
+        await store.open()
+        try:
+            return await resolve_references(settings.extra, Secrets(store, keys))
+        finally:
+            await store.aclose()
+
+    def run() -> None:
+        # Building an app is synchronous and may happen inside a running event loop (a
+        # test, an embedding server): the one read runs on a loop of its own thread.
+        try:
+            outcome.append(asyncio.run(read()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="sluice-secrets")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    extra, values = outcome[0]
+    return replace(settings, extra=extra), values
+
+
 @dataclass
 class SluiceApp:
     """The store, the workflows and the runtime of one process, started and stopped together."""
@@ -115,7 +171,28 @@ class SluiceApp:
             if settings.workflows_dir is None:
                 raise ConfigError("no workflow directory configured")
             registry = WorkflowRegistry.from_directory(settings.workflows_dir, settings.pools)
-        store = build_store(settings, codec or encryption_codec(settings))
+        codec = codec or encryption_codec(settings)
+        settings, secret_values = resolve_secrets(settings, codec)
+        try:
+            return cls._build(settings, registry, codec, run_pools, concurrency, services)
+        except ConfigError as exc:
+            # A resolved value that fails a section's checks must not be quoted by the error.
+            if secret_values:
+                exc.problems = [redact(p, secret_values) for p in exc.problems]
+                exc.args = (redact(str(exc), secret_values),)
+            raise
+
+    @classmethod
+    def _build(
+        cls,
+        settings: AppSettings,
+        registry: WorkflowRegistry,
+        codec: PayloadCodec | None,
+        run_pools: Collection[str] | None,
+        concurrency: Mapping[str, int] | None,
+        services: Mapping[str, Any] | None,
+    ) -> SluiceApp:
+        store = build_store(settings, codec)
         kv = build_kv(settings.kv)
         metrics = Metrics()
         telemetry = Telemetry(
@@ -125,8 +202,9 @@ class SluiceApp:
             store,
         )
         wired = build_services(
-            settings, registry, kv=kv, metrics=metrics, telemetry=telemetry, custom=services
-        )
+            settings, registry, kv=kv, metrics=metrics, telemetry=telemetry, custom=services,
+            store=store, codec=codec if isinstance(codec, AesGcmCodec) else None,
+        )  # fmt: skip
         runtime = Runtime(
             store,
             registry,

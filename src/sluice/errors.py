@@ -9,6 +9,7 @@ Defined here, and (in brackets) next to the code that raises them::
     │   ├── [RetrievalError]        retrieval: EmbedderMismatchError, IndexFormatError
     │   ├── [CacheConfigError]      cache: an invalid caches section
     │   ├── [ArtifactError]         models.artifacts: a trained model artifact is unusable
+    │   ├── [SecretsUnavailableError] governance.secrets: no keyring to encrypt secrets with
     │   ├── [ModelDependencyError]  models.features: the models extra is not installed
     │   ├── [SchemaError]           contracts.schemas: a contract's schema that cannot be used
     │   └── [MockError]             contracts.mock: a partner's spec that cannot be mocked
@@ -30,6 +31,7 @@ Defined here, and (in brackets) next to the code that raises them::
         ├── [ModelOutputError]      models.openai_client: a model's answer is not the schema
         ├── [TemplateError]         prompts: a prompt template cannot render with the values given
         ├── [BreakerOpenError]      reliability.breaker: the downstream's breaker is open
+        ├── [ModelNotAllowedError]  governance.routing: the routing rules refuse the model
         └── [UpstreamError]         gateway.upstream: a provider refused or failed a relayed call
 
 Retry behaviour is carried on the error itself (``retryable``, ``retry_after``) so the

@@ -10,6 +10,10 @@ section is parsed there once, and nothing is added after it returns. The object 
 - ``reliability`` (:class:`~sluice.reliability.services.ReliabilityServices`): ``slo_guards``,
   ``spend``, ``escalation``;
 - ``gateway``: the AI gateway (``ai_gateway``, ``gateway_cache``), with a ``gateway:`` section;
+- ``governance``: managed configuration kept in the store: ``secrets``
+  (:mod:`sluice.governance.secrets`), ``templates`` (stored prompt template versions) and
+  ``routing`` (which models a tenant, workflow or API key may use), when the app is built on
+  a store;
 - ``custom``: services the embedding code passes to ``SluiceApp.from_settings(services=...)``.
 
 Steps see the same object as a read-only mapping by service name (``ctx.services``,
@@ -36,12 +40,17 @@ from prometheus_client.core import Metric
 from sluice.ai_services import AiServices
 from sluice.cache.stats import CacheStats, ReportsStats
 from sluice.config import AppSettings
+from sluice.governance.routing import Routing, model_providers
+from sluice.governance.secrets import Secrets
+from sluice.governance.templates import ManagedTemplates
+from sluice.guard.crypto import AesGcmCodec
 from sluice.kv.base import KV
 from sluice.outbound.egress import Egress
 from sluice.reliability.breaker import BreakerRegistry
 from sluice.reliability.config import parse_reliability
 from sluice.reliability.services import ReliabilityServices, build_reliability_services
 from sluice.steps.files import AppFiles
+from sluice.store.managed import ManagedStore
 from sluice.telemetry.alerts import Alerts, AlertSettings
 from sluice.telemetry.metrics import Metrics, reliability_gauges
 from sluice.telemetry.tracing import Telemetry
@@ -97,11 +106,21 @@ class GatewayServices:
     gateway_cache: ReportsStats | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GovernanceServices:
+    """Managed configuration read from the app's store (wired when it is built on one)."""
+
+    secrets: Secrets | None = None
+    templates: ManagedTemplates | None = None
+    routing: Routing | None = None
+
+
 _GROUPS: dict[str, type[Any]] = {
     "core": CoreServices,
     "ai": AiServices,
     "reliability": ReliabilityServices,
     "gateway": GatewayServices,
+    "governance": GovernanceServices,
 }
 #: The group each built-in service name lives in.
 _HOME = {f.name: group for group, kind in _GROUPS.items() for f in fields(kind)}
@@ -111,7 +130,7 @@ _HOME = {f.name: group for group, kind in _GROUPS.items() for f in fields(kind)}
 _BEFORE_CUSTOM = (
     "kv", "files", "egress", "breakers", "response_cache", "retrieval_cache", "models",
     "cascades", "indexes", "prompts", "generate", "metrics", "telemetry", "slo_guards",
-    "spend", "escalation",
+    "spend", "escalation", "secrets", "templates", "routing",
 )  # fmt: skip
 _AFTER_CUSTOM = ("alerts", "ai_gateway", "gateway_cache")
 #: Built-in services that report cache stats (custom ones do when they are ReportsStats).
@@ -131,6 +150,7 @@ class Services(Mapping[str, Any]):
     ai: AiServices = field(default_factory=AiServices)
     reliability: ReliabilityServices = field(default_factory=ReliabilityServices)
     gateway: GatewayServices = field(default_factory=GatewayServices)
+    governance: GovernanceServices = field(default_factory=GovernanceServices)
     custom: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     _by_name: Mapping[str, Any] = field(init=False, repr=False)
 
@@ -222,11 +242,14 @@ def build_services(
     metrics: Metrics,
     telemetry: Telemetry,
     custom: Mapping[str, Any] | None = None,
+    store: ManagedStore | None = None,
+    codec: AesGcmCodec | None = None,
 ) -> Services:
     """The services of ``settings`` for ``workflows``, built once.
 
     ``custom`` services are wired by name: a built-in name replaces that service (tests pass
-    their own index or cache), any other is added as a custom service.
+    their own index or cache), any other is added as a custom service. ``store`` (with the
+    at-rest ``codec`` when encryption is configured) adds the ``governance`` group.
     """
     extra = settings.extra
     custom = dict(custom or {})
@@ -260,10 +283,17 @@ def build_services(
     core = CoreServices(
         kv, AppFiles(settings.app_dir), egress, breakers, metrics, telemetry, alerts
     )
+    governance = GovernanceServices()
+    if store is not None:
+        governance = GovernanceServices(
+            Secrets(store, codec),
+            ManagedTemplates(store),
+            Routing(store, model_providers(extra.get("models"))),
+        )
     gateway = GatewayServices()
     if extra.get("gateway") is not None:
-        gateway = _gateway_services(settings, kv, breakers, guards, metrics)
-    services = Services(core, ai, guards, gateway).with_parts(custom)
+        gateway = _gateway_services(settings, kv, breakers, guards, metrics, governance.routing)
+    services = Services(core, ai, guards, gateway, governance).with_parts(custom)
     metrics.watch(lambda: _reliability_gauges(services))
     return services
 
@@ -278,10 +308,12 @@ def _with_prompts(settings: AppSettings, workflows: list[Workflow], ai: AiServic
 
     search = settings.workflows_dir
     groups = settings.model_groups
-    if (settings.app_dir / PROMPTS_DIR).is_dir():
+    uses_generate = any(step.uses == "generate" for wf in workflows for step in wf.steps)
+    if (settings.app_dir / PROMPTS_DIR).is_dir() or uses_generate:
+        # Without the folder, generate steps render stored versions (name@version) only.
         prompts = load_prompts(settings.app_dir)
         ai = replace(ai, prompts=prompts, generate=Generation(prompts, search, groups))
-    if any(step.uses == "generate" for workflow in workflows for step in workflow.steps):
+    if uses_generate:
         models = list(settings.extra.get("models") or {})
         files = workflow_files(search, settings.app_dir)
         check_generate_steps(workflows, ai.prompts, models, groups=groups, files=files,
@@ -309,8 +341,9 @@ def _gateway_services(
     breakers: BreakerRegistry,
     reliability: ReliabilityServices,
     metrics: Metrics,
+    routing: Routing | None = None,
 ) -> GatewayServices:
     """The AI gateway of the ``gateway:`` section; its pools open and close with the app."""
     module, _, name = _GATEWAY_BUILDER.partition(":")
     build: Callable[..., GatewayServices] = getattr(importlib.import_module(module), name)
-    return build(settings, kv, breakers, reliability.spend, metrics)
+    return build(settings, kv, breakers, reliability.spend, metrics, routing)

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sluice.governance import ROLES, AuditLog, Permission, create_principal, issue_token
+from sluice.governance.secrets import Secrets
+from sluice.governance.templates import ManagedTemplates
+from sluice.guard.crypto import AesGcmCodec
 from sluice.ingress.apikeys import create_api_key
 from sluice.retrieval.embedder import embedder_for
 from sluice.retrieval.index import VectorIndex
@@ -25,6 +28,10 @@ runtime: {poll_ms: 20}
 indexes:
   faq: {embedder: wordllama, max_items: 1000}
 """
+#: An at-rest keyring for the apps that test secrets (payloads are then encrypted too, so the
+#: targets must be written through that app's store).
+KEYRING = {"SLUICE_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+           "SLUICE_ENCRYPTION_ACTIVE": "k1"}  # fmt: skip
 WORKFLOW = """
 name: tickets
 input_schema:
@@ -85,6 +92,8 @@ class Targets:
     new_name: str
     seq: int
     token_id: str  # a token of ``principal``
+    secret: str  # a secret with one version ("" when the store has no keyring)
+    template: str  # a stored template version, NAME@VERSION
 
 
 async def targets(store: Store) -> Targets:
@@ -105,8 +114,19 @@ async def targets(store: Store) -> Targets:
     seq, _ = await store.audit_head()
     if seq == 0:  # an entry to show
         seq = (await AuditLog(store).append("matrix", "setup", "test")).seq
+    secret = "s" + secrets.token_hex(4)
+    if isinstance(store.codec, AesGcmCodec):
+        await Secrets(store, store.codec).set(secret, "value-" + secret, "matrix")
+    else:
+        secret = ""
+    pushed = await ManagedTemplates(store).push_source("greet", template_source(name), "matrix")
     return Targets(record.id, item_id, event_id, name, name + "-v", "n" + secrets.token_hex(4),
-                   seq, token.id)  # fmt: skip
+                   seq, token.id, secret, pushed.id)  # fmt: skip
+
+
+def template_source(word: str) -> str:
+    """A valid template whose version is new for each ``word``."""
+    return f"system: 'You greet people ({word}).'\nuser: 'Say hello.'\n"
 
 
 def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:

@@ -4,6 +4,7 @@ nothing in the store (every table compared) or the live index."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tests.conftest import MakeApp
 from tests.governance.matrix import (
     CONFIG,
     IDENTITIES,
+    KEYRING,
     WORKFLOW,
     Targets,
     credential,
@@ -29,6 +31,7 @@ from tests.governance.matrix import (
     empty_index,
     may,
     targets,
+    template_source,
 )
 
 
@@ -44,7 +47,7 @@ async def served(make_app: MakeApp) -> AsyncIterator[Served]:
     """The app with no worker pools (dead runs stay dead), behind the real HTTP app."""
     app_dir = make_app(CONFIG, {"tickets.yaml": WORKFLOW})
     empty_index(app_dir)
-    settings = load_settings(app_dir)
+    settings = load_settings(app_dir, {**os.environ, **KEYRING})  # secrets need a keyring
     app = SluiceApp.from_settings(settings, run_pools=())
     gateway = intake.Ingress(app, parse_ingress(settings))
     await app.start()
@@ -60,8 +63,12 @@ def _request(route: AdminRoute, t: Targets) -> tuple[str, dict[str, object] | No
     """The concrete path and JSON body of a request that succeeds when allowed."""
     values = {"key_id": t.key_id, "item_id": t.item_id, "event_id": t.event_id,
               "name": t.principal, "seq": str(t.seq), "role": "viewer",
-              "token_id": t.token_id}  # fmt: skip
+              "token_id": t.token_id, "ref": t.template}  # fmt: skip
+    if route.path.startswith("/v1/admin/secrets/"):
+        values["name"] = t.secret
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m[1]], route.path)
+    if route.path == "/v1/admin/templates/diff":
+        path += f"?a={t.template}&b={t.template}"
     if route.path.endswith("/roles/{role}"):
         who = t.principal if route.method == "PUT" else t.holder
         path = f"/v1/admin/principals/{who}/roles/viewer"
@@ -69,6 +76,9 @@ def _request(route: AdminRoute, t: Targets) -> tuple[str, dict[str, object] | No
         "/v1/admin/apikeys": {"tenant": "acme"},
         "/v1/admin/principals": {"name": t.new_name, "roles": ["viewer"]},
         "/v1/admin/principals/{name}/tokens": {},
+        "/v1/admin/secrets/{name}": {"value": "new-" + t.secret},
+        "/v1/admin/templates": {"name": "greet", "source": template_source(t.new_name)},
+        "/v1/admin/routing": {"tenants": {"acme": {"models": ["small"]}}},
         "/v1/indexes/{name}/items": {"items": [
             {"id": "i1", "text": "my card is lost", "intent": "lost", "resolution": "freeze"}
         ]},

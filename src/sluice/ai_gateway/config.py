@@ -9,6 +9,7 @@
             base_url: http://127.0.0.1:8900/v1
             model: sim-tfidf           # the provider's model id
             api_key_env: PRIMARY_KEY   # optional; read once from the environment
+            # or: api_key: ${secret:primary_key}  (a secret of the store)
             timeout_s: 30
             max_connections: 64
             price_as: sim-small        # optional: the prices entry (default: name)
@@ -61,7 +62,16 @@ from sluice.models.prices import PriceTable
 from sluice.reliability.slo_guard import SloPolicy, SloSettings
 
 _DEPLOYMENT_KEYS = frozenset(
-    {"name", "base_url", "model", "api_key_env", "timeout_s", "max_connections", "price_as"}
+    {
+        "name",
+        "base_url",
+        "model",
+        "api_key",
+        "api_key_env",
+        "timeout_s",
+        "max_connections",
+        "price_as",
+    }
 )
 _LIMIT_KEYS = frozenset({"requests_per_s", "burst", "tokens_per_min"})
 _TOP_KEYS = frozenset(
@@ -85,7 +95,7 @@ class Deployment:
     name: str
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr
     timeout_s: float = 30.0
     max_connections: int = 64
     price_as: str = ""
@@ -203,13 +213,16 @@ def _deployment(
     env = raw.get("api_key_env")
     if env is not None and (not isinstance(env, str) or env not in environ):
         problems.append(f"{where}.api_key_env: environment variable {env} is not set")
+    api_key = raw.get("api_key")
+    if api_key is not None and not (isinstance(api_key, str) and api_key):
+        problems.append(f"{where}.api_key: must be a non-empty string (${{secret:NAME}})")
     if len(problems) > before:
         return None
     return Deployment(
         name=raw["name"],
         base_url=raw["base_url"].rstrip("/"),
         model=raw["model"],
-        api_key=environ[env] if env else None,
+        api_key=api_key or (environ[env] if env else None),
         timeout_s=float(raw.get("timeout_s", 30.0)),
         max_connections=int(connections),
         price_as=str(raw.get("price_as") or raw["name"]),

@@ -41,6 +41,7 @@ from sluice.cache.config import build_backend
 from sluice.cache.keys import stable_hash
 from sluice.cache.kv_backend import is_shared
 from sluice.errors import AdmissionError, InvalidInputError, NotFoundError, RateLimitedError
+from sluice.governance.routing import Routing, provider_of
 from sluice.ingress.limits import Limits, checked_idempotency_key, read_json
 from sluice.kv.base import KV
 from sluice.kv.limiter import KVRateLimiter
@@ -109,6 +110,8 @@ class _Call:
     include_usage: bool
     lead: Lead | None
     cache_key: str | None = None
+    #: The deployments the routing rules leave this call (None: every one of the group).
+    allowed: list[str] | None = None
     reservation: Reservation | None = None
     guard: SloGuard | None = None
     started: float = 0.0
@@ -127,9 +130,12 @@ class AiGateway:
         budgets: SpendBudgets | None = None,
         metrics: GatewayMetrics | None = None,
         policy: EgressPolicy | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.settings = settings
         self.kv = kv
+        # The managed routing rules: which models each tenant and API key may ask for.
+        self.routing = routing
         # Not `breakers or ...`: an empty registry is falsy (it has a length).
         self.breakers = breakers if breakers is not None else BreakerRegistry()
         self.metrics = metrics
@@ -194,27 +200,38 @@ class AiGateway:
 
     # the way through -------------------------------------------------------------------------
     async def complete(
-        self, tenant: str, raw: bytes, idempotency_key: str | None = None, use_cache: bool = True
+        self,
+        tenant: str,
+        raw: bytes,
+        idempotency_key: str | None = None,
+        use_cache: bool = True,
+        key: str = "",
     ) -> Reply | StreamReply:
-        """Answer one ``POST /v1/chat/completions`` body for ``tenant``."""
+        """Answer one ``POST /v1/chat/completions`` body for ``tenant`` (calling with the API
+        key whose id is ``key``)."""
         idempotency_key = checked_idempotency_key(idempotency_key)  # before any work: 400
         body = parse_body(raw)
         group = body["model"]
         if group not in self._groups:
             known = ", ".join(self._groups)
             raise NotFoundError(f"the model {group!r} does not exist (known: {known})")
+        allowed = None
+        if self.routing is not None:  # ModelNotAllowedError: a 403 naming the rule
+            targets = [(t.deployment.name, provider_of(t.deployment.base_url))
+                       for t in self._groups[group]]  # fmt: skip
+            allowed = await self.routing.gateway_targets(group, targets, tenant=tenant, key=key)
         await self._limit(tenant)
         stream = body.get("stream") is True
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         if idempotency_key is None:
-            call = _Call(tenant, group, body, stream, include_usage, None)
+            call = _Call(tenant, group, body, stream, include_usage, None, allowed=allowed)
             return await self._run(call, use_cache)
         claim = await self.keys.claim(tenant, idempotency_key, raw)
         if isinstance(claim, bytes):
             self._count(group, "replay")
             return _replay(claim, stream, include_usage, {"x-sluice-idempotent-replay": "true"})
-        call = _Call(tenant, group, body, stream, include_usage, claim)
+        call = _Call(tenant, group, body, stream, include_usage, claim, allowed=allowed)
         try:
             reply = await self._run(call, use_cache)
         except BaseException:
@@ -298,6 +315,8 @@ class AiGateway:
         last: UpstreamError | None = None
         wait = math.inf
         for target in self._groups[call.group]:
+            if call.allowed is not None and target.deployment.name not in call.allowed:
+                continue  # a provider the routing rules do not allow this tenant or key
             call.body["model"] = target.deployment.model
             data = orjson.dumps(call.body)
             try:

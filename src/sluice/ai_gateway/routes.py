@@ -10,6 +10,7 @@ refusal                                 status  ``type`` / ``code``
 malformed body or headers (below)       400     invalid_request_error / invalid_request
 missing or bad API key                  401     invalid_request_error / invalid_api_key
 unknown model group                     404     invalid_request_error / model_not_found
+model refused by the routing rules      403     permission_error / model_not_allowed
 idempotency key reused, other body      409     invalid_request_error / idempotency_conflict
 body over ``max_body_bytes``            413     invalid_request_error / request_too_large
 body not ``application/json``           415     invalid_request_error / unsupported_media_type
@@ -26,7 +27,11 @@ longer than 255 characters.
 
 429 and 503 carry ``Retry-After``. An exhausted budget is a 429 as OpenAI answers an exhausted
 quota, with ``x-should-retry: false`` so that the official clients do not retry until the
-window resets. A provider's own 4xx (a request it judges invalid) is relayed as it is.
+window resets. A model the managed routing rules (:mod:`sluice.governance.routing`) do not
+allow the tenant or the API key is a 403 ``application/problem+json`` document (``type``
+``.../model-not-allowed``, ``rule``: the refusing rule's path) that also carries the OpenAI
+``error`` member, so both kinds of client read it. A provider's own 4xx (a request it judges
+invalid) is relayed as it is.
 """
 
 from __future__ import annotations
@@ -49,9 +54,10 @@ from sluice.errors import (
     RateLimitedError,
     SluiceError,
 )
+from sluice.governance.routing import ModelNotAllowedError
 from sluice.ingress.apikeys import ApiKeyAuth
 from sluice.ingress.limits import RequestError, check_single
-from sluice.ingress.problems import openai_error
+from sluice.ingress.problems import openai_error, problem
 from sluice.outbound.upstream import UpstreamError
 from sluice.reliability.spend import BudgetExhaustedError
 
@@ -63,6 +69,12 @@ def _retry_after(seconds: float) -> str:
 def error_response(exc: SluiceError) -> Response:
     """The OpenAI-shaped answer to a refusal raised on the gateway's way through."""
     message = str(exc).splitlines()[0]
+    if isinstance(exc, ModelNotAllowedError):
+        # A problem document that OpenAI clients can read too (they look for "error").
+        error = {"message": message, "type": "permission_error", "param": None,
+                 "code": "model_not_allowed"}  # fmt: skip
+        return problem(403, "model-not-allowed", "Model not allowed", message,
+                       rule=exc.rule, error=error)  # fmt: skip
     if isinstance(exc, BudgetExhaustedError):
         headers = {"Retry-After": _retry_after(exc.retry_after), "x-should-retry": "false"}
         return openai_error(429, message, "insufficient_quota", "insufficient_quota", headers)
@@ -130,6 +142,7 @@ class ChatCompletions:
                 raw,
                 None if idempotency is None else idempotency.decode("latin-1"),
                 use_cache=headers.get(b"x-sluice-cache") != b"bypass",
+                key=key.id,
             )
         except SluiceError as exc:
             await error_response(exc)(scope, receive, send)

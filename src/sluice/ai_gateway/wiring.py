@@ -12,6 +12,7 @@ from sluice.ai_gateway.config import parse_gateway
 from sluice.ai_gateway.metrics import GatewayMetrics
 from sluice.ai_gateway.proxy import AiGateway
 from sluice.config import AppSettings
+from sluice.governance.routing import Routing
 from sluice.kv.base import KV
 from sluice.outbound.egress import app_policy
 from sluice.reliability.breaker import BreakerRegistry
@@ -26,6 +27,7 @@ def build_gateway_services(
     breakers: BreakerRegistry,
     budgets: SpendBudgets | None,
     metrics: Metrics,
+    routing: Routing | None = None,
 ) -> GatewayServices:
     """The AI gateway of the ``gateway:`` section and its response cache, on the app's KV,
     breakers (one view in /v1/status and /metrics) and spend budgets."""
@@ -36,5 +38,6 @@ def build_gateway_services(
     ai = AiGateway(
         parsed, kv, breakers=breakers, budgets=budgets, metrics=GatewayMetrics(metrics.registry),
         policy=app_policy(settings),
+        routing=routing,
     )  # fmt: skip
     return GatewayServices(ai, ai.cache)

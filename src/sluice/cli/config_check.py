@@ -264,6 +264,10 @@ def check_app(app_dir: Path) -> dict[str, Any]:
         for name in SECTIONS
         for problem in SECTION_CHECKS[name](settings)
     ]
+    from sluice.governance.secrets import reference_problems
+
+    # ${secret:NAME} references: their syntax (whether each is set is the store's to say).
+    problems += [f"{CONFIG_FILE}: {p}" for p in reference_problems(dict(settings.extra))]
     file_problems, workflows = _files(settings)
     problems += file_problems
     return {"app": str(settings.app_dir), "ok": not problems, "problems": problems,

@@ -36,6 +36,7 @@ from sluice.governance import (
 )
 from sluice.governance.principals import TOKEN_PREFIX
 from sluice.ingress import admin_actions as actions
+from sluice.ingress import managed_admin as managed
 from sluice.ingress.http import read_body, refusal
 from sluice.ingress.index_deltas import MAX_ITEMS, apply_delta
 from sluice.ingress.intake import Ingress
@@ -431,6 +432,29 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
                "Verify the audit trail"),
     AdminRoute("GET", "/v1/admin/audit/{seq:int}", P.AUDIT_READ, show_audit,
                "Show an audit entry"),
+    # Managed configuration (sluice.ingress.managed_admin): never a secret's value out.
+    AdminRoute("GET", "/v1/admin/secrets", P.SECRETS_READ_METADATA, managed.list_secrets,
+               "List secrets (metadata only)"),
+    AdminRoute("POST", "/v1/admin/secrets/rotate", P.SECRETS_WRITE, managed.rotate_secrets,
+               "Re-wrap every secret's data key with the active key"),
+    AdminRoute("GET", "/v1/admin/secrets/{name}", P.SECRETS_READ_METADATA,
+               managed.show_secret, "Show a secret's versions (metadata only)"),
+    AdminRoute("PUT", "/v1/admin/secrets/{name}", P.SECRETS_WRITE, managed.set_secret,
+               "Set a new version of a secret", body=True),
+    AdminRoute("DELETE", "/v1/admin/secrets/{name}", P.SECRETS_WRITE, managed.delete_secret,
+               "Delete a secret"),
+    AdminRoute("GET", "/v1/admin/templates", P.PROMPTS_READ, managed.list_templates,
+               "List stored prompt template versions"),
+    AdminRoute("POST", "/v1/admin/templates", P.PROMPTS_WRITE, managed.push_template,
+               "Push one prompt template version", body=True),
+    AdminRoute("GET", "/v1/admin/templates/diff", P.PROMPTS_READ, managed.diff_templates,
+               "Diff two stored template versions"),
+    AdminRoute("GET", "/v1/admin/templates/{ref}", P.PROMPTS_READ, managed.show_template,
+               "Show a stored template version"),
+    AdminRoute("GET", "/v1/admin/routing", P.ROUTING_READ, managed.show_routing,
+               "Show the model routing rules"),
+    AdminRoute("PUT", "/v1/admin/routing", P.ROUTING_WRITE, managed.set_routing,
+               "Replace the model routing rules", body=True),
 )  # fmt: skip
 
 #: The Starlette routes of :data:`ADMIN_ROUTES`.

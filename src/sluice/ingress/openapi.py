@@ -175,9 +175,17 @@ def _gateway_paths() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _CHAT}},
                 },
-                "responses": _openai_responses(
-                    400, 401, 404, 409, 413, 415, 429, 502, 503, ok={"200": answer}
-                ),
+                "responses": {
+                    **_openai_responses(
+                        400, 401, 404, 409, 413, 415, 429, 502, 503, ok={"200": answer}
+                    ),
+                    # The routing rules refused the model: a problem document that also
+                    # carries OpenAI's "error" member (sluice.governance.routing).
+                    "403": {
+                        "description": "model not allowed by the routing rules",
+                        "content": {"application/problem+json": {"schema": _PROBLEM}},
+                    },
+                },
             }
         },
         "/v1/models": {

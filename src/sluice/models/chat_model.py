@@ -17,6 +17,7 @@ golden set accounts for that.
         base_url: http://localhost:8900/v1   # OpenAI, vLLM, Ollama, llama.cpp, the simulator
         model: gpt-4o-mini                   # the provider's id; default: the entry's name
         api_key_env: OPENAI_API_KEY          # optional; read once from the injected environ
+        # or: api_key: ${secret:openai_key}  # a secret of the store (sluice secret set)
         timeout_s: 20                        # optional, per call (default 30)
         max_connections: 64                  # optional, per endpoint
         params: {temperature: 0, max_tokens: 64}
@@ -281,7 +282,16 @@ def _render(item: Mapping[str, Any]) -> str:
 
 
 _ENTRY_KEYS = frozenset(
-    {"kind", "base_url", "model", "api_key_env", "timeout_s", "max_connections", "params"}
+    {
+        "kind",
+        "base_url",
+        "model",
+        "api_key",
+        "api_key_env",
+        "timeout_s",
+        "max_connections",
+        "params",
+    }
     | {"labels", "version"}
 )
 
@@ -334,6 +344,10 @@ class ChatModelBuilder:
         for key in ("model", "api_key_env", "version"):
             if key in entry and not (isinstance(entry[key], str) and entry[key]):
                 problems.append(f"{path}.{key}: must be a non-empty string")
+        if "api_key" in entry and "api_key_env" in entry:
+            problems.append(f"{path}.api_key: give api_key or api_key_env, not both")
+        if "api_key" in entry and not (isinstance(entry["api_key"], str) and entry["api_key"]):
+            problems.append(f"{path}.api_key: must be a non-empty string (${{secret:NAME}})")
         env = entry.get("api_key_env")
         if isinstance(env, str) and env and env not in self._environ:
             problems.append(f"{path}.api_key_env: environment variable {env} is not set")
@@ -359,7 +373,7 @@ class ChatModelBuilder:
     def __call__(self, name: str, entry: Mapping[str, Any], app_dir: Path) -> ChatModel:
         """Build the model for one validated entry (a ``labels`` CSV is read under ``app_dir``)."""
         env = entry.get("api_key_env")
-        api_key = self._environ.get(env) if env else None
+        api_key = entry.get("api_key") or (self._environ.get(env) if env else None)
         connections = int(entry.get("max_connections", 64))
         key = (str(entry["base_url"]), api_key, connections)
         client = self._clients.get(key)

@@ -9,10 +9,12 @@ A custom step calls a model through the services, like the built-in steps do::
 
 Each call:
 
-1. is held against the workflow's and the tenant's spend budgets at its estimated cost
+1. is checked against the managed routing rules (:mod:`sluice.governance.routing`): a model
+   the tenant or the workflow may not use fails the step with the rule's path, not retried;
+2. is held against the workflow's and the tenant's spend budgets at its estimated cost
    (:mod:`sluice.models.estimate`) before it goes out;
-2. runs under the event's deadline, in a model span;
-3. is settled with its real cost (or released if it failed), written to the cost ledger (one
+3. runs under the event's deadline, in a model span;
+4. is settled with its real cost (or released if it failed), written to the cost ledger (one
    row, cache hits at zero) and counted in the model metrics.
 
 When a ``refuse`` budget is used up the call raises the budget's error (the step fails, is
@@ -35,6 +37,7 @@ from sluice.models.guarded import call_deadline
 from sluice.telemetry.call_spans import model_span, record_model_result
 
 if TYPE_CHECKING:
+    from sluice.governance.routing import Routing
     from sluice.reliability.escalation import EscalationGate
     from sluice.telemetry.metrics import Metrics
     from sluice.telemetry.tracing import Telemetry
@@ -114,6 +117,9 @@ class MeteredModel:
     async def _call(self, model: Model, request: ModelRequest) -> ModelResult | None:
         """The call, held and settled; None when a degrade budget will not hold it."""
         ctx = self._ctx
+        routing: Routing | None = ctx.services.get("routing")
+        if routing is not None:  # the managed routing rules: a refusal fails the step
+            await routing.check_step_model(model.name, tenant=ctx.tenant, workflow=ctx.workflow)
         gate: EscalationGate | None = ctx.services.get("escalation")
         held: Any = None
         if gate is not None:

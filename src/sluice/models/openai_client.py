@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -67,7 +67,7 @@ class ClientSettings:
     """Where and how to reach one OpenAI-compatible endpoint."""
 
     base_url: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr
     timeout_s: float = 30.0
     connect_timeout_s: float = 5.0
     max_connections: int = 64

@@ -108,6 +108,28 @@ def _step_source(step: Step, search_path: Path) -> Path:
     return Path(source)
 
 
+#: Options that name app code as ``module:function`` (a generate step's fallback and tools).
+_CODE_KEYS = frozenset({"fallback", "tools"})
+
+
+def _option_code(step: Step, search_path: Path, app_dir: Path) -> dict[str, Any]:
+    """The app code a built-in step's options name: ``module:function`` -> file and digest."""
+    found: dict[str, Any] = {}
+    for key, value in _walk(step.options):
+        if key not in _CODE_KEYS:
+            continue
+        for ref in _strings(value):
+            if ":" not in ref:
+                continue
+            base = search_path.joinpath(*ref.partition(":")[0].split("."))
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    shown = _relative(candidate, app_dir) or str(candidate)
+                    found[ref] = {"file": shown, "code": _digest(candidate)}
+                    break
+    return found
+
+
 def _steps(workflow: Workflow, path: Path, app_dir: Path, version: str) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     for step in workflow.steps:
@@ -118,6 +140,9 @@ def _steps(workflow: Workflow, path: Path, app_dir: Path, version: str) -> dict[
             entry["file"] = _relative(source, app_dir) or step.uses.partition(":")[0]
         else:
             entry["code"] = f"sluice-{version}"
+            named = _option_code(step, path.parent, app_dir)
+            if named:  # a fallback or a tool of the app's: its code is part of the release
+                entry["app_code"] = named
         steps[step.name] = entry
     return steps
 

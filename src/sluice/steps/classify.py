@@ -34,8 +34,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ConfigError, StepError
+from sluice.governance.routing import Routing
 from sluice.models.base import Model, ModelRequest, ModelResult
-from sluice.models.cascade import Cascade, Held
+from sluice.models.cascade import Cascade, Escalate, Held
 from sluice.models.estimate import cost_bound
 from sluice.models.guarded import call_deadline
 from sluice.models.prices import money
@@ -66,22 +67,28 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
     degrade_to = _degrade_to(ctx)
     # The app's services by name (ctx.services): each typed here as the app wires it.
     gate: EscalationGate | None = ctx.services.get("escalation")
-    escalate = first = None
+    escalate: Escalate | None = None
+    first: Escalate | None = None
     if gate is not None:  # spend budgets hold every call; the SLO guard may keep the cheap one
         models = {tier.model.name: tier.model for tier in cascade.tiers}
         if degrade_to is not None:
             models[degrade_to.name] = degrade_to
 
-        async def first(model: str) -> Held | str:
+        async def reserve(model: str) -> Held | str:
             estimate = cost_bound(models[model], request)
             held: Held | str = await gate.reserve(ctx.workflow, ctx.tenant, model, estimate)
             return held
 
-        async def escalate(model: str) -> Held | str:
+        async def allow(model: str) -> Held | str:
             estimate = cost_bound(models[model], request)
             held: Held | str = await gate.allow(ctx.workflow, ctx.tenant, model, estimate)
             return held
 
+        first, escalate = reserve, allow
+
+    routing: Routing | None = ctx.services.get("routing")
+    if routing is not None:  # the managed routing rules: a refused tier fails the step
+        first, escalate = _routed(routing, ctx, first), _routed(routing, ctx, escalate)
     telemetry: Telemetry | None = ctx.services.get("telemetry")
     on_call = None
     if telemetry is not None:  # the cost ledger: one row per call as made, cache hits at zero
@@ -124,6 +131,27 @@ async def classify(ctx: StepContext, data: JSONObject) -> JSONObject:
         "cost": money(sum(step.cost for step in outcome.steps)),
         **({"degraded": outcome.skipped} if outcome.skipped else {}),
     }
+
+
+class _Free:
+    """What a tier holds when only the routing rules were asked: nothing."""
+
+    async def commit(self, actual: float) -> None:
+        """Nothing to settle."""
+
+    async def release(self) -> None:
+        """Nothing to release."""
+
+
+def _routed(routing: Routing, ctx: StepContext, hook: Escalate | None) -> Escalate:
+    """``hook`` (a spend hold, or nothing), asked only once the routing rules allow the tier's
+    model; :class:`~sluice.governance.routing.ModelNotAllowedError` names the rule otherwise."""
+
+    async def ask(model: str) -> Held | str:
+        await routing.check_step_model(model, tenant=ctx.tenant, workflow=ctx.workflow)
+        return _Free() if hook is None else await hook(model)
+
+    return ask
 
 
 def _degrade_to(ctx: StepContext) -> Model | None:

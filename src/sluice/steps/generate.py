@@ -7,7 +7,8 @@ Workflow use::
       pool: inference
       uses: generate
       options:
-        template: draft_reply             # prompts/draft_reply.yaml (or draft_reply@VERSION)
+        template: draft_reply             # prompts/draft_reply.yaml (or draft_reply@VERSION,
+                                          # read from the store when the files lack it)
         model: [large, backup]            # optional (default: the template's); tried in order,
                                           # or a group of the model_groups: section
         inputs:                           # variable: data path, or a lookup in an app file
@@ -63,6 +64,7 @@ import jsonschema
 import orjson
 
 from sluice.errors import StepError
+from sluice.governance.templates import resolve_template
 from sluice.guard.pii import PiiMasker
 from sluice.models.base import Model, ModelRequest, ModelResult
 from sluice.models.chat_model import TEXT_SINK
@@ -195,7 +197,8 @@ class StepGeneration:
         """Render ``template`` with ``values`` strictly, ask the first listed model that
         answers, repair or run tools as needed; see the module docstring."""
         ctx = self._ctx
-        found = self._service.prompts.get(template)
+        found = await resolve_template(self._service.prompts, ctx.services.get("templates"),
+                                       template)  # fmt: skip
         if found is None:
             raise StepError(f"step {ctx.step!r}: no prompt template {template!r}", retryable=False)
         rendered = found.render(values)
@@ -492,7 +495,8 @@ async def generate(ctx: StepContext, data: JSONObject) -> JSONObject:
     if service is None:
         raise StepError(f"step {ctx.step!r}: the app has no prompts/ folder", retryable=False)
     options = ctx.options
-    template = service.prompts.get(str(options.get("template")))
+    template = await resolve_template(service.prompts, ctx.services.get("templates"),
+                                      str(options.get("template")))  # fmt: skip
     if template is None:
         raise StepError(f"step {ctx.step!r}: no prompt template {options.get('template')!r}",
                         retryable=False)  # fmt: skip

@@ -80,6 +80,8 @@ def _step_problems(
     template = None
     if not isinstance(name, str) or not name:
         problems.append(".template: required, a template of prompts/ (name or name@version)")
+    elif "@" in name and (prompts is None or prompts.get(name) is None):
+        pass  # a version the files no longer hold: read from the store when the step runs
     elif prompts is None:
         problems.append(f".template: {name!r}: the app has no prompts/ folder")
     else:

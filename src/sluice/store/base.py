@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sluice.store.at_rest import open_text
 from sluice.store.codec import PayloadCodec
+from sluice.store.managed import ManagedStore
 
 
 class EventState(StrEnum):
@@ -607,8 +608,11 @@ class ReleaseStore(Protocol):
         ...
 
 
-class Store(JobStore, IngressStore, TelemetryStore, GovernanceStore, ReleaseStore, Protocol):
-    """The whole database: the five concerns, plus what spans them (its lifecycle, the payload
+class Store(
+    JobStore, IngressStore, TelemetryStore, GovernanceStore, ReleaseStore, ManagedStore, Protocol
+):
+    """The whole database: the five concerns and managed configuration
+    (:mod:`sluice.store.managed`), plus what spans them (its lifecycle, the payload
     codec every table's payloads pass through, and re-encoding them all). Every implementation
     passes all four contract suites and ``tests/store/test_at_rest.py``.
 

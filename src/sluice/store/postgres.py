@@ -44,6 +44,7 @@ from sluice.store.postgres_batch import GroupCommit
 from sluice.store.postgres_governance import PostgresGovernanceMixin
 from sluice.store.postgres_ingress import PostgresIngressMixin
 from sluice.store.postgres_listen import WorkCallback, WorkListener, channel_for
+from sluice.store.postgres_managed import PostgresManagedMixin
 from sluice.store.postgres_releases import PostgresReleasesMixin
 from sluice.store.postgres_schema import migrate
 from sluice.store.postgres_telemetry import PostgresTelemetryMixin
@@ -80,7 +81,11 @@ def _db_error(exc: BaseException) -> StoreError:
 
 
 class PostgresStore(
-    PostgresIngressMixin, PostgresTelemetryMixin, PostgresGovernanceMixin, PostgresReleasesMixin
+    PostgresIngressMixin,
+    PostgresTelemetryMixin,
+    PostgresGovernanceMixin,
+    PostgresReleasesMixin,
+    PostgresManagedMixin,
 ):
     """PostgreSQL implementation of :class:`~sluice.store.base.Store`.
 

@@ -234,6 +234,33 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX releases_by_workflow ON releases(workflow, created_at);
     """,
+    # Managed configuration: secret versions (envelope-encrypted), prompt template versions,
+    # routing rules versions.
+    """
+    CREATE TABLE secrets (
+        name text NOT NULL,
+        version integer NOT NULL,
+        wrapped_key bytea NOT NULL,
+        value bytea NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE prompt_templates (
+        name text NOT NULL,
+        version text NOT NULL,
+        source text NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE routing_rules (
+        version integer PRIMARY KEY,
+        document text NOT NULL,
+        created_at double precision NOT NULL,
+        created_by text NOT NULL
+    );
+    """,
 )
 
 

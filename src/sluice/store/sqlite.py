@@ -33,6 +33,7 @@ from sluice.store.base import (
 from sluice.store.codec import IdentityCodec, PayloadCodec
 from sluice.store.sqlite_governance import SqliteGovernanceMixin
 from sluice.store.sqlite_ingress import SqliteIngressMixin
+from sluice.store.sqlite_managed import SqliteManagedMixin
 from sluice.store.sqlite_releases import SqliteReleasesMixin
 from sluice.store.sqlite_schema import migrate
 from sluice.store.sqlite_telemetry import SqliteTelemetryMixin
@@ -52,7 +53,11 @@ _JOB_COLUMNS = (
 
 
 class SqliteStore(
-    SqliteIngressMixin, SqliteTelemetryMixin, SqliteGovernanceMixin, SqliteReleasesMixin
+    SqliteIngressMixin,
+    SqliteTelemetryMixin,
+    SqliteGovernanceMixin,
+    SqliteReleasesMixin,
+    SqliteManagedMixin,
 ):
     """SQLite implementation of :class:`~sluice.store.base.Store`."""
 

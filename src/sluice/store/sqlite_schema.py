@@ -220,6 +220,33 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX releases_by_workflow ON releases(workflow, created_at);
     """,
+    # Managed configuration: secret versions (envelope-encrypted), prompt template versions,
+    # routing rules versions.
+    """
+    CREATE TABLE secrets (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        value BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE prompt_templates (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE routing_rules (
+        version INTEGER PRIMARY KEY,
+        document TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    """,
 )
 
 
