@@ -18,13 +18,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sluice.contracts import CheckResult, ContractOptions, run_contracts
+from sluice.contracts.results import CheckResult
+from sluice.errors import MissingExtraError
 from sluice.suites.gate import Gate, GateSpec
 from sluice.suites.manifest import check_keys
 from sluice.suites.results import CaseResult
 from sluice.suites.target import Target
+
+if TYPE_CHECKING:
+    from sluice.contracts.runner import ContractOptions
 
 _KEYS = ("examples", "events", "api_examples")
 #: Upper bounds that keep the gate a matter of seconds to a minute.
@@ -69,12 +73,18 @@ class ContractGate:
     def run(self, target: Target) -> list[CaseResult]:
         """The checks, each a case; contracts that cannot be read raise (the gate cannot
         run)."""
+        from sluice.contracts.runner import run_contracts
+
         results = asyncio.run(run_contracts(target.app_dir, self.options, environ=target.environ))
         return [case_of(result, self.name) for result in results]
 
 
 def contract_gate(spec: GateSpec) -> Gate:
     """Build the gate from ``contract: {examples, events, api_examples}``."""
+    try:  # the generators are the ``testing`` extra
+        from sluice.contracts.runner import ContractOptions
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError("the contract gate", "testing", exc.name or "hypothesis") from exc
     check_keys(spec, _KEYS)
     values: dict[str, int] = {}
     defaults = ContractOptions()
