@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,8 @@ import pytest
 from sluice.models.registry import models_dir, training_params
 from sluice.models.splits import read_examples, write_examples
 from sluice.models.training import ensure_artifact
-from sluice.store.base import Store
-from sluice.store.postgres import PostgresStore
-from sluice.store.sqlite import SqliteStore
 from tests.models.conftest import per_label
-from tests.store.conftest import drop_test_schema, new_schema, postgres_schema_url
+from tests.store.conftest import store
 
 TRIAGE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 # Both models TF-IDF so that training takes seconds; the release does not care which kind.
@@ -60,20 +56,5 @@ def app(trained_triage: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An open, empty store of each kind (PostgreSQL in a schema of its own)."""
-    impl: SqliteStore | PostgresStore
-    schema = None
-    if request.param == "postgres":
-        schema = new_schema()
-        impl = PostgresStore(postgres_schema_url(schema))
-    else:
-        impl = SqliteStore(tmp_path / "releases.db")
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.aclose()
-        if schema is not None:
-            await drop_test_schema(schema)
+# The store of the store contract suite: each kind, PostgreSQL in a schema of its own.
+__all__ = ["app", "store", "trained_triage"]

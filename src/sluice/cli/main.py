@@ -98,6 +98,15 @@ def _register_missing(app: typer.Typer, module: str, package: str) -> None:
     )(missing)
 
 
+# The extra that brings each optional package (pyproject.toml's optional dependencies).
+_EXTRA_OF = {
+    "hypothesis": "testing", "hypothesis_jsonschema": "testing", "schemathesis": "testing",
+    "bandit": "testing", "detect_secrets": "testing", "asyncpg": "postgres", "redis": "redis",
+    "torch": "models", "sentence_transformers": "models", "wordllama": "models",
+    "numpy": "models", "sklearn": "models",
+}  # fmt: skip
+
+
 def main() -> None:
     """Run the ``sluice`` command."""
     try:
@@ -108,9 +117,10 @@ def main() -> None:
         missing = (exc.name or "").partition(".")[0]
         if not missing or missing == "sluice":
             raise
+        extra = _EXTRA_OF.get(missing, "all")
         typer.echo(
             f"error: this command needs the {missing!r} package, which is not installed:"
-            " pip install 'sluicegate[all]' (or the extra named in docs)",
+            f" pip install 'sluicegate[{extra}]'",
             err=True,
         )
         raise SystemExit(2) from None
