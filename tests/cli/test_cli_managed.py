@@ -183,7 +183,7 @@ def test_config_check_names_malformed_references(app_dir: Path, env: dict[str, s
     not: the store says at load) is none."""
     config = app_dir / "sluice.yaml"
     config.write_text(config.read_text() + 'alerts: {webhook: "${secret:bad name}"}\n'
-                      'egress: {allow: ["${secret:fine}"]}\n')  # fmt: skip
+                      'telemetry: {service_name: "${secret:fine}"}\n')  # fmt: skip
     report = orjson.loads(_cli(env, "config", "check", str(app_dir), "--json").output)
     shown = [p for p in report["problems"] if "secret" in p]
     assert shown == [

@@ -45,7 +45,7 @@ from sluice.workflow.registry import WorkflowRegistry
 #: The ``SLUICE_*`` variable holding the signing secret of deliveries to a mock.
 SECRET_ENV = "SLUICE_CONTRACTS_WEBHOOK_SECRET"  # noqa: S105 - the variable's name
 # A fixed key: it signs deliveries to a mock on 127.0.0.1 and nothing else.
-_SECRET = "whsec_Y29udHJhY3QtY2hlY2tzLXNpZ25pbmcta2V5"  # noqa: S105  # pragma: allowlist secret
+_SECRET = "whsec_Y29udHJhY3QtY2hlY2tzLXNpZ25pbmcta2V5"  # noqa: S105 - a test key for the mock  # pragma: allowlist secret
 _SHOWN = 5
 _DEFAULT_LABELS = ("yes", "no")
 _MAX_LABELS = 200

@@ -127,6 +127,30 @@ def check_secrets(paths: Sequence[Path]) -> CheckResult:
     )
 
 
+def _requirements(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """(first line number, requirement) of a requirements file: comments dropped, lines
+    continued with a backslash joined, and ``--hash`` options (a hashed lock) set aside."""
+    found: list[tuple[int, str]] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(lines, 1):
+        line = raw.split(" #")[0].strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if not pending:
+            start = number
+        continued = line.endswith("\\")
+        pending.append(line.rstrip("\\").strip())
+        if continued:
+            continue
+        words = " ".join(pending).split()
+        pending = []
+        kept = [w for w in words if not w.startswith("--hash=")]
+        if kept:
+            found.append((start, " ".join(kept)))
+    return found
+
+
 def check_lock(lock: Path) -> CheckResult:
     """Every requirement line of ``lock`` pins one version."""
     started = time.perf_counter()
@@ -136,10 +160,7 @@ def check_lock(lock: Path) -> CheckResult:
         return CheckResult("security:lock", False, f"lock: cannot read {lock}: {exc.strerror}")
     loose = []
     count = 0
-    for number, raw in enumerate(lines, 1):
-        line = raw.split(" #")[0].strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in _requirements(lines):
         count += 1
         if line.startswith("-") or not _PINNED.match(line):
             loose.append(f"{lock}:{number}: {line} is not pinned (name==version)")
