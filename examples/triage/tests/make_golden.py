@@ -7,7 +7,7 @@ Run from the repository root (the models must be trained; it takes about a minut
 For each intent it takes, in file order, the first ``PER_INTENT`` rows of
 ``data/validation.csv`` (held out from training; ``data/README.md``) that the app labels as
 their gold intent, runs them through the real workflow and pins what a correct answer
-produces: the intent, the route (team, priority, queue), whether the draft goes to review,
+produces: the intent, the route (team, priority, queue), whether the draft needs review,
 and the start of the draft reply. Rows the app mislabels are left out and counted in the
 suite's description: accuracy over every row is the snapshot's job (``snapshots/``). Later
 versions come from ``sluice test record examples/triage --suite triage``.
@@ -45,7 +45,7 @@ OUTPUT_SCHEMA = {
         },
         "draft": {
             "type": "object",
-            "required": ["reply", "review", "similar_tickets"],
+            "required": ["reply", "needs_review", "reason"],
             "properties": {"reply": {"type": "string", "minLength": 1}},
         },
     },
@@ -81,7 +81,7 @@ def main() -> int:
                 "expect": {
                     "intent": label,
                     "route": {"equals": dict(result["route"])},
-                    "draft.review": result["draft"]["review"],
+                    "draft.needs_review": result["draft"]["needs_review"],
                     "draft.reply": {
                         "pattern": reply_pattern(result["draft"]["reply"][:REPLY_PREFIX])
                     },
